@@ -1,0 +1,6 @@
+"""From-scratch NumPy twins of the project's networks (no TensorFlow here).
+
+Modules, bottom-up: ``functions`` (pure math), ``gradient`` (numerical
+differentiation), ``perceptron``, ``layers`` (forward/backward pairs),
+``networks``, ``optimizers``, ``training``, ``mnist`` (idx reader).
+"""

@@ -1,0 +1,43 @@
+"""Shared fixtures: the real data directory and quiet TensorFlow logs."""
+
+import os
+import pathlib
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _data_root():
+    root = os.environ.get("TFMODELS_DATA_DIR")
+    return pathlib.Path(root) if root else None
+
+
+@pytest.fixture(scope="session")
+def data_dir():
+    """`$TFMODELS_DATA_DIR`, or a skip that says why."""
+    root = _data_root()
+    if root is None or not root.is_dir():
+        pytest.skip("TFMODELS_DATA_DIR is not set to an existing directory; "
+                    "real-data tests need the MNIST idx files / SVHN samples")
+    return root
+
+
+@pytest.fixture(scope="session")
+def mnist_dir(data_dir):
+    """Directory with the four real MNIST idx files, or a skip."""
+    for candidate in (data_dir / "mnist", data_dir):
+        if (candidate / "train-images-idx3-ubyte.gz").exists() or (
+                candidate / "train-images-idx3-ubyte").exists():
+            return candidate
+    pytest.skip(f"no MNIST idx files under {data_dir}")
+
+
+@pytest.fixture(scope="session")
+def svhn_sample_file(data_dir):
+    """The four real SVHN crops (`svhn_samples_32x32.mat`), or a skip."""
+    for candidate in (data_dir / "svhn_samples", data_dir / "svhn", data_dir):
+        path = candidate / "svhn_samples_32x32.mat"
+        if path.exists():
+            return path
+    pytest.skip(f"no svhn_samples_32x32.mat under {data_dir}")
