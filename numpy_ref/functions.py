@@ -65,6 +65,8 @@ def as_batch(y, t):
     """Views y as (N, C) and t as (N,) integer labels or (N, C) one-hot."""
     y = np.asarray(y)
     t = np.asarray(t)
+    if t.ndim == 0:  # one integer label
+        t = t.reshape(1)
     if y.ndim == 1:  # one sample: (C,) -> (1, C)
         y = y.reshape(1, -1)
         t = t.reshape(1, -1) if t.ndim == 1 and t.size == y.shape[1] else t.reshape(1)

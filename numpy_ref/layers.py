@@ -82,17 +82,22 @@ class Tanh(Layer):
 ACTIVATIONS = {"relu": Relu, "sigmoid": Sigmoid, "tanh": Tanh}
 
 
-def activation_layer(name):
-    """A fresh activation layer: 'relu', 'sigmoid' or 'tanh'.
+def activation_name(activation):
+    """The canonical name of an activation given by name or as the book's function.
 
     The book passes functions (``activation=sigmoid``); ``functions.relu``,
-    ``functions.sigmoid`` and ``functions.tanh`` are accepted too.
+    ``functions.sigmoid`` and ``functions.tanh`` are accepted as well as names.
     """
-    name = {F.relu: "relu", F.sigmoid: "sigmoid", F.tanh: "tanh"}.get(name, name)
+    name = {F.relu: "relu", F.sigmoid: "sigmoid", F.tanh: "tanh"}.get(activation, activation)
     if name not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}. "
-                         f"Received: activation={name!r}")
-    return ACTIVATIONS[name]()
+                         f"Received: activation={activation!r}")
+    return name
+
+
+def activation_layer(activation):
+    """A fresh activation layer: 'relu', 'sigmoid' or 'tanh' (or the function)."""
+    return ACTIVATIONS[activation_name(activation)]()
 
 
 class Affine(Layer):
@@ -132,7 +137,9 @@ class Affine(Layer):
                              f"Received: input shape {self.x_shape}")
         self.x = x
         out = x @ self.W  # (N, M)
-        return out if self.b is None else out + self.b
+        if self.b is not None:
+            out = out + self.b
+        return out.reshape(-1) if len(self.x_shape) == 1 else out  # one sample: (M,)
 
     def backward(self, dout):
         dout = dout.reshape(self.x.shape[0], -1)  # (N, M)
