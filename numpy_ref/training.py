@@ -12,6 +12,14 @@ import math
 import numpy as np
 
 
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; ``epoch`` and ``step`` say where."""
+
+    def __init__(self, loss, epoch, step):
+        super().__init__(f"non-finite training loss {loss} at epoch {epoch}, step {step}")
+        self.epoch, self.step = epoch, step
+
+
 def train_step(network, optimizer, x, t):
     """Forward, backward and one optimizer update; returns the batch loss."""
     loss, grads = network.loss_and_gradient(x, t)
@@ -36,16 +44,26 @@ def evaluate(network, x, t, batch_size=1000, preprocess=None):
     return total_loss / len(x), hits / len(x)
 
 
+def epoch_order(n, seed, epoch):
+    """The shuffled sample order of one epoch: a function of (seed, epoch) only,
+    so a run resumed at any epoch sees the same batches as an uninterrupted one."""
+    rng = np.random.default_rng(None if seed is None else [seed, epoch])
+    return rng.permutation(n)
+
+
 def fit(network, optimizer, train_data, test_data=None, epochs=10, batch_size=100,
-        seed=None, max_steps=None, preprocess=None, callback=None, step_callback=None):
+        seed=None, max_steps=None, preprocess=None, callback=None, step_callback=None,
+        initial_epoch=0):
     """Trains ``network`` in place and returns the per-epoch history.
 
     Args:
         train_data, test_data: ``(x, t)`` arrays; t integer labels or one-hot
             (or regression targets for the DNN). ``test_data`` may be None.
-        epochs: passes over the training set (the last one stops early when
+        epochs: the epoch to train up to (the last one stops early when
             ``max_steps`` is reached, e.g. the book's 10,000 iterations).
         seed: seeds the shuffling; the same seed gives the same batches.
+        initial_epoch: epochs already done (as in Keras's ``fit``): training
+            runs epochs initial_epoch + 1 .. epochs, with those epochs' orders.
         preprocess: optional function applied to each input batch, e.g.
             ``lambda b: b.astype(np.float32) / 255`` for uint8 images kept
             in memory as uint8.
@@ -53,8 +71,9 @@ def fit(network, optimizer, train_data, test_data=None, epochs=10, batch_size=10
         step_callback: ``step_callback(epoch, step, loss)`` after each batch.
 
     Raises:
-        FloatingPointError: the loss became NaN or infinite (names the epoch
-            and step); the weights then hold that step's update.
+        NonFiniteLossError: (a FloatingPointError) the loss became NaN or
+            infinite; names the epoch and step. The weights then hold that
+            step's update.
     """
     x_train, t_train = train_data
     if len(x_train) != len(t_train):
@@ -63,11 +82,10 @@ def fit(network, optimizer, train_data, test_data=None, epochs=10, batch_size=10
     if batch_size < 1 or epochs < 1:
         raise ValueError(f"batch_size and epochs must be >= 1. "
                          f"Received: batch_size={batch_size}, epochs={epochs}")
-    rng = np.random.default_rng(seed)
     history = {"train_loss": [], "train_accuracy": [], "test_loss": [], "test_accuracy": []}
     steps = 0
-    for epoch in range(1, epochs + 1):
-        order = rng.permutation(len(x_train))
+    for epoch in range(initial_epoch + 1, epochs + 1):
+        order = epoch_order(len(x_train), seed, epoch)
         loss_sum, hits, seen = 0.0, 0, 0
         for step, start in enumerate(range(0, len(order), batch_size), start=1):
             idx = order[start:start + batch_size]
@@ -76,8 +94,7 @@ def fit(network, optimizer, train_data, test_data=None, epochs=10, batch_size=10
                 xb = preprocess(xb)
             loss = float(train_step(network, optimizer, xb, tb))
             if not math.isfinite(loss):
-                raise FloatingPointError(
-                    f"non-finite training loss {loss} at epoch {epoch}, step {step}")
+                raise NonFiniteLossError(loss, epoch, step)
             loss_sum += loss * len(idx)
             hits += int(np.sum(network.last_output.argmax(axis=1) == _labels(tb)))
             seen += len(idx)
