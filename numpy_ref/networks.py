@@ -188,6 +188,10 @@ class TwoLayerNet(ClassifierNet):
         sizes = [input_size, hidden_size, output_size]
         super().__init__(dense_stack(sizes, activation, weight_init_std, dtype, seed),
                          loss_variant)
+        self.config = dict(input_size=input_size, hidden_size=hidden_size,
+                           output_size=output_size, weight_init_std=weight_init_std,
+                           activation=L.activation_name(activation), dtype=np.dtype(dtype).name,
+                           loss_variant=loss_variant)
 
 
 class MultiLayerNet(ClassifierNet):
@@ -202,6 +206,10 @@ class MultiLayerNet(ClassifierNet):
         sizes = [input_size, *hidden_size_list, output_size]
         super().__init__(dense_stack(sizes, activation, weight_init, dtype, seed),
                          loss_variant)
+        self.config = dict(input_size=input_size, hidden_size_list=list(hidden_size_list),
+                           output_size=output_size, activation=L.activation_name(activation),
+                           weight_init=weight_init, dtype=np.dtype(dtype).name,
+                           loss_variant=loss_variant)
 
 
 class DNN(LayerNet):
@@ -219,3 +227,7 @@ class DNN(LayerNet):
         sizes = [num_input] + [num_neuron] * hidden_depth + [num_output]
         super().__init__(dense_stack(sizes, activation, weight_init, dtype, seed,
                                      activate_output=True), L.MeanSquaredErrorLoss())
+        self.config = dict(hidden_depth=hidden_depth, num_neuron=num_neuron,
+                           num_input=num_input, num_output=num_output,
+                           activation=L.activation_name(activation),
+                           weight_init=weight_init, dtype=np.dtype(dtype).name)

@@ -57,6 +57,22 @@ class Optimizer(abc.ABC):
             self._update_one(name, param, grad, lr)
         self.iterations += 1
 
+    def get_state(self):
+        """Flat dict of arrays ("slot/param" -> array, plus "iterations") for saving."""
+        flat = {f"{slot}/{name}": array.copy()
+                for slot, store in self.state.items() for name, array in store.items()}
+        flat["iterations"] = np.array(self.iterations)
+        return flat
+
+    def set_state(self, flat):
+        """Restores what ``get_state`` returned."""
+        flat = dict(flat)
+        self.iterations = int(flat.pop("iterations"))
+        self.state = {}
+        for key, array in flat.items():
+            slot, name = key.split("/", 1)
+            self.state.setdefault(slot, {})[name] = np.array(array)
+
     @abc.abstractmethod
     def _update_one(self, name, param, grad, lr):
         """Updates one parameter array in place."""
