@@ -162,3 +162,10 @@ def test_fit_rejects_bad_arguments(make_kwargs, match):
     dataset = _dataset(*_arrays(np.random.default_rng(7), 4), 4)
     with pytest.raises(ValueError, match=match):
         fit(model, dataset, dataset, **make_kwargs(model))
+
+
+def test_trainer_keeps_a_float32_optimizer_and_has_no_strategy_by_default():
+    optimizer = tf.keras.optimizers.SGD()
+    trainer = Trainer(_small_model(), optimizer)
+    assert trainer.optimizer is optimizer  # wrapped only under a float16 policy
+    assert trainer.strategy is None

@@ -53,9 +53,11 @@ class _DenseStack(keras.Model):
                                dtype=dtype, name=f"dense_{i}")
             for i, units in enumerate(hidden_units)
         ]
+        # The classifier computes in the policy's variable dtype: float32 under
+        # mixed_float16, so the softmax and the loss never run in float16.
         self.classifier = keras.layers.Dense(
             num_classes, activation=output_activation, kernel_initializer=kernel_initializer,
-            dtype=dtype, name="classifier")
+            dtype=keras.dtype_policies.get(dtype).variable_dtype, name="classifier")
 
     @property
     def dense_layers(self):
@@ -148,4 +150,22 @@ class TwoLayerNet(_DenseStack):
                 "activation": self.activation, "weight_init_std": self.weight_init_std}
 
 
-__all__ = ["HIDDEN_ACTIVATIONS", "Mymodel", "TwoLayerNet"]
+MODEL_NAMES = ("mymodel", "two_layer_net")
+
+
+def build_model(name, hidden_units=None, activation="relu", num_classes=10, dtype=None):
+    """`Mymodel` or `TwoLayerNet` by the name `--model` uses; `hidden_units=None`
+    keeps the model's default sizes (TwoLayerNet takes exactly one size)."""
+    if name == "mymodel":
+        kwargs = {} if hidden_units is None else {"hidden_units": tuple(hidden_units)}
+        return Mymodel(activation=activation, num_classes=num_classes, dtype=dtype, **kwargs)
+    if name == "two_layer_net":
+        if hidden_units is not None and len(hidden_units) != 1:
+            raise ValueError("TwoLayerNet has one hidden layer. "
+                             f"Received: hidden_units={list(hidden_units)}")
+        kwargs = {} if hidden_units is None else {"hidden_size": hidden_units[0]}
+        return TwoLayerNet(activation=activation, num_classes=num_classes, dtype=dtype, **kwargs)
+    raise ValueError(f"model must be one of {MODEL_NAMES}. Received: name={name!r}")
+
+
+__all__ = ["HIDDEN_ACTIVATIONS", "MODEL_NAMES", "Mymodel", "TwoLayerNet", "build_model"]

@@ -6,17 +6,90 @@
 Each step function is traced once per `Trainer`: it is compiled with an input signature taken
 from the first batch it sees, with the batch dimension left open (`None`), so a smaller final
 batch or a new epoch reuses the same graph. `Trainer.tracing_counts()` reports the traces.
+
+With a `tf.distribute.Strategy`, each step runs the same per-batch body on every replica
+(`strategy.run`) over batches of a distributed dataset; see `Trainer` for what changes.
+Under the 'mixed_float16' policy the optimizer is wrapped in a `LossScaleOptimizer`.
 """
 
+import contextlib
+
 from absl import logging
+import numpy as np
 import tensorflow as tf
 
 HISTORY_KEYS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
+_SUM = tf.distribute.ReduceOp.SUM
+
+
+def _open_batch(spec):
+    return tf.TensorSpec((None, *spec.shape[1:]), spec.dtype)
 
 
 def batch_signature(*tensors):
     """`tf.TensorSpec`s shaped like `tensors` but with an open batch dimension: `(None, ...)`."""
-    return [tf.TensorSpec((None, *t.shape[1:]), t.dtype) for t in tensors]
+    return [_open_batch(t) for t in tensors]
+
+
+def distributed_batch_signature(*values):
+    """Like `batch_signature`, for elements of a distributed dataset: a plain tensor with one
+    local replica, else a `PerReplica` value whose spec is rebuilt with every replica's
+    batch dimension open."""
+    signature = []
+    for value in values:
+        spec = tf.type_spec_from_value(value)
+        components = [_open_batch(s) for s in tf.nest.flatten(spec, expand_composites=True)]
+        signature.append(components[0] if isinstance(spec, tf.TensorSpec)
+                         else type(spec)(*components))  # PerReplicaSpec(*per_replica_specs)
+    return signature
+
+
+def maybe_wrap_for_mixed_precision(optimizer, policy=None):
+    """`optimizer` wrapped in a `LossScaleOptimizer` if `policy` (default: the global dtype
+    policy) computes in float16, so that small float16 gradients do not underflow; else
+    `optimizer` itself. Under a strategy, call it inside `strategy.scope()`."""
+    policy = tf.keras.dtype_policies.get(policy)
+    if (policy.compute_dtype == "float16"
+            and not isinstance(optimizer, tf.keras.optimizers.LossScaleOptimizer)):
+        return tf.keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+def _unreduced(loss_object):
+    """The same Keras loss with `reduction="none"`: per-example losses `(N,)`."""
+    # `get_config` leaves out the dtype: without it a float64 loss would compute in float32.
+    config = {**loss_object.get_config(), "reduction": "none", "dtype": loss_object.dtype}
+    return type(loss_object).from_config(config)
+
+
+def _non_finite_on_every_replica(gradients):
+    """This replica's gradients, or NaNs if any replica's gradients are not finite.
+
+    `LossScaleOptimizer` decides whether to skip a step (and halve the loss scale) from the
+    first replica's local gradients only; without this, a non-finite gradient on another
+    replica would pass into the all-reduced update and the weights.
+    """
+    finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g))
+                            for g in gradients if g is not None])
+    replicas_not_finite = tf.distribute.get_replica_context().all_reduce(
+        _SUM, 1.0 - tf.cast(finite, tf.float32))
+    return [g if g is None else tf.where(replicas_not_finite > 0, tf.constant(np.nan, g.dtype), g)
+            for g in gradients]
+
+
+def _scope(strategy):
+    return strategy.scope() if strategy is not None else contextlib.nullcontext()
+
+
+def _check_created_in_scope(strategy, model, optimizer):
+    """Variables made outside `strategy.scope()` would live on one device, unsynchronised."""
+    created_in_scope = strategy.extended.variable_created_in_scope
+    if not created_in_scope(optimizer.iterations.value):
+        raise ValueError("With a `strategy`, create the optimizer inside `strategy.scope()`. "
+                         f"Received: optimizer={optimizer.name!r} created outside it")
+    if model.built and not all(created_in_scope(w.value) for w in model.weights):
+        raise ValueError("With a `strategy`, create and build the model inside "
+                         f"`strategy.scope()`. Received: model={model.name!r} built outside it")
 
 
 class Trainer:
@@ -28,11 +101,21 @@ class Trainer:
         loss_object: A Keras loss taking `(labels, predictions)`; defaults to
             `SparseCategoricalCrossentropy()`, i.e. integer labels and probabilities (not
             logits), computed in the dtype of the model's weights.
+        strategy: Optional `tf.distribute.Strategy`. The model and the optimizer must have
+            been created inside `strategy.scope()` (the metrics are created there here), and
+            the steps take batches of `strategy.experimental_distribute_dataset(...)`. Each
+            replica averages its per-example losses over the *global* batch, so the summed
+            gradients and losses equal those of one device on the whole batch.
+
+    If the model's dtype policy computes in float16 ('mixed_float16'), `optimizer` is wrapped
+    in a `LossScaleOptimizer` (see `maybe_wrap_for_mixed_precision`).
     """
 
-    def __init__(self, model, optimizer, loss_object=None):
+    def __init__(self, model, optimizer, loss_object=None, strategy=None):
         self.model = model
-        self.optimizer = optimizer
+        self.strategy = strategy
+        if strategy is not None:
+            _check_created_in_scope(strategy, model, optimizer)
         if loss_object is None:
             # Keras losses compute in floatx() (float32) unless told otherwise, which would
             # round a float64 model's probabilities, loss and gradients to float32: follow the
@@ -40,10 +123,15 @@ class Trainer:
             loss_object = tf.keras.losses.SparseCategoricalCrossentropy(
                 dtype=model.dtype_policy.variable_dtype)
         self.loss_object = loss_object
-        self.train_loss = tf.keras.metrics.Mean(name="train_loss")
-        self.train_accuracy = tf.keras.metrics.SparseCategoricalAccuracy(name="train_accuracy")
-        self.test_loss = tf.keras.metrics.Mean(name="test_loss")
-        self.test_accuracy = tf.keras.metrics.SparseCategoricalAccuracy(name="test_accuracy")
+        self._per_example_loss = _unreduced(loss_object) if strategy is not None else None
+        with _scope(strategy):
+            self.optimizer = maybe_wrap_for_mixed_precision(optimizer, model.dtype_policy)
+            # Under a strategy, metric variables are summed over replicas when read.
+            self.train_loss = tf.keras.metrics.Mean(name="train_loss")
+            self.train_accuracy = tf.keras.metrics.SparseCategoricalAccuracy(
+                name="train_accuracy")
+            self.test_loss = tf.keras.metrics.Mean(name="test_loss")
+            self.test_accuracy = tf.keras.metrics.SparseCategoricalAccuracy(name="test_accuracy")
         self._train_fn = None  # tf.functions, created at the first batch (see `_compile`)
         self._test_fn = None
 
@@ -64,50 +152,102 @@ class Trainer:
         return {name: fn.experimental_get_tracing_count() if fn is not None else 0
                 for name, fn in (("train_step", self._train_fn), ("test_step", self._test_fn))}
 
-    # -- per-batch math: the bodies a tf.distribute strategy would `strategy.run` per replica.
+    # -- per-batch math: without a strategy, the whole step; with one, what each replica runs.
 
     def compute_loss(self, labels, predictions):
-        """The scalar loss of one batch. Under a distribution strategy this is the one place
-        to change: per-example losses averaged over the *global* batch."""
-        return self.loss_object(labels, predictions)
+        """The scalar loss of one batch (or, under a strategy, of this replica's share of it).
+
+        Under a strategy each replica's per-example losses are summed and divided by the
+        *global* batch size (every replica's examples, counted from the actual batch, so a
+        smaller, unevenly split final batch is right too): summing over replicas then gives
+        the global batch mean, and the summed gradients its gradient.
+        """
+        if self.strategy is None:
+            return self.loss_object(labels, predictions)
+        per_example = self._per_example_loss(labels, predictions)  # (n,)
+        # Counted as a float: all-reduce implementations (NCCL, collectives) are made for
+        # floating-point gradients.
+        count = tf.cast(tf.shape(per_example)[0], per_example.dtype)
+        global_count = tf.distribute.get_replica_context().all_reduce(_SUM, count)
+        return tf.nn.compute_average_loss(per_example,
+                                          global_batch_size=tf.cast(global_count, tf.int64))
+
+    def _update_loss_metric(self, metric, loss):
+        """Adds the batch loss to a `Mean` once per step, with or without a strategy."""
+        if self.strategy is None:
+            metric.update_state(loss)
+            return
+        # The Mean's total and count are summed over replicas when read: every replica adds
+        # the all-reduced batch loss, but only the first with weight 1 (the others 0).
+        context = tf.distribute.get_replica_context()
+        batch_loss = context.all_reduce(_SUM, loss)
+        first = tf.cast(tf.equal(context.replica_id_in_sync_group, 0), batch_loss.dtype)
+        metric.update_state(batch_loss, sample_weight=first)
 
     def _train_step(self, images, labels):
         with tf.GradientTape() as tape:
             predictions = self.model(images, training=True)
             loss = self.compute_loss(labels, predictions)
+            # Multiplied by the loss scale under mixed precision (LossScaleOptimizer divides
+            # the gradients by it again, and skips steps with non-finite ones); else `loss`.
+            scaled_loss = self.optimizer.scale_loss(loss)
         variables = self.model.trainable_variables
-        gradients = tape.gradient(loss, variables)
-        self.optimizer.apply_gradients(zip(gradients, variables))
-        self.train_loss.update_state(loss)
+        gradients = tape.gradient(scaled_loss, variables)
+        if (self.strategy is not None
+                and isinstance(self.optimizer, tf.keras.optimizers.LossScaleOptimizer)):
+            gradients = _non_finite_on_every_replica(gradients)
+        self.optimizer.apply_gradients(zip(gradients, variables))  # all-reduced if distributed
+        self._update_loss_metric(self.train_loss, loss)
         self.train_accuracy.update_state(labels, predictions)
         return loss
 
     def _test_step(self, images, labels):
         predictions = self.model(images, training=False)
         loss = self.compute_loss(labels, predictions)
-        self.test_loss.update_state(loss)
+        self._update_loss_metric(self.test_loss, loss)
         self.test_accuracy.update_state(labels, predictions)
         return loss
 
     # -- compiled entry points
 
     def train_step(self, images, labels):
-        """One optimizer step on a batch; updates the train metrics and returns the loss."""
-        images, labels = tf.convert_to_tensor(images), tf.convert_to_tensor(labels)
+        """One optimizer step on a batch; updates the train metrics and returns the loss.
+
+        Under a strategy, `images` and `labels` are one element of a distributed dataset and
+        the loss returned is the global batch's."""
         if self._train_fn is None:
-            self._build(images)
-            self._train_fn = tf.function(self._train_step,
-                                         input_signature=batch_signature(images, labels))
-        return self._train_fn(images, labels)
+            self._train_fn = self._compile(self._train_step, images, labels)
+        return self._train_fn(*self._inputs(images, labels))
 
     def test_step(self, images, labels):
-        """Evaluates a batch (no weight change); updates the test metrics and returns the loss."""
-        images, labels = tf.convert_to_tensor(images), tf.convert_to_tensor(labels)
+        """Evaluates a batch (no weight change); updates the test metrics and returns the loss.
+
+        Under a strategy, as for `train_step`."""
         if self._test_fn is None:
+            self._test_fn = self._compile(self._test_step, images, labels)
+        return self._test_fn(*self._inputs(images, labels))
+
+    def _inputs(self, images, labels):
+        if self.strategy is not None:
+            return images, labels  # distributed values, placed already
+        return tf.convert_to_tensor(images), tf.convert_to_tensor(labels)
+
+    def _compile(self, step, images, labels):
+        """`step` as a `tf.function` traced once, run per replica under a strategy."""
+        images, labels = self._inputs(images, labels)
+        if self.strategy is None:
             self._build(images)
-            self._test_fn = tf.function(self._test_step,
-                                        input_signature=batch_signature(images, labels))
-        return self._test_fn(images, labels)
+            return tf.function(step, input_signature=batch_signature(images, labels))
+        strategy = self.strategy
+        with strategy.scope():
+            self._build(strategy.experimental_local_results(images)[0])
+
+        def distributed_step(images, labels):
+            per_replica_loss = strategy.run(step, args=(images, labels))
+            return strategy.reduce(_SUM, per_replica_loss, axis=None)
+
+        return tf.function(distributed_step,
+                           input_signature=distributed_batch_signature(images, labels))
 
     def _build(self, images):
         # Create the model's and the optimizer's variables eagerly, so that the single trace
@@ -118,8 +258,17 @@ class Trainer:
             self.optimizer.build(self.model.trainable_variables)
 
 
+def _distribute(strategy, dataset):
+    if isinstance(dataset, tf.distribute.DistributedDataset):
+        return dataset
+    if not isinstance(dataset, tf.data.Dataset):
+        raise ValueError("With a `strategy`, `fit` takes `tf.data.Dataset`s. "
+                         f"Received: a {type(dataset).__name__}")
+    return strategy.experimental_distribute_dataset(dataset)
+
+
 def fit(model, train_ds, test_ds, epochs, optimizer=None, loss_object=None, callback=None,
-        trainer=None):
+        trainer=None, strategy=None):
     """Trains `model` for `epochs` epochs with the material's loop and returns the history.
 
     Each epoch resets the metrics, runs `train_step` over `train_ds` and `test_step` over
@@ -134,6 +283,10 @@ def fit(model, train_ds, test_ds, epochs, optimizer=None, loss_object=None, call
         loss_object: Defaults to `SparseCategoricalCrossentropy()`. Not allowed with `trainer`.
         callback: Optional `callback(epoch, logs)`.
         trainer: An existing `Trainer` for `model` (to keep its compiled steps and metrics).
+        strategy: Optional `tf.distribute.Strategy` (see `Trainer`); `model` must have been
+            created in its scope. The datasets are distributed here unless they already are.
+            With several workers, shuffle with a fixed seed: each worker reads its own
+            replicas' share of the same global batches.
 
     Returns:
         A dict mapping each of `HISTORY_KEYS` to a list of `epochs` Python floats
@@ -142,13 +295,21 @@ def fit(model, train_ds, test_ds, epochs, optimizer=None, loss_object=None, call
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"`epochs` must be a positive integer. Received: epochs={epochs!r}")
     if trainer is None:
-        optimizer = tf.keras.optimizers.Adam() if optimizer is None else optimizer
-        trainer = Trainer(model, optimizer, loss_object)
+        if optimizer is None:
+            with _scope(strategy):
+                optimizer = tf.keras.optimizers.Adam()
+        trainer = Trainer(model, optimizer, loss_object, strategy=strategy)
     elif trainer.model is not model:
         raise ValueError("`trainer` was built for a different model than `model`.")
     elif optimizer is not None or loss_object is not None:
         raise ValueError("Pass `optimizer` and `loss_object` to the `Trainer`, not to `fit`, "
                          "when a `trainer` is given.")
+    elif strategy is not None and strategy is not trainer.strategy:
+        raise ValueError("Pass `strategy` to the `Trainer`, not to `fit`, when a `trainer` "
+                         "is given.")
+    if trainer.strategy is not None:
+        train_ds = _distribute(trainer.strategy, train_ds)
+        test_ds = _distribute(trainer.strategy, test_ds)
 
     history = {key: [] for key in HISTORY_KEYS}
     for epoch in range(1, epochs + 1):
@@ -168,4 +329,5 @@ def fit(model, train_ds, test_ds, epochs, optimizer=None, loss_object=None, call
     return history
 
 
-__all__ = ["HISTORY_KEYS", "Trainer", "batch_signature", "fit"]
+__all__ = ["HISTORY_KEYS", "Trainer", "batch_signature", "distributed_batch_signature",
+           "fit", "maybe_wrap_for_mixed_precision"]

@@ -1,0 +1,48 @@
+"""Helpers for tests that start Python processes (scripts, distributed workers)."""
+
+import os
+import pathlib
+import socket
+import subprocess
+import time
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def child_env(**extra):
+    """The environment for a child Python: the repo importable, TF's C++ logs quiet."""
+    return {**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2", **extra}
+
+
+def free_ports(n):
+    """n currently free TCP ports on 127.0.0.1."""
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def wait_all(processes, timeout_s, name="process"):
+    """Outputs of `processes` (started with stdout=PIPE); kills them all on a timeout.
+
+    Asserts that every one exited 0, showing the tail of the output of any that did not.
+    """
+    deadline = time.monotonic() + timeout_s
+    outputs = []
+    try:
+        for process in processes:
+            remaining = max(deadline - time.monotonic(), 0.1)
+            outputs.append(process.communicate(timeout=remaining)[0])
+    except subprocess.TimeoutExpired:
+        for process in processes:
+            process.kill()
+            process.communicate()
+        pytest.fail(f"{name} did not finish within {timeout_s} s")
+    for process, output in zip(processes, outputs):
+        assert process.returncode == 0, output[-3000:]
+    return outputs
