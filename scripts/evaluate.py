@@ -1,0 +1,31 @@
+"""Evaluates a training run's final weights with either backend.
+
+    python scripts/evaluate.py --model_dir=runs/mymodel-mnist-tensorflow --backend=numpy
+
+Prints test loss, accuracy, per-class accuracy and the confusion matrix, and
+writes evaluation_<backend>.json and confusion_<backend>.png to --model_dir.
+"""
+
+import os
+
+from absl import app, flags
+
+from tfmodels import cli, config as cfg, evaluation
+
+MODEL_DIR = flags.DEFINE_string("model_dir", None, "A directory written by scripts/train.py.")
+BACKEND = flags.DEFINE_enum("backend", "tensorflow", cfg.BACKENDS,
+                            "Which implementation computes the predictions.")
+DATA_DIR = flags.DEFINE_string("data_dir", None,
+                               "Data directory; default: the run's, else $TFMODELS_DATA_DIR.")
+flags.mark_flag_as_required("model_dir")
+
+
+@cli.guarded
+def main(argv):
+    del argv  # unused
+    evaluation.evaluate_run(MODEL_DIR.value, BACKEND.value, DATA_DIR.value)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ banner quiet
+    app.run(main, flags_parser=cli.parse_flags)

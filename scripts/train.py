@@ -1,0 +1,80 @@
+"""Trains Mymodel or TwoLayerNet on MNIST or SVHN, with Keras or with numpy_ref.
+
+    python scripts/train.py                       # Mymodel, MNIST, 10 epochs, Adam, batch 32
+    python scripts/train.py --backend=numpy       # the same recipe in NumPy
+    python scripts/train.py --help                # every flag
+
+Everything is written to --model_dir (see tfmodels/artifacts.py); rerunning
+with the same directory resumes after the last completed epoch. Exit codes:
+tfmodels/cli.py.
+"""
+
+import os
+
+from absl import app, flags
+
+from tfmodels import cli, config as cfg, experiment
+
+DATASET = flags.DEFINE_enum("dataset", "mnist", cfg.DATASETS, "Data set to train on.")
+MODEL = flags.DEFINE_enum("model", "mymodel", cfg.MODELS,
+                          "mymodel: Dense 32-64-128-256 + softmax 10; "
+                          "two_layer_net: the book's one hidden layer of 50.")
+HIDDEN_UNITS = flags.DEFINE_list("hidden_units", None,
+                                 "Hidden layer sizes, e.g. 512,512; default: the model's own.")
+ACTIVATION = flags.DEFINE_enum("activation", "relu", cfg.ACTIVATIONS, "Hidden activation.")
+BACKEND = flags.DEFINE_enum("backend", "tensorflow", cfg.BACKENDS,
+                            "tensorflow: Keras custom loop; numpy: the same recipe in numpy_ref.")
+EPOCHS = flags.DEFINE_integer("epochs", 10, "Epochs to train (in total, when resuming).",
+                              lower_bound=1)
+BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Global mini-batch size.", lower_bound=1)
+SHUFFLE_BUFFER = flags.DEFINE_integer("shuffle_buffer", 1024, "Shuffle buffer (examples).",
+                                      lower_bound=1)
+OPTIMIZER = flags.DEFINE_enum("optimizer", "adam", cfg.OPTIMIZERS,
+                              "Optimizer (momentum: SGD with momentum 0.9).")
+LEARNING_RATE = flags.DEFINE_float("learning_rate", None,
+                                   "Learning rate; default: the optimizer's Keras default.")
+SEED = flags.DEFINE_integer("seed", 0, "Seeds the initial weights and the shuffling.")
+DATA_DIR = flags.DEFINE_string("data_dir", None,
+                               "Data directory; default $TFMODELS_DATA_DIR.")
+MODEL_DIR = flags.DEFINE_string("model_dir", None,
+                                "Output directory; default runs/<model>-<dataset>-<backend>.")
+DEVICE = flags.DEFINE_enum("device", "auto", cfg.DEVICES,
+                           "gpu fails when no GPU is visible; cpu hides GPUs.")
+MIXED_PRECISION = flags.DEFINE_bool("mixed_precision", False,
+                                    "mixed_float16 compute with float32 softmax and loss scaling.")
+STRATEGY = flags.DEFINE_enum("distribution_strategy", "off", cfg.STRATEGIES,
+                             "tf.distribute strategy for the custom loop.")
+MAX_TRAIN_EXAMPLES = flags.DEFINE_integer("max_train_examples", None,
+                                          "Train on the first N examples only.", lower_bound=1)
+RESUME = flags.DEFINE_bool("resume", True, "Continue a run found in --model_dir; "
+                           "--noresume starts anew.")
+
+flags.register_validator("hidden_units",
+                         lambda v: v is None or all(s.isdigit() and int(s) > 0 for s in v),
+                         message="--hidden_units must be positive integers, e.g. 512,512")
+flags.register_validator("learning_rate", lambda v: v is None or v > 0,
+                         message="--learning_rate must be > 0")
+
+
+def config_from_flags():
+    units = HIDDEN_UNITS.value
+    return cfg.RunConfig(
+        dataset=DATASET.value, model=MODEL.value,
+        hidden_units=tuple(int(u) for u in units) if units else None,
+        activation=ACTIVATION.value, backend=BACKEND.value, epochs=EPOCHS.value,
+        batch_size=BATCH_SIZE.value, shuffle_buffer=SHUFFLE_BUFFER.value,
+        optimizer=OPTIMIZER.value, learning_rate=LEARNING_RATE.value, seed=SEED.value,
+        data_dir=DATA_DIR.value, model_dir=MODEL_DIR.value, device=DEVICE.value,
+        mixed_precision=MIXED_PRECISION.value, distribution_strategy=STRATEGY.value,
+        max_train_examples=MAX_TRAIN_EXAMPLES.value, resume=RESUME.value)
+
+
+@cli.guarded
+def main(argv):
+    del argv  # unused
+    experiment.run(config_from_flags().validate())
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ banner quiet
+    app.run(main, flags_parser=cli.parse_flags)

@@ -1,0 +1,117 @@
+"""A training run's settings: one validated, serialisable record.
+
+``scripts/train.py`` turns its flags into a ``RunConfig``; tests build one
+directly. ``validate`` fails before any work with a one-line message naming
+the setting, and ``incompatibilities`` says why a saved run cannot be resumed
+with new settings.
+"""
+
+import dataclasses
+import os
+
+DATASETS = ("mnist", "svhn")
+MODELS = ("mymodel", "two_layer_net")
+ACTIVATIONS = ("relu", "sigmoid", "tanh")
+BACKENDS = ("tensorflow", "numpy")
+OPTIMIZERS = ("adam", "sgd", "momentum", "rmsprop", "adagrad")
+DEVICES = ("auto", "cpu", "gpu")
+STRATEGIES = ("off", "one_device", "mirrored", "multi_worker_mirrored")
+# Keras 3's default learning rates, used when --learning_rate is not given.
+DEFAULT_LEARNING_RATES = {"adam": 1e-3, "sgd": 0.01, "momentum": 0.01,
+                          "rmsprop": 1e-3, "adagrad": 1e-3}
+DEFAULT_HIDDEN_UNITS = {"mymodel": (32, 64, 128, 256), "two_layer_net": (50,)}
+INPUT_SHAPES = {"mnist": (28, 28), "svhn": (32, 32, 3)}
+NUM_CLASSES = 10
+# A resumed run must agree on these; the rest (epochs, batch size, device...) may change.
+RESUME_KEYS = ("dataset", "model", "hidden_units", "activation", "backend", "optimizer")
+
+
+class ConfigError(ValueError):
+    """A setting (flag) has a bad value or clashes with another setting."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines a training run (the flags of scripts/train.py)."""
+
+    dataset: str = "mnist"
+    model: str = "mymodel"
+    hidden_units: tuple = None  # None: the model's default sizes
+    activation: str = "relu"
+    backend: str = "tensorflow"
+    epochs: int = 10
+    batch_size: int = 32
+    shuffle_buffer: int = 1024
+    optimizer: str = "adam"
+    learning_rate: float = None  # None: the optimizer's Keras default
+    seed: int = 0
+    data_dir: str = None  # None: $TFMODELS_DATA_DIR
+    model_dir: str = None  # None: runs/<model>-<dataset>-<backend>
+    device: str = "auto"
+    mixed_precision: bool = False
+    distribution_strategy: str = "off"
+    max_train_examples: int = None
+    resume: bool = True
+
+    def __post_init__(self):
+        # Normalise so that equal settings compare (and serialise) equal.
+        units = self.hidden_units or DEFAULT_HIDDEN_UNITS.get(self.model, ())
+        object.__setattr__(self, "hidden_units", tuple(int(u) for u in units))
+        if self.learning_rate is None:
+            object.__setattr__(self, "learning_rate",
+                               DEFAULT_LEARNING_RATES.get(self.optimizer))
+        if self.model_dir is None:
+            object.__setattr__(self, "model_dir", os.path.join(
+                "runs", f"{self.model}-{self.dataset}-{self.backend}"))
+
+    @property
+    def input_shape(self):
+        return INPUT_SHAPES[self.dataset]
+
+    def validate(self):
+        """Raises ConfigError with a one-line message on the first bad setting."""
+        choices = {"dataset": DATASETS, "model": MODELS, "activation": ACTIVATIONS,
+                   "backend": BACKENDS, "optimizer": OPTIMIZERS, "device": DEVICES,
+                   "distribution_strategy": STRATEGIES}
+        for name, allowed in choices.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ConfigError(f"--{name} must be one of {', '.join(allowed)}; got {value!r}")
+        for name in ("epochs", "batch_size", "shuffle_buffer"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name} must be >= 1; got {getattr(self, name)}")
+        if self.max_train_examples is not None and self.max_train_examples < 1:
+            raise ConfigError(f"--max_train_examples must be >= 1; got {self.max_train_examples}")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"--learning_rate must be > 0; got {self.learning_rate}")
+        if not self.hidden_units or min(self.hidden_units) < 1:
+            raise ConfigError(f"--hidden_units must be positive integers; "
+                             f"got {list(self.hidden_units)}")
+        if self.model == "two_layer_net" and len(self.hidden_units) != 1:
+            raise ConfigError(f"--model=two_layer_net has one hidden layer, so --hidden_units "
+                             f"takes one size; got {list(self.hidden_units)}")
+        if self.backend == "numpy" and (self.mixed_precision
+                                        or self.distribution_strategy != "off"
+                                        or self.device == "gpu"):
+            raise ConfigError("--backend=numpy runs on the CPU in float32: it takes no "
+                             "--mixed_precision, --distribution_strategy or --device=gpu")
+        return self
+
+    def to_dict(self):
+        out = dataclasses.asdict(self)
+        out["hidden_units"] = list(self.hidden_units)
+        return out
+
+    @classmethod
+    def from_dict(cls, values):
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - fields
+        if unknown:
+            raise ConfigError(f"unknown run settings: {sorted(unknown)}")
+        return cls(**values)
+
+    def incompatibilities(self, saved):
+        """Settings of the saved run (a dict) that this run may not change."""
+        return [f"--{key}={saved.get(key)!r} in the saved run, {value!r} now"
+                for key, value in self.to_dict().items()
+                if key in RESUME_KEYS and saved.get(key) != value]

@@ -1,0 +1,187 @@
+"""A training run end to end, for either backend: what ``scripts/train.py`` calls.
+
+``run(config, datasets_override=None)`` loads the data (or takes tiny arrays
+from a test), trains epoch by epoch, logs the material's line per epoch, and
+after every epoch writes the history, the curves and a checkpoint into
+``config.model_dir`` (see ``tfmodels.artifacts``). Rerunning with the same
+directory resumes after the last completed epoch.
+"""
+
+import pathlib
+import shutil
+
+from absl import logging
+import numpy as np
+
+from numpy_ref.serialization import save_npz
+from tfmodels import artifacts, data
+from tfmodels.config import ConfigError
+from tfmodels.progress import ProgressBar
+
+COLLAPSE_FRACTION = 0.9  # "essentially one class": at least 90% of predictions
+COLLAPSE_SAMPLES = 2000  # test images looked at by the collapse detector
+
+
+class RunDirError(ValueError):
+    """--model_dir cannot be used for this run (unwritable, or another run's)."""
+
+
+def load_datasets(config):
+    """((x_train, y_train), (x_test, y_test)) for --dataset, uint8 images."""
+    loader = data.load_mnist if config.dataset == "mnist" else data.load_svhn
+    return loader(config.data_dir)
+
+
+def collapsed_class(probabilities, threshold=COLLAPSE_FRACTION):
+    """(class, fraction) when one class takes >= threshold of the predictions, else None."""
+    counts = np.bincount(np.argmax(probabilities, axis=1), minlength=probabilities.shape[1])
+    top = int(np.argmax(counts))
+    fraction = counts[top] / counts.sum()
+    return (top, float(fraction)) if fraction >= threshold else None
+
+
+def warn_if_collapsed(probabilities, epoch, config):
+    collapsed = collapsed_class(probabilities)
+    if collapsed:
+        logging.warning(
+            "Epoch %d: the model predicts class %d for %.0f%% of %d test images; it has "
+            "collapsed to one class. Likely causes: inputs not scaled to [0, 1] (the "
+            "material's unscaled SVHN run stalled at ~19%% accuracy this way) or a learning "
+            "rate too high (--learning_rate=%g).", epoch, collapsed[0], 100 * collapsed[1],
+            len(probabilities), config.learning_rate)
+    return collapsed
+
+
+def _check_writable(model_dir):
+    try:
+        model_dir.mkdir(parents=True, exist_ok=True)
+        probe = model_dir / ".write_test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise RunDirError(f"--model_dir={model_dir} is not a writable directory "
+                          f"({e.strerror or e})") from None
+
+
+def _resume(config, backend, model_dir):
+    """(completed epochs, history entries so far), restoring the backend's state."""
+    history_path = model_dir / "history.json"
+    if not history_path.exists():
+        return 0, []
+    if not config.resume:
+        logging.info("--noresume: starting anew in %s (old checkpoints removed)", model_dir)
+        shutil.rmtree(model_dir / artifacts.CHECKPOINT_DIR, ignore_errors=True)
+        return 0, []
+    saved = artifacts.read_json(history_path)
+    problems = config.incompatibilities(saved.get("flags", {}))
+    if problems:
+        raise RunDirError(f"--model_dir={model_dir} holds a run with other settings "
+                          f"({'; '.join(problems)}); pass another --model_dir or --noresume")
+    epoch, arrays = artifacts.load_latest_checkpoint(model_dir)
+    if epoch == 0:
+        logging.info("No checkpoint in %s: starting anew", model_dir)
+        return 0, []
+    backend.restore(arrays)
+    logging.info("Resuming in %s after epoch %d (of %d)", model_dir, epoch, config.epochs)
+    return epoch, [e for e in saved.get("epochs", []) if e["epoch"] <= epoch]
+
+
+def _make_backend(config):
+    """The backend object; TensorFlow is imported only for --backend=tensorflow."""
+    if config.backend == "numpy":
+        from tfmodels.backend_numpy import NumpyBackend  # pylint: disable=import-outside-toplevel
+        return NumpyBackend(config), True, None
+    from tfmodels import distribute  # pylint: disable=import-outside-toplevel
+    from tfmodels.backend_tf import TensorflowBackend  # pylint: disable=import-outside-toplevel
+
+    try:
+        distribute.configure_device(config.device)
+        distribute.set_mixed_precision(config.mixed_precision)
+        strategy = distribute.make_strategy(config.distribution_strategy, config.device)
+    except ValueError as e:  # no GPU for --device=gpu, no TF_CONFIG for multi-worker
+        raise ConfigError(str(e)) from None
+    return TensorflowBackend(config, strategy), _is_chief(strategy), strategy
+
+
+def _is_chief(strategy):
+    """True unless this process is a non-chief worker of a multi-worker run."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    return resolver.task_type == "chief" or (resolver.task_type == "worker"
+                                             and resolver.task_id == 0)
+
+
+def save_final(backend, config, model_dir):
+    """weights.npz (numpy_ref) and model.keras (Keras) from the final weights."""
+    from tfmodels import backend_tf  # pylint: disable=import-outside-toplevel
+
+    net = backend.numpy_net()
+    save_npz(net, model_dir / "weights.npz")
+    model = getattr(backend, "model", None) or backend_tf.keras_twin(config, net)
+    backend_tf.save_keras_model(model, model_dir / "model.keras")
+
+
+def _summaries(config, model_dir):
+    """A TensorBoard writer for the TensorFlow backend, else None."""
+    if config.backend != "tensorflow":
+        return None
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    return tf.summary.create_file_writer(str(model_dir / "tensorboard"))
+
+
+def run(config, datasets_override=None):
+    """Trains as ``config`` says; returns {"flags": ..., "epochs": [...]}.
+
+    Args:
+        config: a ``tfmodels.config.RunConfig``.
+        datasets_override: ((x_train, y_train), (x_test, y_test)) uint8 images
+            and integer labels to use instead of loading --dataset.
+    """
+    config.validate()
+    model_dir = pathlib.Path(config.model_dir)
+    _check_writable(model_dir)
+    (x_train, y_train), (x_test, y_test) = datasets_override or load_datasets(config)
+    if config.max_train_examples:
+        x_train, y_train = x_train[:config.max_train_examples], y_train[:config.max_train_examples]
+    backend, is_chief, strategy = _make_backend(config)
+    if not is_chief:  # another worker of a multi-worker run: keep its files apart
+        model_dir = model_dir / f"worker-{strategy.cluster_resolver.task_id}"
+        _check_writable(model_dir)
+    completed, history = _resume(config, backend, model_dir)
+    writer = _summaries(config, model_dir)
+    steps = -(-len(x_train) // config.batch_size)
+    for epoch in range(completed + 1, config.epochs + 1):
+        bar = ProgressBar(steps, epoch)
+        logs = backend.train_epoch(epoch, x_train, y_train, bar.update)
+        bar.close()
+        logs.update(backend.evaluate(x_test, y_test))
+        logging.info("Epoch %d, Loss: %.4f, Accuracy: %.2f, Test Loss: %.4f, "
+                     "Test Accuracy: %.2f", epoch, logs["train_loss"],
+                     100 * logs["train_accuracy"], logs["test_loss"],
+                     100 * logs["test_accuracy"])
+        warn_if_collapsed(backend.predict_proba(x_test[:COLLAPSE_SAMPLES]), epoch, config)
+        history.append({"epoch": epoch, **logs})
+        # History first, then the checkpoint: a crash in between leaves a history
+        # one epoch ahead, which resuming trims back to the checkpoint.
+        artifacts.write_history(model_dir, config.to_dict(), history)
+        artifacts.save_checkpoint(model_dir, epoch, backend.state_arrays())
+        if writer is not None:
+            _write_summaries(writer, epoch, logs)
+    if completed >= config.epochs:
+        logging.info("All %d epochs were already done in %s", config.epochs, model_dir)
+    save_final(backend, config, model_dir)
+    return {"flags": config.to_dict(), "epochs": history}
+
+
+def _write_summaries(writer, epoch, logs):
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    with writer.as_default():
+        for key, value in logs.items():
+            split, metric = key.split("_", 1)
+            tf.summary.scalar(f"{metric}/{split}", value, step=epoch)
+    writer.flush()
+
+
+__all__ = ["RunDirError", "collapsed_class", "load_datasets", "run", "save_final"]
