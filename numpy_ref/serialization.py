@@ -11,6 +11,8 @@ import json
 import os
 import pathlib
 import tempfile
+import zipfile
+import zlib
 
 import numpy as np
 
@@ -20,6 +22,10 @@ FORMAT_VERSION = 1
 _META_KEY = "__network__"
 NETWORK_CLASSES = {cls.__name__: cls for cls in
                    (networks.TwoLayerNet, networks.MultiLayerNet, networks.DNN)}
+
+
+class WeightsFileError(ValueError):
+    """A weights or checkpoint file is missing, unreadable or not what it claims."""
 
 
 @contextlib.contextmanager
@@ -69,9 +75,35 @@ def read_npz(path):
         with np.load(path, allow_pickle=False) as archive:
             return {key: archive[key] for key in archive.files}
     except FileNotFoundError:
-        raise ValueError(f"{path}: no such file") from None
-    except (ValueError, OSError, EOFError) as e:  # incl. object arrays, bad zip
-        raise ValueError(f"{path}: not a readable .npz of plain arrays ({e})") from None
+        raise WeightsFileError(f"{path}: no such file") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        # Object arrays land here too: allow_pickle=False refuses to unpickle them.
+        raise WeightsFileError(f"{path}: not a readable .npz of plain arrays ({e})") from None
+
+
+def _layer_sizes(class_name, config):
+    """The Affine layer sizes a saved config describes, [in, hidden..., out]."""
+    if class_name == "TwoLayerNet":
+        return [config["input_size"], config["hidden_size"], config["output_size"]]
+    if class_name == "MultiLayerNet":
+        return [config["input_size"], *config["hidden_size_list"], config["output_size"]]
+    return ([config["num_input"]] + [config["num_neuron"]] * config["hidden_depth"]
+            + [config["num_output"]])
+
+
+def _check_shapes(path, arrays, sizes):
+    """Every W{i}/b{i} the sizes imply is in the file with that shape.
+
+    Checked before building the network, so a crafted config cannot make the
+    loader allocate more than the file itself holds.
+    """
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
+        for name, shape in ((f"W{i}", (fan_in, fan_out)), (f"b{i}", (fan_out,))):
+            if name not in arrays:
+                raise WeightsFileError(f"{path}: parameter {name} is missing")
+            if arrays[name].shape != shape:
+                raise WeightsFileError(f"{path}: {name} has shape {arrays[name].shape}, "
+                                       f"expected {shape}")
 
 
 def load_npz(path):
@@ -80,16 +112,13 @@ def load_npz(path):
     try:
         meta = json.loads(str(arrays.pop(_META_KEY)))
         cls = NETWORK_CLASSES[meta["class"]]
+        _check_shapes(path, arrays, _layer_sizes(meta["class"], meta["config"]))
         net = cls(**meta["config"])
     except (KeyError, TypeError, ValueError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path}: not a numpy_ref network file "
-                         f"(missing or bad {_META_KEY!r}: {e!r})") from None
+        if isinstance(e, WeightsFileError):
+            raise
+        raise WeightsFileError(f"{path}: not a numpy_ref network file "
+                               f"(missing or bad {_META_KEY!r}: {e!r})") from None
     for name in net.params:
-        if name not in arrays:
-            raise ValueError(f"{path}: parameter {name} is missing")
-        value = arrays.pop(name)
-        if value.shape != net.params[name].shape:
-            raise ValueError(f"{path}: {name} has shape {value.shape}, "
-                             f"expected {net.params[name].shape}")
-        net.params[name] = value
+        net.params[name] = arrays.pop(name)
     return net, arrays

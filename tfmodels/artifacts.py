@@ -17,6 +17,7 @@ import json
 import pathlib
 import re
 
+from absl import logging
 import numpy as np
 
 from numpy_ref.serialization import atomic_write, read_npz
@@ -25,6 +26,10 @@ HISTORY_FIELDS = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_ac
 CHECKPOINT_DIR = "checkpoints"
 KEEP_CHECKPOINTS = 3
 _CKPT = re.compile(r"^ckpt-(\d{4,})\.npz$")
+
+
+class RunDirError(ValueError):
+    """--model_dir cannot be used: unwritable, another run's, or unreadable files."""
 
 
 def write_text(path, text):
@@ -41,7 +46,7 @@ def read_json(path):
     try:
         return json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path}: not a readable JSON file ({e})") from None
+        raise RunDirError(f"{path}: not a readable JSON file ({e})") from None
 
 
 def write_history(model_dir, flags, epochs):
@@ -103,13 +108,24 @@ def save_checkpoint(model_dir, epoch, arrays):
 def load_latest_checkpoint(model_dir):
     """(epoch, arrays) of the newest readable checkpoint, or (0, None) if none.
 
-    A checkpoint that cannot be read is skipped in favour of an older one.
+    A checkpoint that cannot be read is skipped, with a warning, in favour of
+    an older one.
     """
     for epoch, path in reversed(checkpoint_paths(model_dir).items()):
         try:
             arrays = read_npz(path)
-        except ValueError:
+        except ValueError as e:
+            logging.warning("Skipping unreadable checkpoint: %s", e)
             continue
         if int(arrays.pop("epoch", -1)) == epoch:
             return epoch, arrays
+        logging.warning("Skipping checkpoint %s: it does not hold epoch %d", path, epoch)
     return 0, None
+
+
+def remove_temporaries(model_dir):
+    """Deletes the temporary files of writes that a killed process never renamed."""
+    model_dir = pathlib.Path(model_dir)
+    for folder in (model_dir, model_dir / CHECKPOINT_DIR):
+        for path in folder.glob(".*.tmp*") if folder.is_dir() else ():
+            path.unlink(missing_ok=True)

@@ -8,11 +8,13 @@ import contextlib
 import math
 import os
 import pathlib
+import zipfile
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from numpy_ref.serialization import WeightsFileError
 from numpy_ref.training import NonFiniteLossError
 from tfmodels import data, models, parity, training
 
@@ -44,6 +46,16 @@ def save_keras_model(model, path):
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def load_keras_model(path):
+    """A ``.keras`` file loaded in Keras's safe mode: code (a Lambda layer's
+    function, say) is refused instead of being run."""
+    try:
+        return keras.models.load_model(path, safe_mode=True)
+    except (ValueError, TypeError, KeyError, OSError, zipfile.BadZipFile) as e:
+        raise WeightsFileError(f"{path}: refused or unreadable Keras model file: "
+                               f"{str(e).splitlines()[0] if str(e) else e!r}") from None
 
 
 def epoch_seed(seed, epoch):

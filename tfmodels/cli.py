@@ -3,7 +3,9 @@
     0  success
     1  an unexpected error (a bug): the traceback is printed
     2  bad flags or settings (a value, or flags that clash)
-    3  missing or unreadable data (names the file and what was wrong)
+    3  a data or weights file is missing, unreadable or refused (names the
+       file and what was wrong; pickled objects and Keras files holding code
+       are refused)
     4  --model_dir unusable: unwritable, or holding a run with other settings
     5  the training loss became NaN or infinite (names the epoch and step);
        the checkpoints of the completed epochs are kept
@@ -16,7 +18,9 @@ import sys
 from absl import flags
 
 from numpy_ref.mnist import DatasetError
+from numpy_ref.serialization import WeightsFileError
 from numpy_ref.training import NonFiniteLossError
+from tfmodels.artifacts import RunDirError
 from tfmodels.config import ConfigError
 
 EXIT_USAGE, EXIT_DATA, EXIT_MODEL_DIR, EXIT_NONFINITE = 2, 3, 4, 5
@@ -38,15 +42,13 @@ def parse_flags(argv):
 
 def guarded(main):
     """Wraps a script's ``main(argv)`` so expected failures exit per the table above."""
-    from tfmodels.experiment import RunDirError  # pylint: disable=import-outside-toplevel
-
     def wrapped(argv):
         program = argv[0].rsplit("/", 1)[-1]
         try:
             return main(argv)
         except ConfigError as e:
             _exit(program, EXIT_USAGE, e)
-        except DatasetError as e:
+        except (DatasetError, WeightsFileError) as e:
             _exit(program, EXIT_DATA, e)
         except RunDirError as e:
             _exit(program, EXIT_MODEL_DIR, e)

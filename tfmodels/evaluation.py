@@ -17,15 +17,29 @@ from tfmodels.config import RunConfig
 
 
 def load_run(model_dir):
-    """(RunConfig, numpy_ref network) of the run saved in ``model_dir``."""
+    """(RunConfig, numpy_ref network) of the run saved in ``model_dir``.
+
+    The weights come from weights.npz, or, when only the Keras file is there,
+    from model.keras loaded in safe mode.
+    """
     model_dir = pathlib.Path(model_dir)
-    for name in ("history.json", "weights.npz"):
-        if not (model_dir / name).is_file():
-            raise experiment.RunDirError(
-                f"--model_dir={model_dir} has no {name}: not a finished training run")
+    if not (model_dir / "history.json").is_file():
+        raise experiment.RunDirError(
+            f"--model_dir={model_dir} has no history.json: not a training run")
     saved = artifacts.read_json(model_dir / "history.json")
-    config = RunConfig.from_dict(saved["flags"])
-    net, _ = load_npz(model_dir / "weights.npz")
+    try:
+        config = RunConfig.from_dict(saved["flags"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise experiment.RunDirError(f"{model_dir / 'history.json'}: no valid run settings "
+                                     f"({e})") from None
+    if (model_dir / "weights.npz").is_file():
+        net, _ = load_npz(model_dir / "weights.npz")
+    elif (model_dir / "model.keras").is_file():
+        from tfmodels import backend_tf, parity  # pylint: disable=import-outside-toplevel
+        net = parity.keras_to_numpy(backend_tf.load_keras_model(model_dir / "model.keras"))
+    else:
+        raise experiment.RunDirError(f"--model_dir={model_dir} has neither weights.npz nor "
+                                     "model.keras: the run did not finish")
     return config, net
 
 

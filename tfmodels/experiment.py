@@ -7,6 +7,7 @@ after every epoch writes the history, the curves and a checkpoint into
 directory resumes after the last completed epoch.
 """
 
+import os
 import pathlib
 import shutil
 
@@ -15,15 +16,12 @@ import numpy as np
 
 from numpy_ref.serialization import save_npz
 from tfmodels import artifacts, data
+from tfmodels.artifacts import RunDirError
 from tfmodels.config import ConfigError
 from tfmodels.progress import ProgressBar
 
 COLLAPSE_FRACTION = 0.9  # "essentially one class": at least 90% of predictions
 COLLAPSE_SAMPLES = 2000  # test images looked at by the collapse detector
-
-
-class RunDirError(ValueError):
-    """--model_dir cannot be used for this run (unwritable, or another run's)."""
 
 
 def load_datasets(config):
@@ -53,14 +51,30 @@ def warn_if_collapsed(probabilities, epoch, config):
 
 
 def _check_writable(model_dir):
+    """Fails early, creating nothing, when ``model_dir`` cannot hold the run's files."""
+    existing = model_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise RunDirError(f"--model_dir={model_dir} cannot be created: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise RunDirError(f"--model_dir={model_dir} is not writable ({existing})")
+
+
+def _save_epoch(model_dir, config, history, backend):
+    """history.json/csv, curves.png, then the checkpoint; a failed write (disk
+    full, permissions) becomes a RunDirError and leaves earlier checkpoints be."""
+    epoch = history[-1]["epoch"]
     try:
         model_dir.mkdir(parents=True, exist_ok=True)
-        probe = model_dir / ".write_test"
-        probe.write_bytes(b"")
-        probe.unlink()
+        # History first, then the checkpoint: a crash in between leaves a history
+        # one epoch ahead, which resuming trims back to the checkpoint.
+        artifacts.write_history(model_dir, config.to_dict(), history)
+        artifacts.save_checkpoint(model_dir, epoch, backend.state_arrays())
     except OSError as e:
-        raise RunDirError(f"--model_dir={model_dir} is not a writable directory "
-                          f"({e.strerror or e})") from None
+        raise RunDirError(f"could not save epoch {epoch} in --model_dir={model_dir} "
+                          f"({e.strerror or e}); the checkpoint of epoch {epoch - 1} "
+                          f"is kept") from None
 
 
 def _resume(config, backend, model_dir):
@@ -72,8 +86,13 @@ def _resume(config, backend, model_dir):
         logging.info("--noresume: starting anew in %s (old checkpoints removed)", model_dir)
         shutil.rmtree(model_dir / artifacts.CHECKPOINT_DIR, ignore_errors=True)
         return 0, []
+    artifacts.remove_temporaries(model_dir)  # left by a run killed mid-write
     saved = artifacts.read_json(history_path)
-    problems = config.incompatibilities(saved.get("flags", {}))
+    if not (isinstance(saved, dict) and isinstance(saved.get("flags"), dict)
+            and all(isinstance(e, dict) and "epoch" in e for e in saved.get("epochs", []))):
+        raise RunDirError(f"{history_path} is not a history this project wrote; "
+                          "pass another --model_dir or --noresume")
+    problems = config.incompatibilities(saved["flags"])
     if problems:
         raise RunDirError(f"--model_dir={model_dir} holds a run with other settings "
                           f"({'; '.join(problems)}); pass another --model_dir or --noresume")
@@ -162,10 +181,7 @@ def run(config, datasets_override=None):
                      100 * logs["test_accuracy"])
         warn_if_collapsed(backend.predict_proba(x_test[:COLLAPSE_SAMPLES]), epoch, config)
         history.append({"epoch": epoch, **logs})
-        # History first, then the checkpoint: a crash in between leaves a history
-        # one epoch ahead, which resuming trims back to the checkpoint.
-        artifacts.write_history(model_dir, config.to_dict(), history)
-        artifacts.save_checkpoint(model_dir, epoch, backend.state_arrays())
+        _save_epoch(model_dir, config, history, backend)
         if writer is not None:
             _write_summaries(writer, epoch, logs)
     if completed >= config.epochs:
