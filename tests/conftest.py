@@ -3,7 +3,10 @@
 import os
 import pathlib
 
+import numpy as np
 import pytest
+
+from fakes import tiny_digits
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -41,3 +44,13 @@ def svhn_sample_file(data_dir):
         if path.exists():
             return path
     pytest.skip(f"no svhn_samples_32x32.mat under {data_dir}")
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory):
+    """A data directory holding a Keras-style mnist.npz of tiny learnable digits."""
+    folder = tmp_path_factory.mktemp("data")
+    (x_train, y_train), (x_test, y_test) = tiny_digits(256, 0), tiny_digits(64, 1)
+    np.savez(folder / "mnist.npz", x_train=x_train, y_train=y_train, x_test=x_test,
+             y_test=y_test)
+    return folder

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 import procs
-from fakes import tiny_digits
 from numpy_ref.serialization import load_npz
 
 TRAIN = str(procs.ROOT / "scripts" / "train.py")
@@ -26,16 +25,6 @@ def run_script(name, *args, data_dir=None, timeout=300):
     return subprocess.run([sys.executable, str(procs.ROOT / "scripts" / name), *args],
                           env=script_env(data_dir), capture_output=True, text=True,
                           timeout=timeout, cwd=procs.ROOT)
-
-
-@pytest.fixture(scope="module")
-def tiny_data_dir(tmp_path_factory):
-    """A Keras-style mnist.npz of tiny learnable digits."""
-    folder = tmp_path_factory.mktemp("data")
-    (x_train, y_train), (x_test, y_test) = tiny_digits(256, 0), tiny_digits(64, 1)
-    np.savez(folder / "mnist.npz", x_train=x_train, y_train=y_train, x_test=x_test,
-             y_test=y_test)
-    return folder
 
 
 def assert_fails_with(proc, code, *fragments):
@@ -135,3 +124,54 @@ def test_multi_worker_mirrored_through_the_cli(tmp_path, tiny_data_dir):
         np.testing.assert_array_equal(chief.params[key], other.params[key], err_msg=key)
     history = json.loads((model_dir / "history.json").read_text())["epochs"]
     assert [e["epoch"] for e in history] == [1, 2]
+
+
+def test_train_names_a_corrupt_data_file(tmp_path, tiny_data_dir):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "mnist.npz").write_bytes((tiny_data_dir / "mnist.npz").read_bytes()[:500])
+    proc = run_script("train.py", f"--data_dir={data_dir}", f"--model_dir={tmp_path / 'run'}")
+    assert_fails_with(proc, 3, "mnist.npz")
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_refuses_an_unusable_model_dir(tmp_path, tiny_data_dir):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    proc = run_script("train.py", f"--model_dir={blocker / 'run'}", data_dir=tiny_data_dir)
+    assert_fails_with(proc, 4, "a_file is a file")
+    assert blocker.read_text() == "not a directory"
+
+
+def test_train_refuses_a_model_dir_of_another_run_and_changes_nothing(tmp_path,
+                                                                      tiny_data_dir):
+    model_dir = tmp_path / "run"
+    first = run_script("train.py", "--backend=numpy", "--epochs=1", "--hidden_units=8",
+                       f"--model_dir={model_dir}", data_dir=tiny_data_dir)
+    assert first.returncode == 0, first.stderr[-2000:]
+    before = {p: p.read_bytes() for p in model_dir.rglob("*") if p.is_file()}
+    proc = run_script("train.py", "--backend=numpy", "--model=two_layer_net",
+                      f"--model_dir={model_dir}", data_dir=tiny_data_dir)
+    assert_fails_with(proc, 4, "--model='mymodel'", "two_layer_net", "--noresume")
+    after = {p: p.read_bytes() for p in model_dir.rglob("*") if p.is_file()}
+    assert after == before
+
+
+def test_evaluate_refuses_pickled_weights(tmp_path):
+    (tmp_path / "history.json").write_text(json.dumps({"flags": {}, "epochs": []}))
+    np.savez(tmp_path / "weights.npz", W1=np.array([{"a": 1}], dtype=object))
+    proc = run_script("evaluate.py", f"--model_dir={tmp_path}")
+    assert_fails_with(proc, 3, "weights.npz", "allow_pickle=False")
+
+
+def test_evaluate_refuses_a_keras_file_with_code(tmp_path):
+    """A Lambda layer holds Python code; safe mode will not deserialise it."""
+    import keras  # pylint: disable=import-outside-toplevel
+
+    model = keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(),
+                              keras.layers.Lambda(lambda x: x * 2), keras.layers.Dense(10)])
+    model.save(tmp_path / "model.keras")
+    (tmp_path / "history.json").write_text(json.dumps({"flags": {}, "epochs": []}))
+    proc = run_script("evaluate.py", f"--model_dir={tmp_path}")
+    assert_fails_with(proc, 3, "model.keras", "refused")
+    assert "safe_mode" in proc.stderr or "lambda" in proc.stderr.lower()
