@@ -4,6 +4,7 @@ import os
 import pathlib
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
@@ -46,3 +47,12 @@ def wait_all(processes, timeout_s, name="process"):
     for process, output in zip(processes, outputs):
         assert process.returncode == 0, output[-3000:]
     return outputs
+
+
+def heavy_modules_after(import_statement):
+    """Which of tensorflow, scipy and keras a fresh Python has loaded after the statement."""
+    code = (f"import sys; {import_statement}; "
+            "print(sorted(m for m in ('tensorflow', 'scipy', 'keras') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=child_env(),
+                            capture_output=True, text=True, check=True)
+    return result.stdout.strip()

@@ -2,9 +2,7 @@
 
 import contextlib
 import gzip
-import pathlib
 import struct
-import subprocess
 import sys
 import types
 
@@ -13,10 +11,9 @@ import pytest
 import scipy.io
 
 import numpy_ref.mnist
+import procs
 from tfmodels import data
 from tfmodels.data import DatasetError
-
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 @contextlib.contextmanager
@@ -292,11 +289,7 @@ def test_make_dataset_validates(change, error, problem):
 
 
 def test_import_needs_neither_tensorflow_nor_scipy():
-    code = ("import sys, tfmodels.data; "
-            "print(sorted(m for m in ('tensorflow', 'scipy', 'keras') if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT,
-                            capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "[]"
+    assert procs.heavy_modules_after("import tfmodels.data") == "[]"
 
 
 # --- real data (skipped unless TFMODELS_DATA_DIR holds it) ----------------------

@@ -5,18 +5,14 @@ The idx files are written here with `struct`, independently of the reader.
 
 import contextlib
 import gzip
-import pathlib
 import struct
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from numpy_ref import mnist
 from numpy_ref.mnist import DatasetError
-
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+import procs
 
 
 def idx_bytes(array, magic=None):
@@ -226,11 +222,7 @@ def test_book_load_mnist_rejects_integer_dtype(tmp_path):
 
 
 def test_import_needs_neither_tensorflow_nor_scipy():
-    code = ("import sys, numpy_ref.mnist; "
-            "print(sorted(m for m in ('tensorflow', 'scipy', 'keras') if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT,
-                            capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "[]"
+    assert procs.heavy_modules_after("import numpy_ref.mnist") == "[]"
 
 
 def test_real_mnist_book_style(mnist_dir):

@@ -8,6 +8,7 @@ import pytest
 from numpy_ref import functions as F
 from numpy_ref import layers as L
 from numpy_ref import networks as N
+import procs
 
 # Same reasoning as in test_layers.py: float64 central differences (h = 1e-4)
 # carry ~h^2/6 * |f'''| ~ 1e-9 truncation and ~eps * |L| / h ~ 1e-11 rounding
@@ -329,3 +330,11 @@ def test_book_variant_is_close_when_probabilities_are_not_tiny():
     for name in net.params:
         np.testing.assert_allclose(backprop[name], numerical[name], rtol=1e-5, atol=1e-9,
                                    err_msg=name)
+
+
+def test_numpy_ref_imports_no_tensorflow():
+    """numpy_ref works with NumPy alone: none of its modules pulls in TF, Keras or SciPy."""
+    modules = ", ".join(f"numpy_ref.{m}" for m in (
+        "functions", "gradient", "layers", "mnist", "networks", "optimizers", "perceptron",
+        "serialization", "training"))
+    assert procs.heavy_modules_after(f"import {modules}") == "[]"

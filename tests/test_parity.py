@@ -51,11 +51,14 @@ GRID_INPUT = pytest.mark.parametrize("input_name", INPUT_SHAPES)
 GRID_DTYPE = pytest.mark.parametrize("dtype", ["float64", "float32"])
 
 
-@GRID
-@GRID_ACT
-@GRID_BATCH
-@GRID_INPUT
-@GRID_DTYPE
+def full_grid(test):
+    """Every model x activation x batch x input x dtype."""
+    for mark in (GRID_DTYPE, GRID_INPUT, GRID_BATCH, GRID_ACT, GRID):
+        test = mark(test)
+    return test
+
+
+@full_grid
 def test_forward_outputs_match(name, activation, batch, input_name, dtype):
     model, net, x, _ = twins(name, activation, INPUT_SHAPES[input_name], dtype, batch)
     keras_out = model(x).numpy()
@@ -64,11 +67,7 @@ def test_forward_outputs_match(name, activation, batch, input_name, dtype):
     np.testing.assert_allclose(numpy_out, keras_out, **TOL[dtype])
 
 
-@GRID
-@GRID_ACT
-@GRID_BATCH
-@GRID_INPUT
-@GRID_DTYPE
+@full_grid
 def test_loss_and_gradients_match(name, activation, batch, input_name, dtype):
     model, net, x, t = twins(name, activation, INPUT_SHAPES[input_name], dtype, batch)
     keras_loss, keras_grads = parity.keras_loss_and_gradient(model, x, t)
