@@ -68,17 +68,40 @@ def save_npz(net, path, **extra_arrays):
         np.savez(f, **arrays, **extra_arrays, **{_META_KEY: np.array(json.dumps(meta))})
 
 
-def read_npz(path):
-    """All arrays of an ``.npz`` file as a dict, refusing pickled object arrays."""
+# What np.load raises for a damaged or hostile .npz: ValueError (object arrays
+# under allow_pickle=False, bad headers), zip and zlib errors,
+# NotImplementedError / RuntimeError (a zip entry claiming an unknown method or
+# encryption), MemoryError (a header claiming a huge shape).
+NPZ_READ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error,
+                   NotImplementedError, RuntimeError, MemoryError)
+
+
+def read_npz(path, error=None):
+    """All arrays of an ``.npz`` file as a dict; never unpickles anything.
+
+    Every way a damaged or crafted file fails becomes ``error`` (an exception
+    class, ``WeightsFileError`` by default) with a message naming the file.
+    """
+    error = error or WeightsFileError
     path = pathlib.Path(path)
+    if not path.is_file():
+        raise error(f"{path}: no such file")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {key: archive[key] for key in archive.files}
-    except FileNotFoundError:
-        raise WeightsFileError(f"{path}: no such file") from None
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-        # Object arrays land here too: allow_pickle=False refuses to unpickle them.
-        raise WeightsFileError(f"{path}: not a readable .npz of plain arrays ({e})") from None
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.ndarray):
+            raise error(f"{path}: a single .npy array, not an .npz archive")
+        with loaded:
+            arrays = {key: loaded[key] for key in loaded.files}
+    except NPZ_READ_ERRORS as e:
+        if isinstance(e, error):
+            raise
+        raise error(f"{path}: not a readable .npz of plain arrays "
+                    f"({type(e).__name__}: {e})") from None
+    # An entry without the .npy magic number comes back as raw bytes.
+    not_arrays = sorted(key for key, value in arrays.items() if not isinstance(value, np.ndarray))
+    if not_arrays:
+        raise error(f"{path}: {', '.join(not_arrays)}: not .npy data")
+    return arrays
 
 
 def _layer_sizes(class_name, config):

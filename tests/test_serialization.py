@@ -1,0 +1,85 @@
+"""numpy_ref.serialization: .npz round trips, atomic writes, refusing bad files."""
+
+import json
+
+import numpy as np
+import pytest
+
+from numpy_ref import networks, optimizers
+from numpy_ref import serialization as S
+from numpy_ref.serialization import WeightsFileError
+
+NETS = {
+    "two_layer_net": lambda: networks.TwoLayerNet(6, 4, 3, seed=0, activation="tanh"),
+    "multi_layer_net": lambda: networks.MultiLayerNet(6, [5, 4], 3, seed=1, dtype=np.float64),
+    "dnn": lambda: networks.DNN(2, 4, 3, 2, seed=2),
+}
+
+
+@pytest.mark.parametrize("kind", NETS)
+def test_round_trip_rebuilds_the_same_network(tmp_path, kind):
+    net = NETS[kind]()
+    S.save_npz(net, tmp_path / "w.npz", note=np.arange(3))
+    loaded, extra = S.load_npz(tmp_path / "w.npz")
+    assert type(loaded) is type(net) and loaded.config == net.config
+    for key in net.params:
+        np.testing.assert_array_equal(loaded.params[key], net.params[key])
+        assert loaded.params[key].dtype == net.params[key].dtype
+    np.testing.assert_array_equal(extra["note"], np.arange(3))
+    x = np.random.default_rng(0).random((2, net.params["W1"].shape[0]))
+    np.testing.assert_array_equal(loaded.predict(x), net.predict(x))
+
+
+def test_optimizer_state_round_trip():
+    net, opt = NETS["two_layer_net"](), optimizers.Adam()
+    x, t = np.ones((2, 6), np.float32), np.array([0, 2])
+    opt.update(net.params, net.gradient(x, t))
+    restored = optimizers.Adam()
+    restored.set_state(opt.get_state())
+    assert restored.iterations == 1
+    for slot, store in opt.state.items():
+        for name, array in store.items():
+            np.testing.assert_array_equal(restored.state[slot][name], array)
+
+
+def test_atomic_write_keeps_the_old_file_when_the_write_fails(tmp_path):
+    path = tmp_path / "file.txt"
+    path.write_text("old")
+    with pytest.raises(RuntimeError):
+        with S.atomic_write(path, "w") as f:
+            f.write("half of the new")
+            raise RuntimeError("crash mid-write")
+    assert path.read_text() == "old"
+    assert list(tmp_path.iterdir()) == [path]  # the temporary file is gone
+
+
+def _write_with_meta(path, config_changes, arrays):
+    net = NETS["two_layer_net"]()
+    meta = {"format": 1, "class": "TwoLayerNet", "config": {**net.config, **config_changes}}
+    np.savez(path, __network__=np.array(json.dumps(meta)), **arrays)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p.write_bytes(b""), "not a readable .npz"),
+    (lambda p: p.write_bytes(b"PK\x03\x04 truncated"), "not a readable .npz"),
+    (lambda p: np.save(p.with_suffix(".npy"), np.zeros(3)) or
+     p.with_suffix(".npy").rename(p), "single .npy array"),
+    (lambda p: np.savez(p, W1=np.array([{"x": 1}], dtype=object)), "allow_pickle=False"),
+    (lambda p: np.savez(p, W1=np.zeros((6, 4))), "__network__"),
+    (lambda p: _write_with_meta(p, {"input_size": 10**12}, {"W1": np.zeros((6, 4))}),
+     r"W1 has shape \(6, 4\), expected \(1000000000000, 4\)"),
+    (lambda p: _write_with_meta(p, {}, {"W1": np.zeros((6, 4))}), "b1 is missing"),
+    (lambda p: _write_with_meta(p, {"unknown_arg": 1}, {}), "W1 is missing|unknown_arg"),
+], ids=["empty", "truncated", "npy", "object_array", "no_meta", "huge_config", "missing",
+        "bad_config"])
+def test_bad_files_are_refused_with_the_file_named(tmp_path, make, message):
+    path = tmp_path / "w.npz"
+    make(path)
+    with pytest.raises(WeightsFileError, match=message) as info:
+        S.load_npz(path)
+    assert str(path) in str(info.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(WeightsFileError, match="no such file"):
+        S.read_npz(tmp_path / "absent.npz")
