@@ -103,11 +103,14 @@ def read_idx(path, expected_ndim=None):
 
     Raises:
       DatasetError: naming the file, when it is missing, truncated, corrupt,
-        has a wrong magic number, or its payload is not exactly prod(dims).
+        has a wrong magic number, more dimensions than NumPy allows, or its
+        payload is not exactly prod(dims).
     """
     path = pathlib.Path(path)
     raw = _read_bytes(path)
     dims, offset = _parse_header(raw, path, expected_ndim)
+    # Sizes are compared before anything is allocated: a header claiming
+    # 2**31 images fails here, at once.
     expected, actual = math.prod(dims), len(raw) - offset
     if actual != expected:
         problem = ("truncated payload" if actual < expected
@@ -115,8 +118,13 @@ def read_idx(path, expected_ndim=None):
         raise DatasetError(
             f"{path}: {problem}: the header's shape {dims} needs exactly "
             f"{expected} payload bytes, the file has {actual}.")
-    # .copy(): frombuffer over `bytes` is read-only.
-    return np.frombuffer(raw, np.uint8, expected, offset).reshape(dims).copy()
+    try:
+        array = np.frombuffer(raw, np.uint8, expected, offset).reshape(dims)
+    except ValueError as e:  # more dimensions than NumPy allows (64 in NumPy 2)
+        raise DatasetError(
+            f"{path}: the idx header's {len(dims)} dimensions do not fit in "
+            f"a NumPy array ({e}).") from e
+    return array.copy()  # frombuffer over `bytes` is read-only
 
 
 def find_mnist_files(data_dir):
@@ -149,7 +157,7 @@ def find_mnist_files(data_dir):
 
 
 def check_mnist_arrays(images, labels, images_source, labels_source):
-    """Checks one MNIST split: (N, 28, 28) images, N labels in 0..9.
+    """Checks one MNIST split: (N, 28, 28) images, N >= 1 labels in 0..9.
 
     `images_source` / `labels_source` name where the arrays came from (a file
     path) and appear in every error message.
@@ -162,6 +170,8 @@ def check_mnist_arrays(images, labels, images_source, labels_source):
         raise DatasetError(
             f"{labels_source}: labels must have shape (N,); "
             f"got {labels.shape}.")
+    if len(images) == 0:
+        raise DatasetError(f"{images_source}: holds no images (N = 0).")
     if len(images) != len(labels):
         raise DatasetError(
             f"Image/label count mismatch: {images_source} has {len(images)} "

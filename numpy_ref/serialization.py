@@ -76,8 +76,9 @@ NPZ_READ_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error
                    NotImplementedError, RuntimeError, MemoryError)
 
 
-def read_npz(path, error=None):
-    """All arrays of an ``.npz`` file as a dict; never unpickles anything.
+def read_npz(path, error=None, keys=None):
+    """The arrays of an ``.npz`` file as a dict (only ``keys``, when given,
+    that are present); never unpickles anything.
 
     Every way a damaged or crafted file fails becomes ``error`` (an exception
     class, ``WeightsFileError`` by default) with a message naming the file.
@@ -91,11 +92,11 @@ def read_npz(path, error=None):
         if isinstance(loaded, np.ndarray):
             raise error(f"{path}: a single .npy array, not an .npz archive")
         with loaded:
-            arrays = {key: loaded[key] for key in loaded.files}
+            arrays = {key: loaded[key] for key in loaded.files if keys is None or key in keys}
     except NPZ_READ_ERRORS as e:
         if isinstance(e, error):
             raise
-        raise error(f"{path}: not a readable .npz of plain arrays "
+        raise error(f"{path}: not a readable .npz file "
                     f"({type(e).__name__}: {e})") from None
     # An entry without the .npy magic number comes back as raw bytes.
     not_arrays = sorted(key for key, value in arrays.items() if not isinstance(value, np.ndarray))

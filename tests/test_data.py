@@ -2,6 +2,7 @@
 
 import contextlib
 import gzip
+import hashlib
 import struct
 import sys
 import types
@@ -143,16 +144,39 @@ def test_no_directory_falls_back_to_keras(monkeypatch):
     assert data.load_mnist() == "downloaded"
 
 
-def test_failed_download_is_a_dataset_error(monkeypatch):
-    def load_data():
-        raise OSError("network unreachable")
-
-    fake_keras = types.SimpleNamespace(datasets=types.SimpleNamespace(
-        mnist=types.SimpleNamespace(load_data=load_data)))
+def fake_keras_get_file(monkeypatch, get_file):
+    """Puts a stand-in `keras` (only `utils.get_file`) in place: no TF, no network."""
+    fake_keras = types.SimpleNamespace(utils=types.SimpleNamespace(get_file=get_file))
     monkeypatch.setitem(sys.modules, "keras", fake_keras)
     monkeypatch.delenv("TFMODELS_DATA_DIR", raising=False)
+
+
+def test_failed_download_is_a_dataset_error(monkeypatch):
+    def get_file(*args, **kwargs):
+        raise OSError("network unreachable")
+
+    fake_keras_get_file(monkeypatch, get_file)
     with pytest.raises(DatasetError, match="No local MNIST data.*download failed: network"):
         data.load_mnist()
+
+
+def test_download_is_checked_against_the_sha256(monkeypatch, tmp_path):
+    path = tmp_path / "mnist.npz"
+    np.savez(path, **mnist_npz_arrays())
+    requested = {}
+
+    def get_file(fname, origin, file_hash):
+        requested.update(fname=fname, origin=origin, file_hash=file_hash)
+        return str(path)
+
+    fake_keras_get_file(monkeypatch, get_file)
+    with pytest.raises(DatasetError, match="SHA-256 .* is not that of MNIST"):
+        data.load_mnist()  # a file that is not the real mnist.npz
+    assert requested["file_hash"] == data.MNIST_NPZ_SHA256  # Keras checks it too
+    monkeypatch.setattr(data, "MNIST_NPZ_SHA256",
+                        hashlib.sha256(path.read_bytes()).hexdigest())
+    (x, y), _ = data.load_mnist()  # the expected bytes load, without pickle
+    assert x.dtype == np.uint8 and y.dtype == np.int64
 
 
 # --- SVHN -------------------------------------------------------------------
