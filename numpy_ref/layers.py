@@ -46,18 +46,16 @@ class AddLayer:
 class Relu(Layer):
     """max(0, x); the gradient passes where x > 0 (0 at x == 0, as in TF)."""
 
-
     def forward(self, x):
-        self.mask = x <= 0
-        return np.where(self.mask, 0, x)
+        self.mask = x > 0  # where the gradient passes
+        return np.maximum(x, 0)
 
     def backward(self, dout):
-        return np.where(self.mask, 0, dout)
+        return dout * self.mask  # TF's ReluGrad: dout * (x > 0)
 
 
 class Sigmoid(Layer):
     """y = 1 / (1 + exp(-x)); dy/dx = y * (1 - y)."""
-
 
     def forward(self, x):
         self.out = F.sigmoid(x)
@@ -69,7 +67,6 @@ class Sigmoid(Layer):
 
 class Tanh(Layer):
     """y = tanh(x); dy/dx = 1 - y^2."""
-
 
     def forward(self, x):
         self.out = np.tanh(x)
@@ -136,16 +133,24 @@ class Affine(Layer):
             raise ValueError(f"Affine expects {self.W.shape[0]} input features. "
                              f"Received: input shape {self.x_shape}")
         self.x = x
-        out = x @ self.W  # (N, M)
+        out = x @ self.W  # (N, M), a new array
         if self.b is not None:
-            out = out + self.b
+            out += self.b
         return out.reshape(-1) if len(self.x_shape) == 1 else out  # one sample: (M,)
 
-    def backward(self, dout):
+    def backward(self, dout, input_grad=True):
+        """Stores dW = x^T dout and db = sum(dout) over the batch; returns dx = dout W^T.
+
+        ``input_grad=False`` skips dx and returns None: a network's first layer,
+        whose input is the data, needs no dx, and for images that product
+        (N x M x D) is the largest of the backward pass.
+        """
         dout = dout.reshape(self.x.shape[0], -1)  # (N, M)
         self.grads["kernel"] = self.x.T @ dout  # (D, M)
         if self.b is not None:
-            self.grads["bias"] = np.sum(dout, axis=0)  # (M,)
+            self.grads["bias"] = dout.sum(axis=0)  # (M,)
+        if not input_grad:
+            return None
         dx = dout @ self.W.T  # (N, D)
         return dx.reshape(self.x_shape)
 

@@ -98,20 +98,40 @@ class LayerNet:
         """One forward and one backward pass: (loss, gradient dict)."""
         loss = self.loss(x, t)
         dout = self.last_layer.backward(1)
-        for layer in reversed(self.layers):
+        for layer in reversed(self.layers[1:]):
             dout = layer.backward(dout)
+        first = self.layers[0]
+        if isinstance(first, L.Affine):
+            first.backward(dout, input_grad=False)  # dL/dx of the data is never used
+        else:
+            first.backward(dout)
         grads = {name: layer.grads[key] for name, (layer, key) in self._slots.items()}
         return loss, grads
 
     def numerical_gradient(self, x, t):
         """Central differences, one weight at a time, perturbed in place.
 
-        Costs two forward passes per parameter and copies nothing but the
-        gradient arrays; use it in float64 to check ``gradient``.
+        Two loss evaluations per weight, and nothing copied but the gradient
+        arrays. A weight of layer k cannot change the layers before k, so
+        their output is computed once and only layers k.. are re-run for its
+        weights: the same numbers as re-running the whole network, for about
+        half the work. Use it in float64 to check ``gradient``.
         """
-        loss_at = lambda _: self.loss(x, t)  # reads the perturbed weight in place
-        return {name: G.numerical_gradient(loss_at, param)
-                for name, param in self.params.items()}
+        grads, h = {}, x
+        for k, layer in enumerate(self.layers):
+            # Reads the perturbed weight in place; h is layer k's (fixed) input.
+            loss_at = lambda _, h=h, k=k: self._loss_from(k, h, t)
+            for name, (owner, key) in self._slots.items():
+                if owner is layer:
+                    grads[name] = G.numerical_gradient(loss_at, layer.params[key])
+            h = layer.forward(h)
+        return {name: grads[name] for name in self._slots}
+
+    def _loss_from(self, k, h, t):
+        """The loss with ``h`` fed to layer k (the layers before k skipped)."""
+        for layer in self.layers[k:]:
+            h = layer.forward(h)
+        return self.last_layer.forward(h, t)
 
 
 class ClassifierNet(LayerNet):

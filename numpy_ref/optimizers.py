@@ -167,22 +167,50 @@ class Adam(Optimizer):
     alpha = lr * sqrt(1 - beta_2^t) / (1 - beta_1^t)
     m += (grad - m) * (1 - beta_1);  v += (grad^2 - v) * (1 - beta_2)
     param -= m * alpha / (sqrt(v) + epsilon)
+
+    alpha depends on the step only, so it is computed once per step and dtype.
+    The array updates run in place through one scratch buffer per parameter
+    (the same operations in the same order, so the result is bit for bit the
+    formula above): for a small network, temporaries and Python overhead, not
+    arithmetic, would otherwise dominate the step.
     """
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
         super().__init__(learning_rate)
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+        self._alpha = {}  # dtype -> alpha of the current step (cleared every step)
+        self._scratch = {}  # param name -> work array, not state: never saved
+
+    def update(self, params, grads):
+        self._alpha.clear()
+        super().update(params, grads)
+
+    def _step_size(self, lr, dtype):
+        if dtype not in self._alpha:
+            step = np.asarray(self.iterations + 1, dtype=dtype)
+            beta_1_power = np.power(_keras_cast(self.beta_1, dtype), step)
+            beta_2_power = np.power(_keras_cast(self.beta_2, dtype), step)
+            self._alpha[dtype] = lr * np.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+        return self._alpha[dtype]
 
     def _update_one(self, name, param, grad, lr):
-        step = np.asarray(self.iterations + 1, dtype=param.dtype)
-        beta_1_power = np.power(_keras_cast(self.beta_1, param.dtype), step)
-        beta_2_power = np.power(_keras_cast(self.beta_2, param.dtype), step)
-        alpha = lr * np.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+        alpha = self._step_size(lr, param.dtype)
         m = self._slot("m", name, param)
         v = self._slot("v", name, param)
-        m += (grad - m) * (1 - self.beta_1)
-        v += (grad * grad - v) * (1 - self.beta_2)
-        param -= m * alpha / (np.sqrt(v) + self.epsilon)
+        tmp = self._scratch.get(name)
+        if tmp is None or tmp.shape != param.shape or tmp.dtype != param.dtype:
+            tmp = self._scratch[name] = np.empty_like(param)
+        np.subtract(grad, m, out=tmp)          # m += (grad - m) * (1 - beta_1)
+        tmp *= 1 - self.beta_1
+        m += tmp
+        np.multiply(grad, grad, out=tmp)       # v += (grad^2 - v) * (1 - beta_2)
+        tmp -= v
+        tmp *= 1 - self.beta_2
+        v += tmp
+        np.sqrt(v, out=tmp)                    # param -= m * alpha / (sqrt(v) + eps)
+        tmp += self.epsilon
+        np.divide(np.multiply(m, alpha), tmp, out=tmp)
+        param -= tmp
 
 
 OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "nesterov": Nesterov,
