@@ -1,0 +1,37 @@
+"""Benchmarks both implementations side by side; writes BENCHMARKS.md and benchmarks/latest.json.
+
+    .venv/bin/python scripts/bench.py            # the full run (about 4 minutes on 2 cores)
+    .venv/bin/python scripts/bench.py --quick --output_dir=/tmp/bench   # < 1 minute
+
+Sections: training throughput (Keras fit, the custom loop, numpy_ref), backprop against
+numerical gradients on the material's DNN, and the input pipeline on a full-size SVHN file.
+"""
+
+import os
+import pathlib
+
+from absl import app
+from absl import flags
+from absl import logging
+
+from tfmodels.bench import runner
+
+QUICK = flags.DEFINE_bool("quick", False, "Small sizes: checks that every section runs, in "
+                          "under a minute. Its figures are not for quoting.")
+OUTPUT_DIR = flags.DEFINE_string("output_dir", str(runner.REPO_ROOT),
+                                 "Where BENCHMARKS.md and benchmarks/latest.json go.")
+DATA_DIR = flags.DEFINE_string("data_dir", None, "Directory with MNIST (as for "
+                               "scripts/train.py); default $TFMODELS_DATA_DIR. Without one, "
+                               "the throughput runs on random MNIST-shaped images.")
+
+
+def main(argv):
+    del argv
+    logging.set_verbosity(logging.INFO)
+    data_dir = DATA_DIR.value or os.environ.get("TFMODELS_DATA_DIR")
+    config = runner.QUICK if QUICK.value else runner.FULL
+    runner.run(config, pathlib.Path(OUTPUT_DIR.value), mnist_dir=data_dir, quick=QUICK.value)
+
+
+if __name__ == "__main__":
+    app.run(main)

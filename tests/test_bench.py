@@ -1,0 +1,122 @@
+"""The benchmark: `scripts/bench.py --quick` runs every section and writes a complete report.
+
+Nothing here asserts a speed: performance goals are judged in BENCHMARKS.md, from a full run.
+"""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.io
+
+import procs
+from numpy_ref import gradient as G
+from numpy_ref import networks as N
+from tfmodels import data
+from tfmodels.bench import pipeline, report, stats, throughput
+
+VARIANTS = ("keras_fit", "custom_loop", "numpy_ref")
+BATCH_SIZES = ("32", "128", "1024")
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """`scripts/bench.py --quick` in a subprocess, writing into a temporary directory."""
+    out = tmp_path_factory.mktemp("bench")
+    proc = subprocess.run([sys.executable, str(procs.ROOT / "scripts" / "bench.py"), "--quick",
+                           f"--output_dir={out}"], env=procs.child_env(), capture_output=True,
+                          text=True, timeout=300, cwd=procs.ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out
+
+
+def test_quick_run_writes_every_figure_to_the_json(quick_run):
+    results = json.loads((quick_run / "benchmarks" / "latest.json").read_text())
+    assert results["quick"] is True
+    for variant in VARIANTS:
+        for batch in BATCH_SIZES:
+            assert results["throughput"][variant][batch] > 0, (variant, batch)
+    assert results["pipeline"]["examples_per_s"] > 0
+    assert results["pipeline"]["train_examples_per_s"] > 0
+    assert results["pipeline"]["load_s"]["median"] > 0
+    assert results["peak_rss_mb"] > 0
+    for depth in ("5", "10"):
+        assert results["gradients"][depth]["numerical"] > results["gradients"][depth]["backprop"] > 0
+        assert results["gradients"][depth]["max_abs_difference"] < 1e-6  # same gradient
+    assert results["gradients"]["growth"]["measured"] > 1
+    machine = results["machine"]
+    assert machine["cpu"] and machine["logical_cpus"] >= 1
+    assert machine["versions"]["numpy"] and machine["versions"]["tensorflow"]
+    assert "blas" in machine
+    run = next(iter(results["throughput_runs"].values()))
+    assert run["gemm_gflops"]["numpy"] > 0 and run["gemm_gflops"]["tensorflow"] > 0
+    for batch in BATCH_SIZES:
+        assert 0 < run["gflops"]["numpy_ref"][batch]["fraction_of_ceiling"]
+    for goal in next(iter(results["goals"].values())):
+        assert isinstance(goal["holds"], bool), goal
+
+
+def test_quick_run_writes_every_section_to_the_markdown(quick_run):
+    text = (quick_run / "BENCHMARKS.md").read_text()
+    for section in report.SECTIONS:
+        assert section in text, section
+    assert "Quick mode" in text
+    for fragment in ("custom / fit", "numpy_ref / custom", "GFLOP/s", "parameters",
+                     "load_svhn_mat", "peak RSS", "kernel"):
+        assert fragment in text, fragment
+
+
+def test_training_multiply_adds_of_mymodel():
+    # forward 70,656 + kernel gradients 70,656 + input gradients of layers 2..5 45,568
+    assert throughput.training_macs_per_example(784) == 186_880
+
+
+def test_interleaved_rotates_the_order_and_warms_up_first():
+    calls = []
+    seconds = stats.interleaved({"a": lambda i: calls.append(("a", i)),
+                                 "b": lambda i: calls.append(("b", i))}, repeats=3, warmup=1)
+    assert calls == [("a", 0), ("b", 0), ("a", 1), ("b", 1), ("b", 2), ("a", 2),
+                     ("a", 3), ("b", 3)]
+    assert [len(s) for s in seconds.values()] == [3, 3]
+
+
+def test_paired_ratio_is_the_ratio_of_medians_with_the_per_repeat_range():
+    ratio = stats.paired_ratio([2.0, 4.0, 6.0], [1.0, 1.0, 4.0])
+    assert ratio == {"ratio": 4.0, "min": 1.5, "max": 4.0}
+
+
+def test_the_benchmark_svhn_file_loads_in_the_stanford_layout(tmp_path):
+    path = tmp_path / "train_32x32.mat"
+    pipeline.write_svhn_mat(path, 300, chunk=128)  # chunks: the last one partial
+    raw = scipy.io.loadmat(path)
+    assert raw["X"].shape == (32, 32, 3, 300) and raw["X"].dtype == np.uint8
+    assert raw["y"].shape == (300, 1) and set(np.unique(raw["y"])) <= set(range(1, 11))
+    x, y = data.load_svhn_mat(path)  # reorders the images in place, in chunks
+    np.testing.assert_array_equal(x, np.moveaxis(raw["X"], 3, 0))
+    assert x.flags.c_contiguous
+    np.testing.assert_array_equal(y, raw["y"].ravel().astype(np.int64) - 1)
+
+
+@pytest.mark.parametrize("make_net", [
+    lambda: N.DNN(3, 6, 4, 2, seed=0),
+    lambda: N.TwoLayerNet(5, 4, 3, dtype=np.float64, seed=1),
+], ids=["dnn", "two_layer_net"])
+def test_numerical_gradient_equals_rerunning_the_whole_network(make_net):
+    """Re-running only the layers after a weight gives the same bits as the book's way."""
+    rng = np.random.default_rng(0)
+    net = make_net()
+    x = rng.normal(size=(7, net.params["W1"].shape[0]))
+    t = (rng.random((7, 2)) if isinstance(net, N.DNN) else rng.integers(0, 3, 7))
+    whole = {k: G.numerical_gradient(lambda _: net.loss(x, t), p) for k, p in net.params.items()}
+    fast = net.numerical_gradient(x, t)
+    assert list(fast) == list(whole)
+    for key in whole:
+        np.testing.assert_array_equal(fast[key], whole[key], err_msg=key)
+
+
+def test_images_first_reorders_in_chunks_like_moveaxis():
+    x = np.asfortranarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3, 20), np.uint8))
+    expected = np.ascontiguousarray(np.moveaxis(x, 3, 0))
+    np.testing.assert_array_equal(data._images_first(x, chunk=7), expected)  # 7 + 7 + 6

@@ -1,0 +1,198 @@
+"""`BENCHMARKS.md` from the results dict that `runner.run` also writes as JSON."""
+
+import pathlib
+
+SECTIONS = ("## Machine", "## Goals", "## 1. Training throughput",
+            "## 2. Backprop against numerical gradients", "## 3. Input pipeline")
+NOTES_FILE = pathlib.Path("benchmarks") / "notes.md"
+_NAMES = {"keras_fit": "Keras `fit`", "custom_loop": "custom loop", "numpy_ref": "numpy_ref"}
+
+
+def _n(value, digits=0):
+    return f"{value:,.{digits}f}"
+
+
+def _spread(s, digits=0):
+    """'median (min-max)' of a `stats.summary`."""
+    return f"{_n(s['median'], digits)} ({_n(s['min'], digits)}–{_n(s['max'], digits)})"
+
+
+def _ratio(r):
+    return f"**{r['ratio']:.2f}** ({r['min']:.2f}–{r['max']:.2f})"
+
+
+def _table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _machine(m):
+    blas = m["blas"]
+    env = ", ".join(f"`{k}={v}`" for k, v in m["environment"].items()) or "none set"
+    v = m["versions"]
+    rows = [
+        ("CPU", f"{m['cpu']} ({m['cpu_family_model']}), {m['logical_cpus']} logical CPUs "
+                f"({m['usable_cpus']} usable), {', '.join(m['simd'])}"),
+        ("memory", f"{m['memory_gib']:.1f} GiB"),
+        ("OS", m["os"]),
+        ("software", f"Python {v['python']}, NumPy {v['numpy']}, SciPy {v['scipy']}, "
+                     f"TensorFlow {v['tensorflow']}, Keras {v['keras']}"),
+        ("BLAS (NumPy)", f"{blas.get('name')} {blas.get('version')}, kernel "
+                         f"**{blas.get('kernel')}**, {blas.get('threads')} threads by default"),
+        ("environment", env),
+        ("load average at start", ", ".join(f"{x:.2f}" for x in m["load_average"] or ())),
+        ("date", m["date"]),
+    ]
+    return _table(("", ""), rows)
+
+
+def _goals(results):
+    labels = list(results["goals"])
+    first = results["goals"][labels[0]]
+    header = ["goal", "target", *[f"measured ({label})" for label in labels], "holds"]
+    rows = []
+    for i, g in enumerate(first):
+        values = [results["goals"][label][i]["value"] for label in labels]
+        shown = [f"{x:.0f}" if g["target"] > 100 else f"{x:.2f}" for x in values]
+        holds = ["yes" if results["goals"][label][i]["holds"] else "**no**" for label in labels]
+        rows.append((g["goal"], f"{g['comparison']} {g['target']:g}", *shown, " / ".join(holds)))
+    note = (f"Judged on the first column ({labels[0]}); 'holds' lists each column in turn. "
+            "Ratios are of medians from the same interleaved repeats.")
+    return _table(header, rows) + "\n\n" + note
+
+
+def _throughput(results, config):
+    parts = []
+    for label, run in results["throughput_runs"].items():
+        eps = run["examples_per_s"]
+        rows = []
+        for batch in eps["keras_fit"]:
+            r = run["ratios"][batch]
+            rows.append((batch, *[_spread(eps[v][batch]) for v in _NAMES],
+                         _ratio(r["custom_loop/keras_fit"]), _ratio(r["numpy_ref/custom_loop"])))
+        table = _table(("batch", *[f"{n} (ex/s)" for n in _NAMES.values()], "custom / fit",
+                        "numpy_ref / custom"), rows)
+        gemm = run["gemm_gflops"]
+        ceiling = max(gemm.values())
+        grows = [(batch, *[f"{run['gflops'][v][batch]['gflops']:.1f} "
+                           f"({100 * run['gflops'][v][batch]['fraction_of_ceiling']:.0f}%)"
+                           for v in _NAMES]) for batch in eps["keras_fit"]]
+        gtable = _table(("batch", *[f"{n} GFLOP/s (% of ceiling)" for n in _NAMES.values()]),
+                        grows)
+        parts.append(
+            f"### {label}\n\n{table}\n\nAchieved rate: {_n(run['macs_per_example'])} "
+            f"multiply-adds per training example (forward, kernel gradients, and input "
+            f"gradients of every layer but the first), i.e. 2 x that in flops. Ceiling: one "
+            f"2048 x 2048 float32 product, {ceiling:.1f} GFLOP/s (NumPy/OpenBLAS "
+            f"{gemm['numpy']:.1f}, TensorFlow {gemm['tensorflow']:.1f}), measured in the "
+            f"same process.\n\n{gtable}")
+    first = next(iter(results["throughput_runs"].values()))
+    intro = (
+        f"Mymodel (784-32-64-128-256-10, ReLU, softmax), float32, Adam, on the first "
+        f"{_n(first['examples'])} {first['data']} training images (uint8 in memory, scaled "
+        f"to [0, 1] per batch). One timed call is one epoch; the first epoch of each is an "
+        f"untimed warm-up (tracing, compilation). Median of {config['throughput_repeats']} "
+        "repeats in examples/s, with the range in brackets; the three variants run in turn "
+        "within each repeat (rotating order). Ratios are of the medians, with the range of "
+        "the per-repeat ratios. Keras `fit` and the custom loop read the same "
+        "`make_dataset` pipeline; numpy_ref runs `numpy_ref.training.fit` with "
+        "`numpy_ref.optimizers.Adam`. Each thread setting is a separate process: TensorFlow "
+        "intra- and inter-op threads and `OPENBLAS_NUM_THREADS` set to the count, or left "
+        "at the libraries' defaults.")
+    return intro + "\n\n" + "\n\n".join(parts)
+
+
+def _gradients(g):
+    setup = g["setup"]
+    depths = [d for d in g if d not in ("growth", "setup")]
+    rows = []
+    for d in depths:
+        r = g[d]
+        material = r["material_100_steps_s"]
+        rows.append((d, _n(r["parameters"]), _spread(r["numerical_spread"], 3),
+                     f"{1e3 * r['backprop']:.3f}", f"{r['ratio']:,.0f}",
+                     f"{r['numerical_100_steps_s']:.0f} s" + (f" ({material:g} s)" if material
+                                                               else ""),
+                     f"{r['max_abs_difference']:.1e}"))
+    table = _table(("depth", "parameters", "numerical s/step", "backprop ms/step",
+                    "numerical / backprop", "100 numerical steps (material)",
+                    "max |numerical - backprop|"), rows)
+    text = (f"`DNN(depth, 32 neurons, 10 inputs, 2 outputs)`, {setup['activation']}, "
+            f"{setup['dtype']}, gradient descent on 1/2 mean((h - y)^2) over a fixed batch of "
+            f"{setup['batch']} random samples; one step = one gradient + `param -= 0.1 * grad`. "
+            "The two methods alternate within each repeat, on twin networks. The last column "
+            "compares both gradients at the same point (central differences, h = 1e-4).\n\n"
+            + table)
+    growth = g.get("growth")
+    if growth:
+        text += "\n\n" + _growth(growth, g[str(growth["from_depth"])],
+                                  g[str(growth["to_depth"])], setup["batch"])
+    return text
+
+
+def _growth(growth, ra, rb, batch):
+    """The answer to the material's question: how the numerical cost grows with depth."""
+    loss_ratio = rb["seconds_per_loss"] / ra["seconds_per_loss"]
+    layer_ratio = rb["affine_layers"] / ra["affine_layers"]
+    follows = ("the layer count" if abs(loss_ratio - layer_ratio)
+               < abs(loss_ratio - growth["parameters"]) else "the multiply-adds")
+    return (
+        f"**How the numerical cost grows from depth {growth['from_depth']} to "
+        f"{growth['to_depth']}.** A numerical gradient evaluates the loss twice per parameter, "
+        f"so a step costs about 2 P t_loss. P grows {growth['parameters']:.2f}x "
+        f"({_n(ra['parameters'])} -> {_n(rb['parameters'])}). One loss evaluation t_loss "
+        f"grows {loss_ratio:.2f}x ({1e6 * ra['seconds_per_loss']:.0f} -> "
+        f"{1e6 * rb['seconds_per_loss']:.0f} us), closer to {follows} "
+        f"({ra['affine_layers']} -> {rb['affine_layers']} Affine layers: {layer_ratio:.2f}x; "
+        f"multiply-adds: {growth['parameters']:.2f}x): at batch {batch} a small "
+        "layer costs mostly NumPy call overhead. Theory, 2 P t_loss: "
+        f"**{growth['theory_2P_t_loss']:.2f}x**; if t_loss were proportional to the "
+        f"multiply-adds (~P), P^2: {growth['theory_P_squared']:.2f}x. Measured: "
+        f"**{growth['measured']:.2f}x** (backprop, which costs about one forward and one "
+        f"backward pass: {growth['backprop_measured']:.2f}x). The material measured "
+        f"{growth['material']:.2f}x (48 s -> 155 s per 100 steps). "
+        "`LayerNet.numerical_gradient` re-runs only the layers after the perturbed weight, so "
+        f"a step costs {ra['numerical']:.2f} s and {rb['numerical']:.2f} s here instead of the "
+        f"{ra['full_rerun_estimate_s']:.2f} s and {rb['full_rerun_estimate_s']:.2f} s that "
+        "re-running the whole network would take (2 P t_loss).")
+
+
+def _pipeline(p, rss):
+    stages = ", ".join(f"{k} {v:,.0f}" for k, v in rss["stages_mb"].items())
+    rows = [
+        ("write the `.mat` (not a goal)", f"{p['write_s']:.1f} s, {p['file_mb']:.0f} MB on disk"),
+        ("`load_svhn_mat`", f"{_spread(p['load_s'], 2)} s"),
+        (f"one pass of `make_dataset` (batch {p['batch_size']}, no training)",
+         f"{_spread(p['examples_per_s_spread'])} examples/s"),
+        (f"custom loop training on that pipeline ({p['threads']})",
+         f"{_spread(p['train_examples_per_s_spread'])} examples/s"),
+        ("pass / training", _ratio(p["pass_over_train"])),
+        (f"peak RSS: load + {rss['steps']} training steps, fresh process",
+         f"**{rss['peak_rss_mb']:,.0f} MB** (VmHWM after {stages})"),
+    ]
+    return (f"A `.mat` in Stanford's layout (`X` (32, 32, 3, {_n(p['images'])}) uint8, "
+            "`y` (N, 1) labels 1..10, MATLAB 5, zlib-compressed like the real "
+            f"`train_32x32.mat`), written to a temporary directory and deleted afterwards. The "
+            f"uint8 images take {rss['dataset_mb']:,.0f} MB; a float32 copy would take 4x. "
+            "MB = 10^6 bytes.\n\n" + _table(("measure", "median (range)"), rows))
+
+
+def render(results, notes=None):
+    """The whole report as Markdown."""
+    quick = ("\n> **Quick mode**: small sizes, to check the benchmark runs. Do not quote these "
+             "figures.\n" if results["quick"] else "")
+    header = (
+        "# Benchmarks\n\nWritten by `scripts/bench.py` (flags: `--quick`, `--output_dir`, "
+        "`--data_dir`); the raw figures are in `benchmarks/latest.json`. Performance goals "
+        "are measured here, side by side in one run, never as timed unit tests. This run "
+        f"took {results['elapsed_s'] / 60:.1f} min.\n" + quick)
+    body = [header,
+            SECTIONS[0] + "\n\n" + _machine(results["machine"]),
+            SECTIONS[1] + "\n\n" + _goals(results),
+            SECTIONS[2] + "\n\n" + _throughput(results, results["config"]),
+            SECTIONS[3] + "\n\n" + _gradients(results["gradients"]),
+            SECTIONS[4] + "\n\n" + _pipeline(results["pipeline"], results["peak_rss"])]
+    if notes:
+        body.append("## Notes\n\n" + notes.strip())
+    return "\n\n".join(body) + "\n"

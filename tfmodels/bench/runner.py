@@ -1,0 +1,182 @@
+"""Runs every section and writes `BENCHMARKS.md` and `benchmarks/latest.json`."""
+
+import dataclasses
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+from absl import logging
+
+from tfmodels.bench import gradients, machine, pipeline, report
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+VARIANTS = ("keras_fit", "custom_loop", "numpy_ref")
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchConfig:
+    """Sizes of one benchmark run. `FULL` is the committed run, `QUICK` the smoke test.
+
+    `thread_settings`: each throughput run's thread count for TensorFlow (intra- and
+    inter-op) and OpenBLAS; None keeps the libraries' defaults. The first is the one
+    the goals are judged on; the others are reported beside it.
+    """
+    batch_sizes: tuple = (32, 128, 1024)
+    throughput_examples: int = 20_000
+    throughput_repeats: int = 15
+    thread_settings: tuple = (1, None)
+    gradient_depths: tuple = (5, 10)
+    gradient_batch: int = 100
+    gradient_repeats: int = 5
+    backprop_steps: int = 100
+    svhn_images: int = pipeline.SVHN_TRAIN_IMAGES
+    pipeline_batch: int = 32
+    pipeline_repeats: int = 9
+    pipeline_train_steps: int = 600
+    rss_train_steps: int = 500
+    worker_timeout_s: int = 900
+
+
+FULL = BenchConfig()
+QUICK = BenchConfig(throughput_examples=2048, throughput_repeats=3, thread_settings=(1,),
+                    gradient_batch=20, gradient_repeats=2, backprop_steps=20,
+                    svhn_images=2000, pipeline_repeats=2, pipeline_train_steps=20,
+                    rss_train_steps=20, worker_timeout_s=120)
+
+
+def threads_label(threads):
+    return "library defaults" if threads is None else f"{threads} thread" + "s" * (threads > 1)
+
+
+def _worker(spec, threads, tmp_dir, timeout_s):
+    """Runs `worker.py` on `spec` in a fresh process with `threads`; returns its result."""
+    spec = {**spec, "threads": threads}
+    spec_path = pathlib.Path(tmp_dir) / f"{spec['section']}-spec.json"
+    out_path = pathlib.Path(tmp_dir) / f"{spec['section']}-out.json"
+    spec_path.write_text(json.dumps(spec))
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT),
+                                                       os.environ.get("PYTHONPATH")]))}
+    if threads is not None:
+        env["OPENBLAS_NUM_THREADS"] = str(threads)  # read when NumPy loads OpenBLAS
+    done = subprocess.run([sys.executable, "-m", "tfmodels.bench.worker", str(spec_path),
+                           str(out_path)], env=env, capture_output=True, text=True,
+                          timeout=timeout_s, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"benchmark worker {spec['section']} failed "
+                           f"(exit {done.returncode}):\n{done.stderr[-3000:]}")
+    return json.loads(out_path.read_text())
+
+
+def _throughput(config, mnist_dir, tmp_dir):
+    runs = {}
+    for threads in config.thread_settings:
+        logging.info("Throughput, %s ...", threads_label(threads))
+        runs[threads_label(threads)] = _worker(
+            {"section": "throughput", "examples": config.throughput_examples,
+             "batch_sizes": list(config.batch_sizes), "repeats": config.throughput_repeats,
+             "mnist_dir": mnist_dir and str(mnist_dir)},
+            threads, tmp_dir, config.worker_timeout_s)
+    return runs
+
+
+def _pipeline(config, tmp_dir):
+    path = pathlib.Path(tmp_dir) / "train_32x32.mat"
+    logging.info("Writing a %d-image SVHN .mat ...", config.svhn_images)
+    start = time.perf_counter()
+    size = pipeline.write_svhn_mat(path, config.svhn_images)
+    write_s = time.perf_counter() - start
+    threads = config.thread_settings[0]
+    logging.info("Pipeline ...")
+    result = _worker({"section": "pipeline", "path": str(path),
+                      "batch_size": config.pipeline_batch, "repeats": config.pipeline_repeats,
+                      "train_steps": config.pipeline_train_steps},
+                     threads, tmp_dir, config.worker_timeout_s)
+    logging.info("Peak memory ...")
+    rss = _worker({"section": "peak_rss", "path": str(path), "batch_size": config.pipeline_batch,
+                   "train_steps": config.rss_train_steps},
+                  None, tmp_dir, config.worker_timeout_s)
+    result.update(file_mb=size / 1e6, write_s=write_s, threads=threads_label(threads))
+    return result, rss
+
+
+def _goal(name, value, target, higher_is_better=True):
+    holds = value >= target if higher_is_better else value < target
+    return {"goal": name, "target": target, "value": value, "holds": bool(holds),
+            "comparison": ">=" if higher_is_better else "<"}
+
+
+def goals(run, pipeline_result, rss):
+    """The issue's goals, judged on one throughput run and the pipeline figures."""
+    out = []
+    for batch in run["ratios"]:
+        out.append(_goal(f"custom loop / fit, batch {batch}",
+                         run["ratios"][batch]["custom_loop/keras_fit"]["ratio"], 1.0))
+    for batch, target in (("32", 2.0), ("128", 1.0)):
+        if batch in run["ratios"]:
+            out.append(_goal(f"numpy_ref / custom loop, batch {batch}",
+                             run["ratios"][batch]["numpy_ref/custom_loop"]["ratio"], target))
+    out.append(_goal("make_dataset pass / training", pipeline_result["pass_over_train"]["ratio"],
+                     5.0))
+    out.append(_goal("peak RSS of a short SVHN training run (MB)", rss["peak_rss_mb"], 1500.0,
+                     higher_is_better=False))
+    return out
+
+
+def run(config, output_dir, mnist_dir=None, quick=False):
+    """Measures every section with `config` and writes the report into `output_dir`.
+
+    Args:
+        config: a `BenchConfig` (`FULL` or `QUICK`).
+        output_dir: receives `BENCHMARKS.md` and `benchmarks/latest.json`.
+        mnist_dir: directory with MNIST (see `tfmodels.data.load_mnist`); None uses random
+            MNIST-shaped images.
+        quick: recorded in the report (a smoke run, not figures to quote).
+
+    Returns:
+        The results dict written to `latest.json`.
+    """
+    output_dir = pathlib.Path(output_dir)
+    started = time.perf_counter()
+    results = {"quick": quick, "machine": machine.describe(),
+               "config": dataclasses.asdict(config)}
+    tmp_dir = tempfile.mkdtemp(prefix="tfmodels-bench-")
+    try:
+        runs = _throughput(config, mnist_dir, tmp_dir)
+        primary = runs[threads_label(config.thread_settings[0])]
+        results["throughput"] = {v: {b: s["median"] for b, s in primary["examples_per_s"][v].items()}
+                                 for v in VARIANTS}
+        results["throughput_runs"] = runs
+        logging.info("Gradients ...")
+        grads = gradients.measure(config.gradient_depths, config.gradient_batch,
+                                  config.gradient_repeats, config.backprop_steps)
+        results["gradients"] = {
+            **{d: {**r, "numerical": r["numerical"]["median"], "backprop": r["backprop"]["median"],
+                   "numerical_spread": r["numerical"], "backprop_spread": r["backprop"]}
+               for d, r in grads["per_depth"].items()},
+            "growth": grads.get("growth"),
+            "setup": {k: grads[k] for k in ("batch", "dtype", "activation")}}
+        pipe, rss = _pipeline(config, tmp_dir)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)  # the .mat is hundreds of MB
+    results["pipeline"] = {**pipe, "examples_per_s": pipe["examples_per_s"]["median"],
+                           "train_examples_per_s": pipe["train_examples_per_s"]["median"],
+                           "examples_per_s_spread": pipe["examples_per_s"],
+                           "train_examples_per_s_spread": pipe["train_examples_per_s"]}
+    results["peak_rss_mb"] = rss["peak_rss_mb"]
+    results["peak_rss"] = rss
+    results["goals"] = {label: goals(r, pipe, rss) for label, r in runs.items()}
+    results["elapsed_s"] = time.perf_counter() - started
+    (output_dir / "benchmarks").mkdir(parents=True, exist_ok=True)
+    (output_dir / "benchmarks" / "latest.json").write_text(json.dumps(results, indent=1) + "\n")
+    notes_path = output_dir / report.NOTES_FILE
+    notes = notes_path.read_text() if notes_path.is_file() else None
+    (output_dir / "BENCHMARKS.md").write_text(report.render(results, notes))
+    logging.info("Wrote %s and %s in %.0f s", output_dir / "BENCHMARKS.md",
+                 output_dir / "benchmarks" / "latest.json", results["elapsed_s"])
+    return results
