@@ -64,13 +64,8 @@ def write_history(model_dir, flags, epochs):
 
 def plot_curves(epochs, path):
     """Loss and accuracy per epoch, train and test, side by side."""
-    import matplotlib  # pylint: disable=import-outside-toplevel
-
-    matplotlib.use("Agg")  # files only, no display
-    from matplotlib import pyplot as plt  # pylint: disable=import-outside-toplevel
-
     x = [e["epoch"] for e in epochs]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = new_figure(1, 2, figsize=(10, 4))
     for ax, metric in zip(axes, ("loss", "accuracy")):
         for split in ("train", "test"):
             ax.plot(x, [e[f"{split}_{metric}"] for e in epochs], marker="o", label=split)
@@ -78,6 +73,23 @@ def plot_curves(epochs, path):
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
         ax.legend()
+    save_figure(fig, path)
+
+
+def new_figure(*args, **kwargs):
+    """``plt.subplots`` on the file-only Agg backend (no display needed)."""
+    import matplotlib  # pylint: disable=import-outside-toplevel
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt  # pylint: disable=import-outside-toplevel
+
+    return plt.subplots(*args, **kwargs)
+
+
+def save_figure(fig, path):
+    """Writes ``fig`` as a PNG atomically and frees it."""
+    from matplotlib import pyplot as plt  # pylint: disable=import-outside-toplevel
+
     fig.tight_layout()
     with atomic_write(path) as f:
         fig.savefig(f, format="png", dpi=100)

@@ -65,12 +65,7 @@ def format_confusion(counts):
 
 
 def plot_confusion(counts, path, title):
-    import matplotlib  # pylint: disable=import-outside-toplevel
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt  # pylint: disable=import-outside-toplevel
-
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig, ax = artifacts.new_figure(figsize=(6, 5))
     image = ax.imshow(counts, cmap="Blues")
     for (i, j), n in np.ndenumerate(counts):
         ax.text(j, i, str(n), ha="center", va="center", fontsize=7,
@@ -78,10 +73,7 @@ def plot_confusion(counts, path, title):
     ax.set(xlabel="predicted class", ylabel="true class", title=title,
            xticks=range(len(counts)), yticks=range(len(counts)))
     fig.colorbar(image)
-    fig.tight_layout()
-    with artifacts.atomic_write(path) as f:
-        fig.savefig(f, format="png", dpi=100)
-    plt.close(fig)
+    artifacts.save_figure(fig, path)
 
 
 def make_backend(config, backend):
