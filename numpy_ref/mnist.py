@@ -6,19 +6,16 @@ the payload in C order. Labels are idx1 (magic 0x00000801), images idx3
 (0x00000803). Files may be gzipped (``.gz``) or raw.
 
 ``load_mnist`` keeps the signature of the book's ``dataset/mnist.py``, but reads
-local files only (from ``data_dir`` or ``$TFMODELS_DATA_DIR``) and never
-downloads or pickles anything.
+local files only (from ``data_dir``) and never downloads or pickles anything.
 """
 
 import gzip
 import math
-import os
 import pathlib
 import zlib
 
 import numpy as np
 
-DATA_DIR_ENV = "TFMODELS_DATA_DIR"
 IMAGE_SHAPE = (28, 28)
 NUM_CLASSES = 10
 # The book's keys -> the standard file names (each may also end in ".gz").
@@ -31,25 +28,14 @@ MNIST_FILES = {
 _IDX_UINT8 = 0x08
 
 
-class DatasetError(ValueError):
-    """A data file or directory is missing or malformed; the message names it."""
-
-
-def resolve_data_dir(data_dir=None):
-    """Returns `data_dir`, or `$TFMODELS_DATA_DIR` when None, as a Path."""
-    if data_dir is None:
-        data_dir = os.environ.get(DATA_DIR_ENV) or None
-    if data_dir is None:
-        raise DatasetError(
-            f"No data directory: pass data_dir or set {DATA_DIR_ENV} to a "
-            "directory holding the data files.")
-    return pathlib.Path(data_dir)
+class MnistFileError(ValueError):
+    """An MNIST file or directory is missing or malformed; the message names it."""
 
 
 def _read_bytes(path):
     """The whole (decompressed, for `.gz`) content of `path`."""
     if not path.is_file():
-        raise DatasetError(f"idx file not found: {path}")
+        raise MnistFileError(f"idx file not found: {path}")
     try:
         if path.suffix == ".gz":
             with gzip.open(path, "rb") as f:
@@ -57,33 +43,33 @@ def _read_bytes(path):
         return path.read_bytes()
     except (EOFError, zlib.error, gzip.BadGzipFile) as e:
         # EOFError: truncated stream; zlib.error / BadGzipFile: damaged bytes.
-        raise DatasetError(
+        raise MnistFileError(
             f"{path}: truncated or corrupt gzip data ({e}).") from e
     except OSError as e:
-        raise DatasetError(f"{path}: cannot read the file ({e}).") from e
+        raise MnistFileError(f"{path}: cannot read the file ({e}).") from e
 
 
 def _parse_header(raw, path, expected_ndim):
     """Checks the magic number; returns (dims, payload offset)."""
     if len(raw) < 4:
-        raise DatasetError(
+        raise MnistFileError(
             f"{path}: {len(raw)} bytes is too short for an idx header "
             "(truncated file?).")
     magic = int.from_bytes(raw[:4], "big")
     ndim = raw[3]
     if raw[:2] != b"\x00\x00" or raw[2] != _IDX_UINT8 or ndim == 0:
-        raise DatasetError(
+        raise MnistFileError(
             f"{path}: bad idx magic number 0x{magic:08x}; expected "
             "0x00000801 (labels) or 0x00000803 (images): two zero bytes, "
             "0x08 for uint8 data, then the number of dimensions.")
     if expected_ndim is not None and ndim != expected_ndim:
-        raise DatasetError(
+        raise MnistFileError(
             f"{path}: idx magic number 0x{magic:08x} says {ndim} "
             f"dimension(s); expected 0x{0x800 + expected_ndim:08x} "
             f"({expected_ndim} dimension(s)).")
     offset = 4 + 4 * ndim
     if len(raw) < offset:
-        raise DatasetError(
+        raise MnistFileError(
             f"{path}: idx header is truncated: {ndim} dimension sizes need "
             f"{offset} bytes, the file has {len(raw)}.")
     dims = tuple(int(d) for d in np.frombuffer(raw, ">u4", ndim, 4))
@@ -102,7 +88,7 @@ def read_idx(path, expected_ndim=None):
       A writable uint8 array with the shape stored in the header.
 
     Raises:
-      DatasetError: naming the file, when it is missing, truncated, corrupt,
+      MnistFileError: naming the file, when it is missing, truncated, corrupt,
         has a wrong magic number, more dimensions than NumPy allows, or its
         payload is not exactly prod(dims).
     """
@@ -115,13 +101,13 @@ def read_idx(path, expected_ndim=None):
     if actual != expected:
         problem = ("truncated payload" if actual < expected
                    else f"{actual - expected} trailing bytes")
-        raise DatasetError(
+        raise MnistFileError(
             f"{path}: {problem}: the header's shape {dims} needs exactly "
             f"{expected} payload bytes, the file has {actual}.")
     try:
         array = np.frombuffer(raw, np.uint8, expected, offset).reshape(dims)
     except ValueError as e:  # more dimensions than NumPy allows (64 in NumPy 2)
-        raise DatasetError(
+        raise MnistFileError(
             f"{path}: the idx header's {len(dims)} dimensions do not fit in "
             f"a NumPy array ({e}).") from e
     return array.copy()  # frombuffer over `bytes` is read-only
@@ -139,7 +125,7 @@ def find_mnist_files(data_dir):
     """
     data_dir = pathlib.Path(data_dir)
     if not data_dir.is_dir():
-        raise DatasetError(f"MNIST data directory not found: {data_dir}")
+        raise MnistFileError(f"MNIST data directory not found: {data_dir}")
     search = (data_dir, data_dir / "mnist")
     found, missing = {}, []
     for key, name in MNIST_FILES.items():
@@ -150,7 +136,7 @@ def find_mnist_files(data_dir):
         else:
             found[key] = path
     if missing:
-        raise DatasetError(
+        raise MnistFileError(
             f"Missing MNIST idx file(s) {', '.join(missing)} (gzipped or "
             f"not); looked in {search[0]} and {search[1]}.")
     return found
@@ -163,23 +149,23 @@ def check_mnist_arrays(images, labels, images_source, labels_source):
     path) and appear in every error message.
     """
     if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
-        raise DatasetError(
+        raise MnistFileError(
             f"{images_source}: images must have shape (N, 28, 28); "
             f"got {images.shape}.")
     if labels.ndim != 1:
-        raise DatasetError(
+        raise MnistFileError(
             f"{labels_source}: labels must have shape (N,); "
             f"got {labels.shape}.")
     if len(images) == 0:
-        raise DatasetError(f"{images_source}: holds no images (N = 0).")
+        raise MnistFileError(f"{images_source}: holds no images (N = 0).")
     if len(images) != len(labels):
-        raise DatasetError(
+        raise MnistFileError(
             f"Image/label count mismatch: {images_source} has {len(images)} "
             f"images but {labels_source} has {len(labels)} labels.")
     bad = (labels < 0) | (labels >= NUM_CLASSES)
     if bad.any():
         index = int(np.argmax(bad))
-        raise DatasetError(
+        raise MnistFileError(
             f"{labels_source}: labels must be in 0..9; found "
             f"{labels[index]} at index {index} "
             f"({int(bad.sum())} bad label(s) in all).")
@@ -218,13 +204,12 @@ def _prepare_labels(t, one_hot_label, dtype):
     return t.astype(np.int64)  # (N,)
 
 
-def load_mnist(data_dir=None, normalize=True, flatten=True,
+def load_mnist(data_dir, normalize=True, flatten=True,
                one_hot_label=False, dtype=np.float32):
     """Loads MNIST like the book's `dataset/mnist.py`, from local idx files.
 
     Args:
-      data_dir: directory with the four idx files (or a `mnist/` subfolder);
-        defaults to `$TFMODELS_DATA_DIR`.
+      data_dir: directory with the four idx files (or a `mnist/` subfolder).
       normalize: scale pixels to [0, 1] as `dtype`; else keep uint8 0..255.
       flatten: images as (N, 784); else (N, 1, 28, 28) as in the book.
       one_hot_label: labels as (N, 10) one-hot of `dtype`; else int64 (N,).
@@ -237,7 +222,7 @@ def load_mnist(data_dir=None, normalize=True, flatten=True,
     if not np.issubdtype(dtype, np.floating):
         raise ValueError(
             f"dtype must be a floating dtype. Received: dtype={dtype}")
-    splits = read_mnist(resolve_data_dir(data_dir))
+    splits = read_mnist(data_dir)
     return tuple(
         (_prepare_images(x, normalize, flatten, dtype),
          _prepare_labels(t, one_hot_label, dtype))

@@ -2,15 +2,11 @@
 
 A file holds one array per parameter (``W1``, ``b1``, ...) and a JSON string
 ``__network__`` naming the network class and its constructor arguments, so
-``load_npz`` can rebuild the network without pickle. Files are written
-atomically: a crash mid-write leaves any earlier file at that path intact.
+``load_npz`` can rebuild the network without pickle.
 """
 
-import contextlib
 import json
-import os
 import pathlib
-import tempfile
 import zipfile
 import zlib
 
@@ -24,34 +20,12 @@ NETWORK_CLASSES = {cls.__name__: cls for cls in
                    (networks.TwoLayerNet, networks.MultiLayerNet, networks.DNN)}
 
 
-class WeightsFileError(ValueError):
-    """A weights or checkpoint file is missing, unreadable or not what it claims."""
+class NpzFileError(ValueError):
+    """An .npz file is missing, unreadable or not what it claims; the message names it."""
 
 
-@contextlib.contextmanager
-def atomic_write(path, mode="wb"):
-    """Opens a temporary file next to ``path``; renames it onto ``path`` on success.
-
-    The data is flushed to disk before the rename, and the temporary file is
-    removed if the block raises, so ``path`` holds either the old or the new
-    complete content, never a partial one.
-    """
-    path = pathlib.Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def save_npz(net, path, **extra_arrays):
-    """Writes ``net``'s parameters and architecture to ``path`` (atomically).
+def save_npz(net, file, **extra_arrays):
+    """Writes ``net``'s parameters and architecture to ``file`` (a path or a binary file).
 
     ``extra_arrays`` (e.g. optimizer state) are stored alongside under their
     own names; they must not clash with parameter names.
@@ -64,8 +38,7 @@ def save_npz(net, path, **extra_arrays):
         raise ValueError(f"extra array names clash with parameters: {sorted(clash)}")
     meta = {"format": FORMAT_VERSION, "class": name, "config": net.config}
     arrays = {key: np.asarray(value) for key, value in net.params.items()}
-    with atomic_write(path) as f:
-        np.savez(f, **arrays, **extra_arrays, **{_META_KEY: np.array(json.dumps(meta))})
+    np.savez(file, **arrays, **extra_arrays, **{_META_KEY: np.array(json.dumps(meta))})
 
 
 # What np.load raises for a damaged or hostile .npz: ValueError (object arrays
@@ -81,9 +54,9 @@ def read_npz(path, error=None, keys=None):
     that are present); never unpickles anything.
 
     Every way a damaged or crafted file fails becomes ``error`` (an exception
-    class, ``WeightsFileError`` by default) with a message naming the file.
+    class, ``NpzFileError`` by default) with a message naming the file.
     """
-    error = error or WeightsFileError
+    error = error or NpzFileError
     path = pathlib.Path(path)
     if not path.is_file():
         raise error(f"{path}: no such file")
@@ -115,7 +88,7 @@ def _layer_sizes(class_name, config):
             + [config["num_output"]])
 
 
-def _check_shapes(path, arrays, sizes):
+def _check_shapes(path, arrays, sizes, error):
     """Every W{i}/b{i} the sizes imply is in the file with that shape.
 
     Checked before building the network, so a crafted config cannot make the
@@ -124,24 +97,28 @@ def _check_shapes(path, arrays, sizes):
     for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
         for name, shape in ((f"W{i}", (fan_in, fan_out)), (f"b{i}", (fan_out,))):
             if name not in arrays:
-                raise WeightsFileError(f"{path}: parameter {name} is missing")
+                raise error(f"{path}: parameter {name} is missing")
             if arrays[name].shape != shape:
-                raise WeightsFileError(f"{path}: {name} has shape {arrays[name].shape}, "
+                raise error(f"{path}: {name} has shape {arrays[name].shape}, "
                                        f"expected {shape}")
 
 
-def load_npz(path):
-    """Rebuilds the network saved by ``save_npz``; returns ``(net, extra_arrays)``."""
-    arrays = read_npz(path)
+def load_npz(path, error=None):
+    """Rebuilds the network saved by ``save_npz``; returns ``(net, extra_arrays)``.
+
+    Failures raise ``error`` (``NpzFileError`` by default), naming the file.
+    """
+    error = error or NpzFileError
+    arrays = read_npz(path, error)
     try:
         meta = json.loads(str(arrays.pop(_META_KEY)))
         cls = NETWORK_CLASSES[meta["class"]]
-        _check_shapes(path, arrays, _layer_sizes(meta["class"], meta["config"]))
+        _check_shapes(path, arrays, _layer_sizes(meta["class"], meta["config"]), error)
         net = cls(**meta["config"])
     except (KeyError, TypeError, ValueError, json.JSONDecodeError) as e:
-        if isinstance(e, WeightsFileError):
+        if isinstance(e, error):
             raise
-        raise WeightsFileError(f"{path}: not a numpy_ref network file "
+        raise error(f"{path}: not a numpy_ref network file "
                                f"(missing or bad {_META_KEY!r}: {e!r})") from None
     for name in net.params:
         net.params[name] = arrays.pop(name)

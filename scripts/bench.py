@@ -14,7 +14,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from tfmodels.bench import runner
+from benchmarking import runner
 
 QUICK = flags.DEFINE_bool("quick", False, "Small sizes: checks that every section runs, in "
                           "under a minute. Its figures are not for quoting.")

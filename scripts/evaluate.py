@@ -10,7 +10,7 @@ import os
 
 from absl import app, flags
 
-from tfmodels import cli, config as cfg, evaluation
+from tfmodels.run import cli, config as cfg, evaluation
 
 MODEL_DIR = flags.DEFINE_string("model_dir", None, "A directory written by scripts/train.py.")
 BACKEND = flags.DEFINE_enum("backend", "tensorflow", cfg.BACKENDS,

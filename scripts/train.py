@@ -13,7 +13,7 @@ import os
 
 from absl import app, flags
 
-from tfmodels import cli, config as cfg, experiment
+from tfmodels.run import cli, config as cfg, experiment
 
 DATASET = flags.DEFINE_enum("dataset", "mnist", cfg.DATASETS, "Data set to train on.")
 MODEL = flags.DEFINE_enum("model", "mymodel", cfg.MODELS,

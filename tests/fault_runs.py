@@ -16,7 +16,7 @@ import sys
 
 import numpy as np
 
-from tfmodels import progress
+from tfmodels.run import progress
 
 TRAIN = pathlib.Path(__file__).resolve().parents[1] / "scripts" / "train.py"
 

@@ -15,7 +15,7 @@ import procs
 from numpy_ref import gradient as G
 from numpy_ref import networks as N
 from tfmodels import data
-from tfmodels.bench import pipeline, report, stats, throughput
+from benchmarking import pipeline, report, stats, throughput
 
 VARIANTS = ("keras_fit", "custom_loop", "numpy_ref")
 BATCH_SIZES = ("32", "128", "1024")
@@ -119,4 +119,4 @@ def test_numerical_gradient_equals_rerunning_the_whole_network(make_net):
 def test_images_first_reorders_in_chunks_like_moveaxis():
     x = np.asfortranarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3, 20), np.uint8))
     expected = np.ascontiguousarray(np.moveaxis(x, 3, 0))
-    np.testing.assert_array_equal(data._images_first(x, chunk=7), expected)  # 7 + 7 + 6
+    np.testing.assert_array_equal(data.svhn._images_first(x, chunk=7), expected)  # 7 + 7 + 6

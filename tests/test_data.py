@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import scipy.io
 
-import numpy_ref.mnist
 import procs
 from tfmodels import data
 from tfmodels.data import DatasetError
@@ -61,8 +60,12 @@ def svhn_mat(path, n=3, labels=None, **overrides):
 
 # --- MNIST ------------------------------------------------------------------
 
-def test_dataset_error_is_numpy_refs():
-    assert data.DatasetError is numpy_ref.mnist.DatasetError
+def test_idx_errors_become_dataset_errors(tmp_path):
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(b"\x00\x00\x08")
+    for name in ("train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (tmp_path / name).write_bytes(b"")
+    with raises_naming(tmp_path / "train-images-idx3-ubyte", "too short for an idx header"):
+        data.load_mnist(tmp_path)
 
 
 @pytest.mark.parametrize("sub", ["", "mnist"], ids=["top", "subdir"])
@@ -117,7 +120,7 @@ def _no_download():
 
 
 def test_given_empty_directory_does_not_download(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "_download_mnist", _no_download)
+    monkeypatch.setattr(data.mnist, "_download_mnist", _no_download)
     with raises_naming(tmp_path, "No MNIST data in .*Nothing is downloaded"):
         data.load_mnist(tmp_path)
     monkeypatch.setenv("TFMODELS_DATA_DIR", str(tmp_path))
@@ -126,7 +129,7 @@ def test_given_empty_directory_does_not_download(tmp_path, monkeypatch):
 
 
 def test_given_partial_idx_set_names_missing_file(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "_download_mnist", _no_download)
+    monkeypatch.setattr(data.mnist, "_download_mnist", _no_download)
     write_mnist_idx(tmp_path)
     (tmp_path / "train-labels-idx1-ubyte.gz").unlink()
     with raises_naming(tmp_path, "train-labels-idx1-ubyte"):
@@ -140,7 +143,7 @@ def test_missing_directory(tmp_path):
 
 def test_no_directory_falls_back_to_keras(monkeypatch):
     monkeypatch.delenv("TFMODELS_DATA_DIR", raising=False)
-    monkeypatch.setattr(data, "_download_mnist", lambda: "downloaded")
+    monkeypatch.setattr(data.mnist, "_download_mnist", lambda: "downloaded")
     assert data.load_mnist() == "downloaded"
 
 
@@ -173,7 +176,7 @@ def test_download_is_checked_against_the_sha256(monkeypatch, tmp_path):
     with pytest.raises(DatasetError, match="SHA-256 .* is not that of MNIST"):
         data.load_mnist()  # a file that is not the real mnist.npz
     assert requested["file_hash"] == data.MNIST_NPZ_SHA256  # Keras checks it too
-    monkeypatch.setattr(data, "MNIST_NPZ_SHA256",
+    monkeypatch.setattr(data.mnist, "MNIST_NPZ_SHA256",
                         hashlib.sha256(path.read_bytes()).hexdigest())
     (x, y), _ = data.load_mnist()  # the expected bytes load, without pickle
     assert x.dtype == np.uint8 and y.dtype == np.int64
@@ -254,7 +257,7 @@ def test_load_svhn_missing(tmp_path, monkeypatch):
     with raises_naming(tmp_path / "absent.mat", "SVHN file not found"):
         data.load_svhn_mat(tmp_path / "absent.mat")
     monkeypatch.delenv("TFMODELS_DATA_DIR", raising=False)
-    with pytest.raises(DatasetError, match="pass data_dir or set TFMODELS_DATA_DIR"):
+    with pytest.raises(DatasetError, match=r"pass data_dir \(--data_dir\) or set TFMODELS_DATA_DIR"):
         data.load_svhn()
 
 

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from numpy_ref.serialization import load_npz
-from numpy_ref.training import NonFiniteLossError
-from tfmodels import artifacts, evaluation, experiment
+from tfmodels.errors import NonFiniteLossError
+from tfmodels.run import artifacts, evaluation, experiment
 from fakes import tiny_digits
-from tfmodels.config import ConfigError, RunConfig
+from tfmodels.errors import ConfigError
+from tfmodels.run.config import RunConfig
 
 BACKENDS = ("numpy", "tensorflow")
 

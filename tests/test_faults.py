@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 import procs
-from numpy_ref import serialization
+from tfmodels import files
 from numpy_ref.serialization import load_npz
-from tfmodels import artifacts, experiment
-from tfmodels.config import RunConfig
+from tfmodels.run import artifacts, experiment
+from tfmodels.run.config import RunConfig
 
 BACKENDS = ("numpy", "tensorflow")
 FAULT_RUNS = str(procs.ROOT / "tests" / "fault_runs.py")
@@ -84,7 +84,7 @@ def test_disk_full_while_saving_keeps_the_last_good_checkpoint(tmp_path, tiny_da
     cfg = RunConfig(backend=backend, epochs=3, hidden_units=(16,), seed=5,
                     data_dir=str(tiny_data_dir), model_dir=str(tmp_path / "run"))
     disk_full = {"on": False}
-    write_history, fsync = artifacts.write_history, serialization.os.fsync
+    write_history, fsync = artifacts.write_history, files.os.fsync
 
     def write_history_fills_disk(model_dir, flags_, epochs):
         disk_full["on"] = len(epochs) == 2  # the disk fills up while saving epoch 2
@@ -96,7 +96,7 @@ def test_disk_full_while_saving_keeps_the_last_good_checkpoint(tmp_path, tiny_da
         fsync(fd)
 
     monkeypatch.setattr(artifacts, "write_history", write_history_fills_disk)
-    monkeypatch.setattr(serialization.os, "fsync", fsync_or_enospc)
+    monkeypatch.setattr(files.os, "fsync", fsync_or_enospc)
     with pytest.raises(artifacts.RunDirError,
                        match="could not save epoch 2.*No space left.*epoch 1 is kept"):
         experiment.run(cfg)

@@ -399,7 +399,7 @@ def test_hand_picked_idx_files(tmp_path, ext, images, labels, problem):
 def test_idx_with_more_dimensions_than_numpy_allows(tmp_path):
     path = tmp_path / "many-dims"
     path.write_bytes(with_header(0x800 + 65, (1,) * 65, b"\x07"))
-    with pytest.raises(DatasetError, match="65 dimensions do not fit") as info:
+    with pytest.raises(mnist.MnistFileError, match="65 dimensions do not fit") as info:
         mnist.read_idx(path)  # no expected_ndim: any number of dimensions is read
     assert str(path) in str(info.value)
 
@@ -417,7 +417,7 @@ GZIP_CASES = {
 def test_hand_picked_gzip_files(tmp_path, content):
     path = tmp_path / "train-images-idx3-ubyte.gz"
     path.write_bytes(content)
-    with pytest.raises(DatasetError) as info:
+    with pytest.raises(mnist.MnistFileError) as info:
         mnist.read_idx(path, expected_ndim=3)
     assert str(path) in str(info.value)
 

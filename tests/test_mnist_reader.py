@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from numpy_ref import mnist
-from numpy_ref.mnist import DatasetError
+from numpy_ref.mnist import MnistFileError
 import procs
 
 
@@ -46,14 +46,14 @@ def write_mnist_dir(directory, n_train=5, n_test=3, ext=".gz", seed=0):
 
 @contextlib.contextmanager
 def raises_naming(path, problem):
-    """Expects a DatasetError whose message names `path` and matches `problem`."""
-    with pytest.raises(DatasetError, match=problem) as info:
+    """Expects a MnistFileError whose message names `path` and matches `problem`."""
+    with pytest.raises(MnistFileError, match=problem) as info:
         yield info
     assert str(path) in str(info.value)
 
 
 def test_dataset_error_is_value_error():
-    assert issubclass(DatasetError, ValueError)
+    assert issubclass(MnistFileError, ValueError)
 
 
 def test_read_idx_hand_written_labels(tmp_path):
@@ -203,17 +203,10 @@ def test_book_load_mnist_options(tmp_path, normalize, flatten, one_hot):
         np.testing.assert_array_equal(t, labels)
 
 
-def test_book_load_mnist_float64_and_env(tmp_path, monkeypatch):
+def test_book_load_mnist_float64(tmp_path):
     write_mnist_dir(tmp_path)
-    monkeypatch.setenv("TFMODELS_DATA_DIR", str(tmp_path))
-    (x, t), _ = mnist.load_mnist(dtype=np.float64, one_hot_label=True)
+    (x, t), _ = mnist.load_mnist(tmp_path, dtype=np.float64, one_hot_label=True)
     assert x.dtype == t.dtype == np.float64
-
-
-def test_book_load_mnist_needs_a_directory(monkeypatch):
-    monkeypatch.delenv("TFMODELS_DATA_DIR", raising=False)
-    with pytest.raises(DatasetError, match="pass data_dir or set TFMODELS_DATA_DIR"):
-        mnist.load_mnist()
 
 
 def test_book_load_mnist_rejects_integer_dtype(tmp_path):

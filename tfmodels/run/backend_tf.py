@@ -14,9 +14,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from numpy_ref.serialization import WeightsFileError
-from numpy_ref.training import NonFiniteLossError
 from tfmodels import data, models, parity, training
+from tfmodels.errors import NonFiniteLossError, WeightsFileError
 
 EVAL_BATCH = 1000
 

@@ -12,8 +12,9 @@ from absl import logging
 import numpy as np
 
 from numpy_ref.serialization import load_npz
-from tfmodels import artifacts, experiment
-from tfmodels.config import RunConfig
+from tfmodels.errors import RunDirError, WeightsFileError
+from tfmodels.run import artifacts, experiment
+from tfmodels.run.config import RunConfig
 
 
 def load_run(model_dir):
@@ -24,21 +25,22 @@ def load_run(model_dir):
     """
     model_dir = pathlib.Path(model_dir)
     if not (model_dir / "history.json").is_file():
-        raise experiment.RunDirError(
+        raise RunDirError(
             f"--model_dir={model_dir} has no history.json: not a training run")
     saved = artifacts.read_json(model_dir / "history.json")
     try:
         config = RunConfig.from_dict(saved["flags"])
     except (KeyError, TypeError, ValueError) as e:
-        raise experiment.RunDirError(f"{model_dir / 'history.json'}: no valid run settings "
+        raise RunDirError(f"{model_dir / 'history.json'}: no valid run settings "
                                      f"({e})") from None
     if (model_dir / "weights.npz").is_file():
-        net, _ = load_npz(model_dir / "weights.npz")
+        net, _ = load_npz(model_dir / "weights.npz", error=WeightsFileError)
     elif (model_dir / "model.keras").is_file():
-        from tfmodels import backend_tf, parity  # pylint: disable=import-outside-toplevel
+        from tfmodels import parity  # pylint: disable=import-outside-toplevel
+        from tfmodels.run import backend_tf  # pylint: disable=import-outside-toplevel
         net = parity.keras_to_numpy(backend_tf.load_keras_model(model_dir / "model.keras"))
     else:
-        raise experiment.RunDirError(f"--model_dir={model_dir} has neither weights.npz nor "
+        raise RunDirError(f"--model_dir={model_dir} has neither weights.npz nor "
                                      "model.keras: the run did not finish")
     return config, net
 
@@ -81,9 +83,9 @@ def make_backend(config, backend):
     config = dataclasses.replace(config, backend=backend, mixed_precision=False,
                                  distribution_strategy="off", device="auto")
     if backend == "numpy":
-        from tfmodels.backend_numpy import NumpyBackend  # pylint: disable=import-outside-toplevel
+        from tfmodels.run.backend_numpy import NumpyBackend  # pylint: disable=import-outside-toplevel
         return NumpyBackend(config)
-    from tfmodels.backend_tf import TensorflowBackend  # pylint: disable=import-outside-toplevel
+    from tfmodels.run.backend_tf import TensorflowBackend  # pylint: disable=import-outside-toplevel
     return TensorflowBackend(config)
 
 

@@ -1,4 +1,5 @@
-"""A child process that runs one TensorFlow section: `python -m tfmodels.bench.worker SPEC OUT`.
+"""A child process that runs one TensorFlow section: `python -m benchmarking.worker SPEC OUT`
+(with scripts/ on PYTHONPATH).
 
 SPEC is a JSON file `{"section": ..., "threads": n or null, ...section arguments}`; the
 result is written as JSON to OUT. A fresh process per section gives each its own thread
@@ -32,7 +33,7 @@ def run(spec):
     if spec.get("threads"):
         tf.config.threading.set_intra_op_parallelism_threads(spec["threads"])
         tf.config.threading.set_inter_op_parallelism_threads(spec["threads"])
-    from tfmodels.bench import pipeline, throughput  # pylint: disable=import-outside-toplevel
+    from benchmarking import pipeline, throughput  # pylint: disable=import-outside-toplevel
     section = spec["section"]
     if section == "throughput":
         x, y, source = _mnist_like(spec)

@@ -12,7 +12,7 @@ whole network each time costs 2 P t_loss (P parameters, t_loss one loss evaluati
 import numpy as np
 
 from numpy_ref import networks, optimizers
-from tfmodels.bench import stats
+from benchmarking import stats
 
 MATERIAL_SECONDS_PER_100_STEPS = {5: 48.0, 10: 155.0}
 

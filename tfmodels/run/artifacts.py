@@ -20,16 +20,14 @@ import re
 from absl import logging
 import numpy as np
 
-from numpy_ref.serialization import atomic_write, read_npz
+from numpy_ref.serialization import read_npz
+from tfmodels.errors import RunDirError
+from tfmodels.files import atomic_write
 
 HISTORY_FIELDS = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy")
 CHECKPOINT_DIR = "checkpoints"
 KEEP_CHECKPOINTS = 3
 _CKPT = re.compile(r"^ckpt-(\d{4,})\.npz$")
-
-
-class RunDirError(ValueError):
-    """--model_dir cannot be used: unwritable, another run's, or unreadable files."""
 
 
 def write_text(path, text):

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from tfmodels.bench import stats
+from benchmarking import stats
 
 SVHN_TRAIN_IMAGES = 73_257
 

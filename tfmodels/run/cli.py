@@ -17,11 +17,8 @@ import sys
 
 from absl import flags
 
-from numpy_ref.mnist import DatasetError
-from numpy_ref.serialization import WeightsFileError
-from numpy_ref.training import NonFiniteLossError
-from tfmodels.artifacts import RunDirError
-from tfmodels.config import ConfigError
+from tfmodels.errors import (ConfigError, DatasetError, NonFiniteLossError, RunDirError,
+                             WeightsFileError)
 
 EXIT_USAGE, EXIT_DATA, EXIT_MODEL_DIR, EXIT_NONFINITE = 2, 3, 4, 5
 

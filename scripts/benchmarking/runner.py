@@ -12,9 +12,10 @@ import time
 
 from absl import logging
 
-from tfmodels.bench import gradients, machine, pipeline, report
+from benchmarking import gradients, machine, pipeline, report
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+SCRIPTS_DIR = pathlib.Path(__file__).resolve().parents[1]  # holds this package
 VARIANTS = ("keras_fit", "custom_loop", "numpy_ref")
 
 
@@ -60,11 +61,11 @@ def _worker(spec, threads, tmp_dir, timeout_s):
     out_path = pathlib.Path(tmp_dir) / f"{spec['section']}-out.json"
     spec_path.write_text(json.dumps(spec))
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), str(SCRIPTS_DIR),
                                                        os.environ.get("PYTHONPATH")]))}
     if threads is not None:
         env["OPENBLAS_NUM_THREADS"] = str(threads)  # read when NumPy loads OpenBLAS
-    done = subprocess.run([sys.executable, "-m", "tfmodels.bench.worker", str(spec_path),
+    done = subprocess.run([sys.executable, "-m", "benchmarking.worker", str(spec_path),
                            str(out_path)], env=env, capture_output=True, text=True,
                           timeout=timeout_s, check=False)
     if done.returncode != 0:

@@ -9,6 +9,8 @@ with new settings.
 import dataclasses
 import os
 
+from tfmodels.errors import ConfigError
+
 DATASETS = ("mnist", "svhn")
 MODELS = ("mymodel", "two_layer_net")
 ACTIVATIONS = ("relu", "sigmoid", "tanh")
@@ -24,10 +26,6 @@ INPUT_SHAPES = {"mnist": (28, 28), "svhn": (32, 32, 3)}
 NUM_CLASSES = 10
 # A resumed run must agree on these; the rest (epochs, batch size, device...) may change.
 RESUME_KEYS = ("dataset", "model", "hidden_units", "activation", "backend", "optimizer")
-
-
-class ConfigError(ValueError):
-    """A setting (flag) has a bad value or clashes with another setting."""
 
 
 @dataclasses.dataclass(frozen=True)

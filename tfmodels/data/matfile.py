@@ -9,7 +9,7 @@ refuses, with ``DatasetError``, the files that would crash it.
 import struct
 import zlib
 
-from numpy_ref.mnist import DatasetError
+from tfmodels.errors import DatasetError
 
 # MAT-file v5 codes (MathWorks, "MAT-File Format"): the data element types
 # that scipy turns into numbers (miINT8..miUINT32, miSINGLE, miDOUBLE, miINT64,

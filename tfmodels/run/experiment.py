@@ -15,10 +15,11 @@ from absl import logging
 import numpy as np
 
 from numpy_ref.serialization import save_npz
-from tfmodels import artifacts, data
-from tfmodels.artifacts import RunDirError
-from tfmodels.config import ConfigError
-from tfmodels.progress import ProgressBar
+from tfmodels import data
+from tfmodels.files import atomic_write
+from tfmodels.run import artifacts
+from tfmodels.errors import ConfigError, RunDirError
+from tfmodels.run.progress import ProgressBar
 
 COLLAPSE_FRACTION = 0.9  # "essentially one class": at least 90% of predictions
 COLLAPSE_SAMPLES = 2000  # test images looked at by the collapse detector
@@ -108,10 +109,10 @@ def _resume(config, backend, model_dir):
 def _make_backend(config):
     """The backend object; TensorFlow is imported only for --backend=tensorflow."""
     if config.backend == "numpy":
-        from tfmodels.backend_numpy import NumpyBackend  # pylint: disable=import-outside-toplevel
+        from tfmodels.run.backend_numpy import NumpyBackend  # pylint: disable=import-outside-toplevel
         return NumpyBackend(config), True, None
     from tfmodels import distribute  # pylint: disable=import-outside-toplevel
-    from tfmodels.backend_tf import TensorflowBackend  # pylint: disable=import-outside-toplevel
+    from tfmodels.run.backend_tf import TensorflowBackend  # pylint: disable=import-outside-toplevel
 
     try:
         distribute.configure_device(config.device)
@@ -133,10 +134,11 @@ def _is_chief(strategy):
 
 def save_final(backend, config, model_dir):
     """weights.npz (numpy_ref) and model.keras (Keras) from the final weights."""
-    from tfmodels import backend_tf  # pylint: disable=import-outside-toplevel
+    from tfmodels.run import backend_tf  # pylint: disable=import-outside-toplevel
 
     net = backend.numpy_net()
-    save_npz(net, model_dir / "weights.npz")
+    with atomic_write(model_dir / "weights.npz") as f:
+        save_npz(net, f)
     model = getattr(backend, "model", None) or backend_tf.keras_twin(config, net)
     backend_tf.save_keras_model(model, model_dir / "model.keras")
 
@@ -200,4 +202,4 @@ def _write_summaries(writer, epoch, logs):
     writer.flush()
 
 
-__all__ = ["RunDirError", "collapsed_class", "load_datasets", "run", "save_final"]
+__all__ = ["collapsed_class", "load_datasets", "run", "save_final"]

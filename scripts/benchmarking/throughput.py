@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from tfmodels.bench import machine, stats
+from benchmarking import machine, stats
 
 HIDDEN_UNITS = (32, 64, 128, 256)
 NUM_CLASSES = 10
@@ -64,7 +64,7 @@ class _NumpyRef:
     def __init__(self, x, y, batch_size, seed):
         from numpy_ref import networks, optimizers  # pylint: disable=import-outside-toplevel
         from numpy_ref import training  # pylint: disable=import-outside-toplevel
-        from tfmodels.backend_numpy import scale_batch  # pylint: disable=import-outside-toplevel
+        from tfmodels.run.backend_numpy import scale_batch  # pylint: disable=import-outside-toplevel
         self.x, self.y, self.batch_size, self.seed = x, y, batch_size, seed
         self.fit, self.scale = training.fit, scale_batch
         self.net = networks.MultiLayerNet(math.prod(x.shape[1:]), list(HIDDEN_UNITS),

@@ -1,0 +1,24 @@
+"""MNIST and SVHN as NumPy arrays, and a tf.data pipeline over them.
+
+Importing this package imports neither TensorFlow nor SciPy: MNIST needs NumPy
+only, SVHN imports `scipy.io` and `make_dataset` TensorFlow when called.
+
+Loaders return uint8 images and int64 class labels; `make_dataset` scales the
+pixels to [0, 1] per batch.
+
+    location.py   the data directory: a flag or $TFMODELS_DATA_DIR
+    mnist.py      idx files, a Keras mnist.npz, or Keras's download
+    svhn.py       Stanford "cropped digits" .mat files
+    matfile.py    a guard against .mat files that would crash scipy
+    pipeline.py   make_dataset (tf.data)
+"""
+
+from tfmodels.data.location import DATA_DIR_ENV, resolve_data_dir
+from tfmodels.data.mnist import MNIST_NPZ_SHA256, MNIST_NPZ_URL, load_mnist, load_mnist_npz
+from tfmodels.data.pipeline import make_dataset
+from tfmodels.data.svhn import SVHN_CLASS_NAMES, SVHN_IMAGE_SHAPE, load_svhn, load_svhn_mat
+from tfmodels.errors import DatasetError
+
+__all__ = ["DATA_DIR_ENV", "DatasetError", "MNIST_NPZ_SHA256", "MNIST_NPZ_URL",
+           "SVHN_CLASS_NAMES", "SVHN_IMAGE_SHAPE", "load_mnist", "load_mnist_npz",
+           "load_svhn", "load_svhn_mat", "make_dataset", "resolve_data_dir"]
