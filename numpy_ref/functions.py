@@ -47,8 +47,8 @@ def identity_function(x):
     return x
 
 
-def softmax(x):
-    """exp(x - max) / sum(exp(x - max)) over the last axis.
+def softmax(x, axis=-1):
+    """exp(x - max) / sum(exp(x - max)) over ``axis`` (the last by default).
 
     Subtracting the row maximum keeps exp from overflowing and does not change
     the result. Reducing over ``axis=-1`` with ``keepdims`` makes a batch (N, C)
@@ -56,9 +56,9 @@ def softmax(x):
     whole array would silently mix the rows of a batch.
     """
     x = np.asarray(x)
-    shifted = x - np.max(x, axis=-1, keepdims=True)
+    shifted = x - np.max(x, axis=axis, keepdims=True)
     e = np.exp(shifted)
-    return e / np.sum(e, axis=-1, keepdims=True)
+    return e / np.sum(e, axis=axis, keepdims=True)
 
 
 def as_batch(y, t):

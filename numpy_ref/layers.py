@@ -1,11 +1,25 @@
 """Layers with a forward pass and the backward pass right next to it.
 
-Protocol (the book's ``common/layers.py``): ``forward(x)`` caches what the
-backward pass needs and returns the output; ``backward(dout)`` returns dL/dx
-and stores parameter gradients. A layer with weights owns two dicts with the
-same keys, ``params`` and ``grads``, named like the Keras weights they mirror
-(``kernel``, ``bias``). Layers keep the input's dtype and never modify an array
-the caller passed in (forward inputs, ``dout``, constructor weights).
+Protocol (the book's ``common/layers.py``, with Keras's ``training`` flag):
+
+- ``forward(x, training=False)`` caches what the backward pass needs and
+  returns the output; ``backward(dout)`` returns dL/dx and stores the weight
+  gradients. ``backward`` never modifies ``dout``.
+- Trainable weights live in ``params`` and their gradients in ``grads``, with
+  the same keys, named like the Keras weights they mirror (``kernel``,
+  ``bias``); non-trainable state (moving statistics) lives apart in ``state``.
+- A layer computes with the arrays it is given, as the book's do: updating
+  ``layer.params["kernel"]`` in place (or the array passed to the
+  constructor) changes the layer.
+- A layer that merges several inputs sets ``multi_input = True``: it takes a
+  list and its backward returns a list.
+- ``backward_weights(dout)`` computes only the weight gradients; a network
+  calls it for a layer whose input is the data, whose gradient nobody needs.
+- ``get_config()`` returns the JSON-able constructor arguments other than the
+  weights, so ``from_config(config, params, state)`` rebuilds the layer.
+
+Every subclass of ``Layer`` is recorded in ``LAYER_CLASSES`` (by module and
+name), which is how a saved network finds its layer classes again.
 
 Shape letters: N batch, D input features, M output units, C classes.
 """
@@ -14,12 +28,38 @@ import numpy as np
 
 from numpy_ref import functions as F
 
+LAYER_CLASSES = {}  # "module.QualName" -> class, filled by Layer.__init_subclass__
+
+
+def class_key(cls):
+    """The name a saved network records for a layer class."""
+    return f"{cls.__module__}.{cls.__qualname__}"
+
 
 class Layer:
-    """Base: a layer with no weights has empty ``params`` and ``grads``."""
+    """Base: no weights, no state; subclasses define ``forward`` and ``backward``."""
+
+    multi_input = False
 
     def __init__(self):
-        self.params, self.grads = {}, {}
+        self.params, self.grads, self.state = {}, {}, {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        LAYER_CLASSES[class_key(cls)] = cls
+
+    def backward_weights(self, dout):
+        """The weight gradients only (dL/dx is not needed); by default the full backward."""
+        self.backward(dout)
+
+    def get_config(self):
+        """Constructor arguments other than weights and state (JSON-able)."""
+        return {}
+
+    @classmethod
+    def from_config(cls, config, params=None, state=None):
+        """The layer rebuilt around the given weight arrays (used, not copied)."""
+        return cls(**config, **(params or {}), **(state or {}))
 
 
 class MulLayer:
@@ -46,7 +86,7 @@ class AddLayer:
 class Relu(Layer):
     """max(0, x); the gradient passes where x > 0 (0 at x == 0, as in TF)."""
 
-    def forward(self, x):
+    def forward(self, x, training=False):
         self.mask = x > 0  # where the gradient passes
         return np.maximum(x, 0)
 
@@ -57,7 +97,7 @@ class Relu(Layer):
 class Sigmoid(Layer):
     """y = 1 / (1 + exp(-x)); dy/dx = y * (1 - y)."""
 
-    def forward(self, x):
+    def forward(self, x, training=False):
         self.out = F.sigmoid(x)
         return self.out
 
@@ -68,7 +108,7 @@ class Sigmoid(Layer):
 class Tanh(Layer):
     """y = tanh(x); dy/dx = 1 - y^2."""
 
-    def forward(self, x):
+    def forward(self, x, training=False):
         self.out = np.tanh(x)
         return self.out
 
@@ -76,33 +116,13 @@ class Tanh(Layer):
         return dout * (1 - self.out * self.out)
 
 
-ACTIVATIONS = {"relu": Relu, "sigmoid": Sigmoid, "tanh": Tanh}
-
-
-def activation_name(activation):
-    """The canonical name of an activation given by name or as the book's function.
-
-    The book passes functions (``activation=sigmoid``); ``functions.relu``,
-    ``functions.sigmoid`` and ``functions.tanh`` are accepted as well as names.
-    """
-    name = {F.relu: "relu", F.sigmoid: "sigmoid", F.tanh: "tanh"}.get(activation, activation)
-    if name not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}. "
-                         f"Received: activation={activation!r}")
-    return name
-
-
-def activation_layer(activation):
-    """A fresh activation layer: 'relu', 'sigmoid' or 'tanh' (or the function)."""
-    return ACTIVATIONS[activation_name(activation)]()
-
-
 class Affine(Layer):
-    """Fully connected layer: out = x @ W + b, the NumPy twin of Keras ``Dense``.
+    """The book's fully connected layer: out = x @ W + b.
 
     Input of any rank (N, ...) is flattened to (N, D) first, so an image batch
     (N, 28, 28) works directly; ``backward`` returns dx in the input's shape.
-    A 1-D input (D,) is one sample. The layer copies W and b: it owns them.
+    A 1-D input (D,) is one sample. W and b are used as given, not copied.
+    (Keras's ``Dense`` acts on the last axis instead: see ``numpy_ref.core.Dense``.)
 
     Args:
         W: kernel, (D, M).
@@ -111,22 +131,25 @@ class Affine(Layer):
 
     def __init__(self, W, b=None):
         super().__init__()
-        W = np.array(W)  # a copy
+        W = np.asarray(W)
         if W.ndim != 2 or (b is not None and np.shape(b) != (W.shape[1],)):
             raise ValueError(f"Affine needs W of shape (D, M) and b of shape (M,). "
                              f"Received: W.shape={W.shape}, b.shape={np.shape(b)}")
         self.params["kernel"] = W
         if b is not None:
-            self.params["bias"] = np.array(b, dtype=W.dtype)
-        self.grads = {key: np.zeros_like(value) for key, value in self.params.items()}
+            self.params["bias"] = b if isinstance(b, np.ndarray) else np.asarray(b, W.dtype)
 
     # The book's attribute names, kept as views onto the two dicts.
     W = property(lambda self: self.params["kernel"])
     b = property(lambda self: self.params.get("bias"))
-    dW = property(lambda self: self.grads["kernel"])
+    dW = property(lambda self: self.grads.get("kernel"))
     db = property(lambda self: self.grads.get("bias"))
 
-    def forward(self, x):
+    @classmethod
+    def from_config(cls, config, params=None, state=None):
+        return cls(params["kernel"], params.get("bias"))
+
+    def forward(self, x, training=False):
         self.x_shape = x.shape
         x = x.reshape(1 if x.ndim == 1 else x.shape[0], -1)  # (N, D)
         if x.shape[1] != self.W.shape[0]:
@@ -138,21 +161,19 @@ class Affine(Layer):
             out += self.b
         return out.reshape(-1) if len(self.x_shape) == 1 else out  # one sample: (M,)
 
-    def backward(self, dout, input_grad=True):
-        """Stores dW = x^T dout and db = sum(dout) over the batch; returns dx = dout W^T.
+    def backward(self, dout):
+        """Stores dW = x^T dout and db = sum(dout) over the batch; returns dx = dout W^T."""
+        dout = self.backward_weights(dout)
+        dx = dout @ self.W.T  # (N, D)
+        return dx.reshape(self.x_shape)
 
-        ``input_grad=False`` skips dx and returns None: a network's first layer,
-        whose input is the data, needs no dx, and for images that product
-        (N x M x D) is the largest of the backward pass.
-        """
+    def backward_weights(self, dout):
+        """dW and db only: for images, dx (N x M x D) is the largest product of the pass."""
         dout = dout.reshape(self.x.shape[0], -1)  # (N, M)
         self.grads["kernel"] = self.x.T @ dout  # (D, M)
         if self.b is not None:
             self.grads["bias"] = dout.sum(axis=0)  # (M,)
-        if not input_grad:
-            return None
-        dx = dout @ self.W.T  # (N, D)
-        return dx.reshape(self.x_shape)
+        return dout
 
 
 class SoftmaxWithLoss(Layer):
@@ -183,6 +204,9 @@ class SoftmaxWithLoss(Layer):
                              f"Received: variant={variant!r}")
         super().__init__()
         self.variant = variant
+
+    def get_config(self):
+        return {"variant": self.variant}
 
     def forward(self, x, t):
         self.y = F.softmax(x)  # (N, C)

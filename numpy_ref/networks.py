@@ -1,137 +1,50 @@
-"""Networks built from ``numpy_ref.layers``: one machinery, four recipes.
+"""The book's networks, each a chain of layers on the one ``Network`` machinery.
 
-``LayerNet`` is a list of layers followed by a loss layer. Its parameters are
-gathered from the layers that have weights and named as the book names them:
-the i-th such layer contributes ``W{i}`` (its ``kernel``) and ``b{i}`` (its
-``bias``). ``predict``, ``loss``, ``accuracy``, ``gradient`` (backprop) and
-``numerical_gradient`` work the same way for every network below.
+A ``LayerNet`` is a ``numpy_ref.network.Network`` whose nodes form a chain,
+followed by a loss layer. Its parameters are named as the book names them:
+the i-th layer with weights contributes ``W{i}`` (its ``kernel``) and
+``b{i}`` (its ``bias``). ``predict``, ``loss``, ``accuracy``, ``gradient``
+(backprop) and ``numerical_gradient`` work the same way for every network.
 """
-
-from collections.abc import MutableMapping
 
 import numpy as np
 
+from numpy_ref import activations
 from numpy_ref import functions as F
-from numpy_ref import gradient as G
 from numpy_ref import layers as L
+from numpy_ref.network import Network, Node, ParamView  # noqa: F401  (ParamView: API)
 
 
-class ParamView(MutableMapping):
-    """Name -> weight array, read from and written to the layers themselves.
-
-    ``params["W1"]`` is the first Affine layer's own kernel, so an in-place
-    update (``params["W1"] -= lr * dW``) changes the network. Assigning a new
-    array copies it into the layer's array after a shape check.
-    """
-
-    def __init__(self, slots):
-        self._slots = slots  # name -> (layer, key)
-
-    def __getitem__(self, name):
-        layer, key = self._slots[name]
-        return layer.params[key]
-
-    def __setitem__(self, name, value):
-        current = self[name]
-        if value is current:  # the `params[k] -= ...` round trip
-            return
-        if np.shape(value) != current.shape:
-            raise ValueError(f"params[{name!r}] has shape {current.shape}. "
-                             f"Received: an array of shape {np.shape(value)}")
-        np.copyto(current, value, casting="same_kind")
-
-    def __delitem__(self, name):
-        raise TypeError("a network's parameters cannot be deleted")
-
-    def __iter__(self):
-        return iter(self._slots)
-
-    def __len__(self):
-        return len(self._slots)
+def chain_nodes(layers):
+    """Nodes applying ``layers`` in order, weights named W1 b1 W2 b2 ... as in the book."""
+    nodes, previous, weighted = [], "input", 0
+    for i, layer in enumerate(layers, start=1):
+        names = {}
+        if layer.params:
+            weighted += 1
+            names = {"kernel": f"W{weighted}", "bias": f"b{weighted}"}
+        name = f"{type(layer).__name__}{i}"
+        nodes.append(Node(name, layer, [previous], param_names=names))
+        previous = name
+    return nodes
 
 
-class LayerNet:
+class LayerNet(Network):
     """Layers applied in order, then ``loss_layer.forward(scores, t)``."""
 
     def __init__(self, layers, loss_layer):
-        self.layers = list(layers)
-        self.last_layer = loss_layer
-        slots = {}
-        weighted = [layer for layer in self.layers if layer.params]
-        for i, layer in enumerate(weighted, start=1):
-            slots[f"W{i}"] = (layer, "kernel")
-            if "bias" in layer.params:
-                slots[f"b{i}"] = (layer, "bias")
-        self._slots = slots
-        self.params = ParamView(slots)
+        super().__init__(chain_nodes(layers), loss_layer=loss_layer)
 
-    @property
-    def dtype(self):
-        return next(iter(self.params.values())).dtype
+    def get_config(self):
+        """The graph, plus the constructor arguments of a book network (``config``)."""
+        return {**super().get_config(), "constructor": getattr(self, "config", None)}
 
-    def predict(self, x):
-        """Scores of the last layer (before the loss), (N, C)."""
-        for layer in self.layers:
-            x = layer.forward(x)
-        return x
-
-    def loss(self, x, t):
-        """Mean loss of the batch; the scores are kept in ``last_output``."""
-        self.last_output = self.predict(x)
-        return self.last_layer.forward(self.last_output, t)
-
-    def accuracy(self, x, t, batch_size=10_000):
-        """Fraction of samples whose arg-max score equals the label."""
-        t = np.asarray(t)
-        labels = t.argmax(axis=1) if t.ndim == 2 else t
-        hits = 0
-        for start in range(0, len(labels), batch_size):  # bounded memory
-            scores = self.predict(x[start:start + batch_size])
-            hits += int(np.sum(scores.argmax(axis=1) == labels[start:start + batch_size]))
-        return hits / len(labels)
-
-    def gradient(self, x, t):
-        """Backprop: dict of dL/dparam with the keys of ``params``."""
-        return self.loss_and_gradient(x, t)[1]
-
-    def loss_and_gradient(self, x, t):
-        """One forward and one backward pass: (loss, gradient dict)."""
-        loss = self.loss(x, t)
-        dout = self.last_layer.backward(1)
-        for layer in reversed(self.layers[1:]):
-            dout = layer.backward(dout)
-        first = self.layers[0]
-        if isinstance(first, L.Affine):
-            first.backward(dout, input_grad=False)  # dL/dx of the data is never used
-        else:
-            first.backward(dout)
-        grads = {name: layer.grads[key] for name, (layer, key) in self._slots.items()}
-        return loss, grads
-
-    def numerical_gradient(self, x, t):
-        """Central differences, one weight at a time, perturbed in place.
-
-        Two loss evaluations per weight, and nothing copied but the gradient
-        arrays. A weight of layer k cannot change the layers before k, so
-        their output is computed once and only layers k.. are re-run for its
-        weights: the same numbers as re-running the whole network, for about
-        half the work. Use it in float64 to check ``gradient``.
-        """
-        grads, h = {}, x
-        for k, layer in enumerate(self.layers):
-            # Reads the perturbed weight in place; h is layer k's (fixed) input.
-            loss_at = lambda _, h=h, k=k: self._loss_from(k, h, t)
-            for name, (owner, key) in self._slots.items():
-                if owner is layer:
-                    grads[name] = G.numerical_gradient(loss_at, layer.params[key])
-            h = layer.forward(h)
-        return {name: grads[name] for name in self._slots}
-
-    def _loss_from(self, k, h, t):
-        """The loss with ``h`` fed to layer k (the layers before k skipped)."""
-        for layer in self.layers[k:]:
-            h = layer.forward(h)
-        return self.last_layer.forward(h, t)
+    @classmethod
+    def from_config(cls, config, arrays):
+        net = super().from_config(config, arrays)
+        if config.get("constructor") is not None:
+            net.config = config["constructor"]
+        return net
 
 
 class ClassifierNet(LayerNet):
@@ -179,7 +92,7 @@ def dense_stack(sizes, activation, weight_init, dtype, seed, activate_output=Fal
         W = init_weight(rng, fan_in, fan_out, weight_init, dtype)
         layers.append(L.Affine(W, np.zeros(fan_out, dtype=dtype)))
         if activate_output or i < len(sizes) - 2:
-            layers.append(L.activation_layer(activation))
+            layers.append(activations.get(activation))
     return layers
 
 
@@ -210,7 +123,7 @@ class TwoLayerNet(ClassifierNet):
                          loss_variant)
         self.config = dict(input_size=input_size, hidden_size=hidden_size,
                            output_size=output_size, weight_init_std=weight_init_std,
-                           activation=L.activation_name(activation), dtype=np.dtype(dtype).name,
+                           activation=activations.name_of(activation), dtype=np.dtype(dtype).name,
                            loss_variant=loss_variant)
 
 
@@ -227,7 +140,7 @@ class MultiLayerNet(ClassifierNet):
         super().__init__(dense_stack(sizes, activation, weight_init, dtype, seed),
                          loss_variant)
         self.config = dict(input_size=input_size, hidden_size_list=list(hidden_size_list),
-                           output_size=output_size, activation=L.activation_name(activation),
+                           output_size=output_size, activation=activations.name_of(activation),
                            weight_init=weight_init, dtype=np.dtype(dtype).name,
                            loss_variant=loss_variant)
 
@@ -249,5 +162,5 @@ class DNN(LayerNet):
                                      activate_output=True), L.MeanSquaredErrorLoss())
         self.config = dict(hidden_depth=hidden_depth, num_neuron=num_neuron,
                            num_input=num_input, num_output=num_output,
-                           activation=L.activation_name(activation),
+                           activation=activations.name_of(activation),
                            weight_init=weight_init, dtype=np.dtype(dtype).name)

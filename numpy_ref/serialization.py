@@ -1,8 +1,11 @@
-"""Saving and loading ``numpy_ref`` networks as plain ``.npz`` files.
+"""Saving and loading ``numpy_ref`` networks as plain ``.npz`` files, without pickle.
 
-A file holds one array per parameter (``W1``, ``b1``, ...) and a JSON string
-``__network__`` naming the network class and its constructor arguments, so
-``load_npz`` can rebuild the network without pickle.
+A file holds one array per parameter and state entry, under its public name
+(``W1``, or a Keras variable path such as ``dense_1/kernel``), and a JSON
+string ``__network__``: the network's class and ``get_config()``, i.e. its
+graph (each node's layer class, layer config and wiring). ``load_npz``
+rebuilds the layers around the file's own arrays, so nothing is allocated
+beyond what the file holds, and only layer classes already defined are used.
 """
 
 import json
@@ -12,12 +15,10 @@ import zlib
 
 import numpy as np
 
-from numpy_ref import networks
+from numpy_ref import network
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _META_KEY = "__network__"
-NETWORK_CLASSES = {cls.__name__: cls for cls in
-                   (networks.TwoLayerNet, networks.MultiLayerNet, networks.DNN)}
 
 
 class NpzFileError(ValueError):
@@ -25,19 +26,17 @@ class NpzFileError(ValueError):
 
 
 def save_npz(net, file, **extra_arrays):
-    """Writes ``net``'s parameters and architecture to ``file`` (a path or a binary file).
+    """Writes ``net``'s parameters, state and graph to ``file`` (a path or a binary file).
 
     ``extra_arrays`` (e.g. optimizer state) are stored alongside under their
-    own names; they must not clash with parameter names.
+    own names; they must not clash with the network's names.
     """
-    name = type(net).__name__
-    if name not in NETWORK_CLASSES:
-        raise ValueError(f"save_npz supports {sorted(NETWORK_CLASSES)}. Received: {name}")
-    clash = set(extra_arrays) & (set(net.params) | {_META_KEY})
+    arrays = {**network.gathered(net.params), **network.gathered(net.state)}
+    clash = set(extra_arrays) & (set(arrays) | {_META_KEY})
     if clash:
-        raise ValueError(f"extra array names clash with parameters: {sorted(clash)}")
-    meta = {"format": FORMAT_VERSION, "class": name, "config": net.config}
-    arrays = {key: np.asarray(value) for key, value in net.params.items()}
+        raise ValueError(f"extra array names clash with the network's: {sorted(clash)}")
+    meta = {"format": FORMAT_VERSION, "class": network.L.class_key(type(net)),
+            "config": net.get_config()}
     np.savez(file, **arrays, **extra_arrays, **{_META_KEY: np.array(json.dumps(meta))})
 
 
@@ -78,31 +77,6 @@ def read_npz(path, error=None, keys=None):
     return arrays
 
 
-def _layer_sizes(class_name, config):
-    """The Affine layer sizes a saved config describes, [in, hidden..., out]."""
-    if class_name == "TwoLayerNet":
-        return [config["input_size"], config["hidden_size"], config["output_size"]]
-    if class_name == "MultiLayerNet":
-        return [config["input_size"], *config["hidden_size_list"], config["output_size"]]
-    return ([config["num_input"]] + [config["num_neuron"]] * config["hidden_depth"]
-            + [config["num_output"]])
-
-
-def _check_shapes(path, arrays, sizes, error):
-    """Every W{i}/b{i} the sizes imply is in the file with that shape.
-
-    Checked before building the network, so a crafted config cannot make the
-    loader allocate more than the file itself holds.
-    """
-    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
-        for name, shape in ((f"W{i}", (fan_in, fan_out)), (f"b{i}", (fan_out,))):
-            if name not in arrays:
-                raise error(f"{path}: parameter {name} is missing")
-            if arrays[name].shape != shape:
-                raise error(f"{path}: {name} has shape {arrays[name].shape}, "
-                                       f"expected {shape}")
-
-
 def load_npz(path, error=None):
     """Rebuilds the network saved by ``save_npz``; returns ``(net, extra_arrays)``.
 
@@ -112,14 +86,12 @@ def load_npz(path, error=None):
     arrays = read_npz(path, error)
     try:
         meta = json.loads(str(arrays.pop(_META_KEY)))
-        cls = NETWORK_CLASSES[meta["class"]]
-        _check_shapes(path, arrays, _layer_sizes(meta["class"], meta["config"]), error)
-        net = cls(**meta["config"])
-    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as e:
-        if isinstance(e, error):
-            raise
-        raise error(f"{path}: not a numpy_ref network file "
-                               f"(missing or bad {_META_KEY!r}: {e!r})") from None
-    for name in net.params:
-        net.params[name] = arrays.pop(name)
-    return net, arrays
+        if meta.get("format") != FORMAT_VERSION:
+            raise ValueError(f"format {meta.get('format')!r}, expected {FORMAT_VERSION}")
+        cls = network.NETWORK_CLASSES[meta["class"]]
+        net = cls.from_config(meta["config"], arrays)
+    except (KeyError, TypeError, ValueError, AttributeError, json.JSONDecodeError) as e:
+        raise error(f"{path}: not a numpy_ref network file this version reads "
+                    f"({type(e).__name__}: {e})") from None
+    used = set(net.params) | set(net.state)
+    return net, {name: array for name, array in arrays.items() if name not in used}

@@ -5,6 +5,7 @@ and float64 backprop-vs-numerical gradient checks for every network.
 import numpy as np
 import pytest
 
+from numpy_ref import activations as A
 from numpy_ref import functions as F
 from numpy_ref import layers as L
 from numpy_ref import networks as N
@@ -93,7 +94,7 @@ def test_multi_layer_net_is_the_twin_of_mymodel():
 def test_dnn_has_an_activation_after_every_affine(hidden_depth, activation):
     net = N.DNN(hidden_depth, num_neuron=6, num_input=3, num_output=2,
                 activation=activation, seed=0)
-    act = type(L.activation_layer(activation))
+    act = type(A.get(activation))
     assert [type(layer) for layer in net.layers] == [L.Affine, act] * (hidden_depth + 1)
     names = [f"{kind}{i}" for i in range(1, hidden_depth + 2) for kind in ("W", "b")]
     assert list(net.params) == names

@@ -42,10 +42,27 @@ def test_optimizer_state_round_trip():
             np.testing.assert_array_equal(restored.state[slot][name], array)
 
 
-def _write_with_meta(path, config_changes, arrays):
+def _write_with_meta(path, change, arrays):
+    """A file whose __network__ record is a real one, edited by ``change(meta)``."""
     net = NETS["two_layer_net"]()
-    meta = {"format": 1, "class": "TwoLayerNet", "config": {**net.config, **config_changes}}
+    meta = {"format": S.FORMAT_VERSION, "class": "numpy_ref.networks.TwoLayerNet",
+            "config": net.get_config()}
+    change(meta)
     np.savez(path, __network__=np.array(json.dumps(meta)), **arrays)
+
+
+def _weights():
+    return {k: np.array(v) for k, v in NETS["two_layer_net"]().params.items()}
+
+
+def _set(path, value):
+    """A change that sets meta[path[0]][path[1]]... = value."""
+    def change(meta):
+        target = meta
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+    return change
 
 
 @pytest.mark.parametrize("make, message", [
@@ -55,12 +72,19 @@ def _write_with_meta(path, config_changes, arrays):
      p.with_suffix(".npy").rename(p), "single .npy array"),
     (lambda p: np.savez(p, W1=np.array([{"x": 1}], dtype=object)), "allow_pickle=False"),
     (lambda p: np.savez(p, W1=np.zeros((6, 4))), "__network__"),
-    (lambda p: _write_with_meta(p, {"input_size": 10**12}, {"W1": np.zeros((6, 4))}),
-     r"W1 has shape \(6, 4\), expected \(1000000000000, 4\)"),
-    (lambda p: _write_with_meta(p, {}, {"W1": np.zeros((6, 4))}), "b1 is missing"),
-    (lambda p: _write_with_meta(p, {"unknown_arg": 1}, {}), "W1 is missing|unknown_arg"),
-], ids=["empty", "truncated", "npy", "object_array", "no_meta", "huge_config", "missing",
-        "bad_config"])
+    (lambda p: _write_with_meta(p, lambda m: None, {"W1": np.zeros((6, 4))}),
+     "'b1' is missing"),
+    (lambda p: _write_with_meta(p, _set(["class"], "os.system"), _weights()),
+     "KeyError: 'os.system'"),
+    (lambda p: _write_with_meta(p, _set(["config", "nodes", 0, "class"], "os.path.join"),
+                                _weights()), "unknown layer class 'os.path.join'"),
+    (lambda p: _write_with_meta(p, _set(["format"], 1), _weights()), "format 1, expected 2"),
+    (lambda p: _write_with_meta(p, _set(["config", "nodes", 1, "config"], {"bad": 1}),
+                                _weights()), "TypeError"),
+    (lambda p: _write_with_meta(p, lambda m: None, {**_weights(), "W1": np.zeros((6,))}),
+     "Affine needs W of shape"),
+], ids=["empty", "truncated", "npy", "object_array", "no_meta", "missing", "unknown_network",
+        "unknown_layer", "old_format", "bad_layer_config", "bad_shape"])
 def test_bad_files_are_refused_with_the_file_named(tmp_path, make, message):
     path = tmp_path / "w.npz"
     make(path)

@@ -1,0 +1,129 @@
+"""Keras's core layers in NumPy: ``Dense``, ``Flatten``, ``Reshape``, ``Identity``.
+
+They follow Keras's conventions where they differ from the book's: ``Dense``
+acts on the last axis (the book's ``Affine`` flattens its input first), and
+the activation is part of the layer. ``Activation``, ``ReLU``, ``Softmax`` and
+the other activation layers are the layers of ``numpy_ref.activations``.
+
+Shape letters: N batch, D input features, M units.
+"""
+
+import math
+
+import numpy as np
+
+from numpy_ref import activations
+from numpy_ref import layers as L
+
+
+class Dense(L.Layer):
+    """y = activation(x @ kernel + bias) on the last axis, the twin of ``keras.layers.Dense``.
+
+    Args:
+        kernel: (D, M), used as given.
+        bias: (M,), or None (``use_bias=False``).
+        activation: a name from ``numpy_ref.activations`` or an activation layer.
+
+    Input shape: (N, ..., D). Output shape: (N, ..., M).
+    """
+
+    def __init__(self, kernel, bias=None, activation="linear"):
+        super().__init__()
+        kernel = np.asarray(kernel)
+        if kernel.ndim != 2 or (bias is not None and np.shape(bias) != (kernel.shape[1],)):
+            raise ValueError(f"Dense needs a kernel of shape (D, M) and a bias of shape (M,). "
+                             f"Received: kernel.shape={kernel.shape}, bias.shape={np.shape(bias)}")
+        self.params["kernel"] = kernel
+        if bias is not None:
+            self.params["bias"] = np.asarray(bias)
+        self.activation = (activation if isinstance(activation, L.Layer)
+                           else activations.get(activation))
+
+    def get_config(self):
+        return {"activation": activations.name_of(self.activation),
+                **self.activation.get_config()}
+
+    @classmethod
+    def from_config(cls, config, params=None, state=None):
+        config = dict(config)
+        name = config.pop("activation")
+        return cls(params["kernel"], params.get("bias"), activations.get(name, **config))
+
+    def forward(self, x, training=False):
+        self.x = x
+        z = x @ self.params["kernel"]  # (N, ..., M)
+        if "bias" in self.params:
+            z += self.params["bias"]
+        return self.activation.forward(z, training=training)
+
+    def backward(self, dout):
+        dz = self.backward_weights(dout)
+        return dz @ self.params["kernel"].T  # (N, ..., D)
+
+    def backward_weights(self, dout):
+        """Stores dkernel and dbias; returns dL/dz, the gradient before the activation."""
+        dz = self.activation.backward(dout)
+        kernel = self.params["kernel"]
+        dz2 = dz.reshape(-1, kernel.shape[1])  # (N * ..., M)
+        self.grads["kernel"] = self.x.reshape(-1, kernel.shape[0]).T @ dz2  # (D, M)
+        if "bias" in self.params:
+            self.grads["bias"] = dz2.sum(axis=0)  # (M,)
+        return dz
+
+
+class Flatten(L.Layer):
+    """(N, ...) -> (N, prod(...)); channels_first input is moved to channels_last first,
+    as ``keras.layers.Flatten(data_format="channels_first")`` does."""
+
+    def __init__(self, data_format="channels_last"):
+        super().__init__()
+        if data_format not in ("channels_last", "channels_first"):
+            raise ValueError("data_format must be 'channels_last' or 'channels_first'. "
+                             f"Received: data_format={data_format!r}")
+        self.data_format = data_format
+
+    def get_config(self):
+        return {"data_format": self.data_format}
+
+    def _channels_first(self, ndim):
+        return self.data_format == "channels_first" and ndim >= 3
+
+    def forward(self, x, training=False):
+        self.x_shape = x.shape
+        if self._channels_first(x.ndim):
+            x = np.moveaxis(x, 1, -1)  # (N, C, ...) -> (N, ..., C)
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dout):
+        if self._channels_first(len(self.x_shape)):
+            n, c, *rest = self.x_shape
+            return np.moveaxis(dout.reshape(n, *rest, c), -1, 1)
+        return dout.reshape(self.x_shape)
+
+
+class Reshape(L.Layer):
+    """(N, ...) -> (N, *target_shape); one entry of target_shape may be -1."""
+
+    def __init__(self, target_shape):
+        super().__init__()
+        self.target_shape = tuple(int(d) for d in target_shape)
+
+    def get_config(self):
+        return {"target_shape": list(self.target_shape)}
+
+    def forward(self, x, training=False):
+        self.x_shape = x.shape
+        known = math.prod(d for d in self.target_shape if d != -1)
+        features = math.prod(x.shape[1:])
+        if features % max(known, 1) or (-1 not in self.target_shape and known != features):
+            raise ValueError(f"cannot reshape {x.shape[1:]} into {self.target_shape}")
+        return x.reshape(x.shape[0], *self.target_shape)
+
+    def backward(self, dout):
+        return dout.reshape(self.x_shape)
+
+
+Identity = activations.Linear  # keras.layers.Identity: y = x
+
+
+__all__ = ["Dense", "Flatten", "Identity", "Reshape"]
