@@ -1,8 +1,10 @@
 """Layers that merge several inputs: the twins of Keras's merge layers.
 
 Each takes a list of arrays and its backward returns a list of gradients, one
-per input (``multi_input = True``). Element-wise merges broadcast like NumPy
-(and Keras); the gradient of a broadcast input is summed back to its shape.
+per input (``multi_input = True``). Inputs of lower rank first get new axes
+at position 1 until the ranks match, as Keras's merge layers do; element-wise
+merges then broadcast like NumPy, and the gradient of a broadcast input is
+summed back to its shape.
 The operations run in Keras's order (``((x0 + x1) + x2) ...``) so that float
 results match it to the bit.
 """
@@ -29,10 +31,14 @@ class _Merge(L.Layer):
             raise ValueError(f"{type(self).__name__} needs at least {self.min_inputs} inputs. "
                              f"Received: {len(xs)}")
         self.shapes = [np.shape(x) for x in xs]
-        return self._forward(list(xs))
+        rank = max(len(shape) for shape in self.shapes)
+        xs = [x.reshape(x.shape[:1] + (1,) * (rank - x.ndim) + x.shape[1:]) for x in xs]
+        self.ranked_shapes = [x.shape for x in xs]
+        return self._forward(xs)
 
     def backward(self, dout):
-        return [unbroadcast(g, s) for g, s in zip(self._backward(dout), self.shapes)]
+        return [unbroadcast(g, ranked).reshape(shape) for g, ranked, shape
+                in zip(self._backward(dout), self.ranked_shapes, self.shapes)]
 
 
 class Add(_Merge):

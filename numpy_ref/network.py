@@ -104,8 +104,9 @@ class Network:
         loss_input: the node whose value the loss reads; default the single output.
             (A Keras loss on a softmax output reads the logits before it.)
         input_grad: whether ``backward`` computes dL/d(inputs). The data needs
-            none, and a layer reading only inputs may then skip that product
-            (``backward_weights``); the inputs' gradients are then None.
+            none: then only values downstream of some weight get a gradient,
+            a layer whose inputs need none computes just its weight gradients
+            (``backward_weights``), and a layer with neither is skipped.
     """
 
     def __init_subclass__(cls, **kwargs):
@@ -121,7 +122,7 @@ class Network:
         self.loss_input = loss_input or self.outputs[0]
         self.input_grad = input_grad
         self._check_graph()
-        self._index = {node.name: i for i, node in enumerate(self.nodes)}
+        self._needs_grad = self._values_needing_grad()
         self.params = ArrayView(self._gather("params"), "params")
         self.state = ArrayView(self._gather("state"), "state")
         self.values = {}  # node or input name -> value of the last forward pass
@@ -141,6 +142,14 @@ class Network:
         unknown = [name for name in [*self.outputs, self.loss_input] if name not in known]
         if unknown:
             raise ValueError(f"outputs or loss_input {unknown} are not nodes of the network")
+
+    def _values_needing_grad(self):
+        """Names of the values whose gradient backward must compute."""
+        needed = set(self.inputs) if self.input_grad else set()
+        for node in self.nodes:
+            if getattr(node.layer, "params", None) or needed.intersection(node.inputs):
+                needed.add(node.name)
+        return needed
 
     def _gather(self, kind):
         """{public name: [(node, key), ...]}; shared names must hold one array."""
@@ -222,13 +231,12 @@ class Network:
         reaches to dL/d(its value).
         """
         grads = {self.loss_input: self.last_layer.backward(dout)}
-        reads_inputs_only = set(self.inputs)
         for node in reversed(self.nodes):
             dy = grads.get(node.name)
-            if dy is None:
-                continue  # the loss does not depend on this node
+            if dy is None or node.name not in self._needs_grad:
+                continue  # the loss does not reach this node, or nothing above it learns
             layer = node.layer
-            if not self.input_grad and reads_inputs_only.issuperset(node.inputs):
+            if self._needs_grad.isdisjoint(node.inputs):
                 backward_weights = getattr(layer, "backward_weights", None)
                 if backward_weights is not None:
                     backward_weights(dy)

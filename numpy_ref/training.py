@@ -1,15 +1,25 @@
-"""Mini-batch training for any ``numpy_ref`` network and optimizer.
+"""The one epoch loop, and mini-batch training of any ``numpy_ref`` network with it.
 
-``fit`` runs epochs of seeded, shuffled mini-batches, evaluates on the test
-set after each epoch, and returns a history shaped like ``tfmodels.training``'s:
-``{"train_loss": [...], "train_accuracy": [...], "test_loss": [...],
-"test_accuracy": [...]}``, one entry per epoch. Training loss and accuracy are
-running means over the epoch's batches, as Keras metrics report them.
+``run_epochs`` is the loop every trainer in the project uses (the NumPy fit
+below, the Keras custom loop's ``fit``, the training scripts): per epoch it
+resets the metrics, runs ``train_step`` over the epoch's batches, then
+``test_step`` over the test batches, and reports the four metrics. What
+differs between backends is the stepper: an object with
+
+    reset_metrics()          train_step(x, y) -> loss      test_step(x, y)
+    results() -> {"train_loss", "train_accuracy", "test_loss", "test_accuracy"}
+
+The metrics follow the material's Keras loop: the epoch loss is the mean of
+the batch losses (``keras.metrics.Mean``), the accuracy the fraction of
+arg-max hits (``SparseCategoricalAccuracy``), both accumulated in the
+network's dtype, as Keras accumulates them in the metric's.
 """
 
 import math
 
 import numpy as np
+
+HISTORY_KEYS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -17,7 +27,106 @@ class NonFiniteLossError(FloatingPointError):
 
     def __init__(self, loss, epoch, step):
         super().__init__(f"non-finite training loss {loss} at epoch {epoch}, step {step}")
-        self.epoch, self.step = epoch, step
+        self.loss, self.epoch, self.step = loss, epoch, step
+
+
+def run_epochs(stepper, train_batches, test_batches=None, epochs=1, initial_epoch=0,
+               on_step=None, on_epoch=None, max_steps=None):
+    """Trains epochs ``initial_epoch + 1 .. epochs``; returns the history of those epochs.
+
+    Args:
+        stepper: see the module docstring.
+        train_batches: ``train_batches(epoch)`` -> iterable of ``(x, y)`` batches.
+        test_batches: ``test_batches()`` -> iterable of ``(x, y)``, or None.
+        on_step: ``on_step(epoch, step, loss)`` after every batch (step from 1).
+        on_epoch: ``on_epoch(epoch, logs)`` after every epoch (logs: the metrics).
+        max_steps: stop after this many steps in all (the last epoch is then short).
+
+    Raises:
+        NonFiniteLossError: a batch loss is NaN or infinite (the step's update is done).
+    """
+    history = {key: [] for key in HISTORY_KEYS}
+    steps = 0
+    for epoch in range(initial_epoch + 1, epochs + 1):
+        stepper.reset_metrics()
+        for step, (x, y) in enumerate(train_batches(epoch), start=1):
+            loss = float(stepper.train_step(x, y))
+            if not math.isfinite(loss):
+                raise NonFiniteLossError(loss, epoch, step)
+            steps += 1
+            if on_step is not None:
+                on_step(epoch, step, loss)
+            if max_steps is not None and steps >= max_steps:
+                break
+        for x, y in test_batches() if test_batches is not None else ():
+            stepper.test_step(x, y)
+        logs = {key: float(value) for key, value in stepper.results().items()}
+        for key in HISTORY_KEYS:
+            history[key].append(logs.get(key))
+        if on_epoch is not None:
+            on_epoch(epoch, logs)
+        if max_steps is not None and steps >= max_steps:
+            break
+    if test_batches is None:
+        history["test_loss"], history["test_accuracy"] = [], []
+    return history
+
+
+class Mean:
+    """A running mean in a fixed dtype: ``total += value; count += 1`` (``keras.metrics.Mean``)."""
+
+    def __init__(self, dtype=np.float32):
+        self.dtype = np.dtype(dtype).type
+        self.reset()
+
+    def reset(self):
+        self.total, self.count = self.dtype(0), self.dtype(0)
+
+    def update(self, value, count=1):
+        self.total += self.dtype(value)
+        self.count += self.dtype(count)
+
+    def result(self):
+        return self.total / self.count if self.count else self.dtype(0)
+
+
+def labels_of(t):
+    """Integer labels from integer or one-hot targets."""
+    t = np.asarray(t)
+    return t.argmax(axis=-1) if t.ndim == 2 else t
+
+
+class Stepper:
+    """Training and evaluation steps of a ``numpy_ref`` network with an optimizer."""
+
+    def __init__(self, network, optimizer, dtype=None):
+        self.network, self.optimizer = network, optimizer
+        dtype = dtype or network.dtype
+        self.metrics = {key: Mean(dtype) for key in HISTORY_KEYS}
+
+    def reset_metrics(self):
+        for metric in self.metrics.values():
+            metric.reset()
+
+    def _record(self, split, loss, t):
+        hits = self.network.last_output.argmax(axis=-1) == labels_of(t)  # (N,)
+        self.metrics[f"{split}_loss"].update(loss)
+        self.metrics[f"{split}_accuracy"].update(np.sum(hits), hits.size)
+
+    def train_step(self, x, t):
+        """Forward, backward and one optimizer update; returns the batch loss."""
+        loss, grads = self.network.loss_and_gradient(x, t)
+        self.optimizer.update(self.network.params, grads)
+        self._record("train", loss, t)
+        return loss
+
+    def test_step(self, x, t):
+        loss = self.network.loss(x, t)
+        self._record("test", loss, t)
+        return loss
+
+    def results(self):
+        return {key: metric.result() for key, metric in self.metrics.items()}
 
 
 def train_step(network, optimizer, x, t):
@@ -25,11 +134,6 @@ def train_step(network, optimizer, x, t):
     loss, grads = network.loss_and_gradient(x, t)
     optimizer.update(network.params, grads)
     return loss
-
-
-def _labels(t):
-    t = np.asarray(t)
-    return t.argmax(axis=1) if t.ndim == 2 else t
 
 
 def evaluate(network, x, t, batch_size=1000, preprocess=None):
@@ -40,7 +144,7 @@ def evaluate(network, x, t, batch_size=1000, preprocess=None):
         if preprocess is not None:
             xb = preprocess(xb)
         total_loss += float(network.loss(xb, tb)) * len(xb)
-        hits += int(np.sum(network.last_output.argmax(axis=1) == _labels(tb)))
+        hits += int(np.sum(network.last_output.argmax(axis=-1) == labels_of(tb)))
     return total_loss / len(x), hits / len(x)
 
 
@@ -51,10 +155,20 @@ def epoch_order(n, seed, epoch):
     return rng.permutation(n)
 
 
+def array_batches(x, t, batch_size, order=None, preprocess=None):
+    """``(x[idx], t[idx])`` for consecutive ``batch_size`` slices of ``order`` (default
+    0..n-1), the inputs passed through ``preprocess``."""
+    order = np.arange(len(x)) if order is None else order
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        xb = x[idx]
+        yield (preprocess(xb) if preprocess is not None else xb), t[idx]
+
+
 def fit(network, optimizer, train_data, test_data=None, epochs=10, batch_size=100,
         seed=None, max_steps=None, preprocess=None, callback=None, step_callback=None,
         initial_epoch=0):
-    """Trains ``network`` in place and returns the per-epoch history.
+    """Trains ``network`` in place with ``run_epochs`` and returns the per-epoch history.
 
     Args:
         train_data, test_data: ``(x, t)`` arrays; t integer labels or one-hot
@@ -82,35 +196,16 @@ def fit(network, optimizer, train_data, test_data=None, epochs=10, batch_size=10
     if batch_size < 1 or epochs < 1:
         raise ValueError(f"batch_size and epochs must be >= 1. "
                          f"Received: batch_size={batch_size}, epochs={epochs}")
-    history = {"train_loss": [], "train_accuracy": [], "test_loss": [], "test_accuracy": []}
-    steps = 0
-    for epoch in range(initial_epoch + 1, epochs + 1):
-        order = epoch_order(len(x_train), seed, epoch)
-        loss_sum, hits, seen = 0.0, 0, 0
-        for step, start in enumerate(range(0, len(order), batch_size), start=1):
-            idx = order[start:start + batch_size]
-            xb, tb = x_train[idx], t_train[idx]
-            if preprocess is not None:
-                xb = preprocess(xb)
-            loss = float(train_step(network, optimizer, xb, tb))
-            if not math.isfinite(loss):
-                raise NonFiniteLossError(loss, epoch, step)
-            loss_sum += loss * len(idx)
-            hits += int(np.sum(network.last_output.argmax(axis=1) == _labels(tb)))
-            seen += len(idx)
-            steps += 1
-            if step_callback is not None:
-                step_callback(epoch, step, loss)
-            if max_steps is not None and steps >= max_steps:
-                break
-        logs = {"train_loss": loss_sum / seen, "train_accuracy": hits / seen}
-        if test_data is not None:
-            logs["test_loss"], logs["test_accuracy"] = evaluate(
-                network, *test_data, preprocess=preprocess)
-        for key, value in logs.items():
-            history[key].append(value)
-        if callback is not None:
-            callback(epoch, logs)
-        if max_steps is not None and steps >= max_steps:
-            break
-    return history
+
+    def train_batches(epoch):
+        return array_batches(x_train, t_train, batch_size, epoch_order(len(x_train), seed, epoch),
+                             preprocess)
+
+    test_batches = None
+    if test_data is not None:
+        def test_batches():
+            return array_batches(*test_data, 1000, preprocess=preprocess)
+
+    return run_epochs(Stepper(network, optimizer), train_batches, test_batches, epochs,
+                      initial_epoch, on_step=step_callback, on_epoch=callback,
+                      max_steps=max_steps)

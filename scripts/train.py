@@ -1,4 +1,4 @@
-"""Trains Mymodel or TwoLayerNet on MNIST or SVHN, with Keras or with numpy_ref.
+"""Trains a model on MNIST or SVHN, with Keras or with its numpy_ref twin.
 
     python scripts/train.py                       # Mymodel, MNIST, 10 epochs, Adam, batch 32
     python scripts/train.py --backend=numpy       # the same recipe in NumPy
@@ -13,24 +13,25 @@ import os
 
 from absl import app, flags
 
+from tfmodels import models, optimizers
 from tfmodels.run import cli, config as cfg, experiment
 
 DATASET = flags.DEFINE_enum("dataset", "mnist", cfg.DATASETS, "Data set to train on.")
-MODEL = flags.DEFINE_enum("model", "mymodel", cfg.MODELS,
-                          "mymodel: Dense 32-64-128-256 + softmax 10; "
-                          "two_layer_net: the book's one hidden layer of 50.")
+MODEL = flags.DEFINE_enum("model", "mymodel", cfg.MODELS, "; ".join(
+    f"{name}: {kind.description}" for name, kind in models.MODELS.items()) + ".")
 HIDDEN_UNITS = flags.DEFINE_list("hidden_units", None,
                                  "Hidden layer sizes, e.g. 512,512; default: the model's own.")
 ACTIVATION = flags.DEFINE_enum("activation", "relu", cfg.ACTIVATIONS, "Hidden activation.")
 BACKEND = flags.DEFINE_enum("backend", "tensorflow", cfg.BACKENDS,
-                            "tensorflow: Keras custom loop; numpy: the same recipe in numpy_ref.")
+                            "tensorflow: Keras custom loop; numpy: the model's numpy_ref twin, "
+                            "from the same initial weights, on the same batches.")
 EPOCHS = flags.DEFINE_integer("epochs", 10, "Epochs to train (in total, when resuming).",
                               lower_bound=1)
 BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Global mini-batch size.", lower_bound=1)
 SHUFFLE_BUFFER = flags.DEFINE_integer("shuffle_buffer", 1024, "Shuffle buffer (examples).",
                                       lower_bound=1)
-OPTIMIZER = flags.DEFINE_enum("optimizer", "adam", cfg.OPTIMIZERS,
-                              "Optimizer (momentum: SGD with momentum 0.9).")
+OPTIMIZER = flags.DEFINE_enum("optimizer", "adam", cfg.OPTIMIZERS, "Optimizer: " + ", ".join(
+    f"{name}: {optimizers.describe(name)}" for name in cfg.OPTIMIZERS) + ".")
 LEARNING_RATE = flags.DEFINE_float("learning_rate", None,
                                    "Learning rate; default: the optimizer's Keras default.")
 SEED = flags.DEFINE_integer("seed", 0, "Seeds the initial weights and the shuffling.")
@@ -40,6 +41,9 @@ MODEL_DIR = flags.DEFINE_string("model_dir", None,
                                 "Output directory; default runs/<model>-<dataset>-<backend>.")
 DEVICE = flags.DEFINE_enum("device", "auto", cfg.DEVICES,
                            "gpu fails when no GPU is visible; cpu hides GPUs.")
+DTYPE = flags.DEFINE_enum("dtype", "float32", cfg.DTYPES,
+                          "Weights, losses and metrics in this dtype, on either backend; "
+                          "float64 makes the two backends agree to rounding.")
 MIXED_PRECISION = flags.DEFINE_bool("mixed_precision", False,
                                     "mixed_float16 compute with float32 softmax and loss scaling.")
 STRATEGY = flags.DEFINE_enum("distribution_strategy", "off", cfg.STRATEGIES,
@@ -65,6 +69,7 @@ def config_from_flags():
         batch_size=BATCH_SIZE.value, shuffle_buffer=SHUFFLE_BUFFER.value,
         optimizer=OPTIMIZER.value, learning_rate=LEARNING_RATE.value, seed=SEED.value,
         data_dir=DATA_DIR.value, model_dir=MODEL_DIR.value, device=DEVICE.value,
+        dtype=DTYPE.value,
         mixed_precision=MIXED_PRECISION.value, distribution_strategy=STRATEGY.value,
         max_train_examples=MAX_TRAIN_EXAMPLES.value, resume=RESUME.value)
 

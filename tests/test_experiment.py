@@ -56,7 +56,7 @@ def test_run_writes_every_output(tmp_path, tiny_data, backend):
     net, _ = load_npz(model_dir / "weights.npz")
     model = keras.models.load_model(model_dir / "model.keras")
     x = tiny_data[1][0][:5].astype(np.float32) / 255
-    np.testing.assert_allclose(model(x).numpy(), net.predict_proba(x), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model(x).numpy(), net.predict(x), rtol=1e-5, atol=1e-6)
     assert not list(model_dir.glob(".*tmp*"))  # no temporary files left behind
 
 

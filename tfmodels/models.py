@@ -6,11 +6,28 @@ side copies weights across by `dense_layers`, so that list is the contract betwe
 Shape letters: N batch, D flattened input features (784 for MNIST, 3072 for SVHN), C classes.
 """
 
+import dataclasses
 import numbers
 
 import keras
+import numpy as np
 
-HIDDEN_ACTIVATIONS = ("relu", "sigmoid", "tanh")
+from numpy_ref import activations
+
+
+def _twinnable_activations():
+    """Activation names both Keras and numpy_ref know: those a twin can follow."""
+    names = []
+    for name in sorted(activations.ACTIVATIONS):
+        try:
+            keras.activations.get(name)
+        except ValueError:
+            continue
+        names.append(name)
+    return tuple(names)
+
+
+HIDDEN_ACTIVATIONS = _twinnable_activations()
 
 
 def _is_positive_int(value):
@@ -150,22 +167,56 @@ class TwoLayerNet(_DenseStack):
                 "activation": self.activation, "weight_init_std": self.weight_init_std}
 
 
-MODEL_NAMES = ("mymodel", "two_layer_net")
+@dataclasses.dataclass(frozen=True)
+class ModelKind:
+    """How `--model=<name>` builds its model from the run's hidden sizes.
+
+    Attributes:
+        make: `make(hidden_units, **kwargs)` -> an unbuilt Keras model.
+        hidden_units: the default hidden sizes.
+        fixed_depth: the number of hidden layers if the model has a fixed depth.
+        description: one line for `--help`.
+    """
+
+    make: object
+    hidden_units: tuple
+    fixed_depth: int = None
+    description: str = ""
 
 
-def build_model(name, hidden_units=None, activation="relu", num_classes=10, dtype=None):
-    """`Mymodel` or `TwoLayerNet` by the name `--model` uses; `hidden_units=None`
-    keeps the model's default sizes (TwoLayerNet takes exactly one size)."""
-    if name == "mymodel":
-        kwargs = {} if hidden_units is None else {"hidden_units": tuple(hidden_units)}
-        return Mymodel(activation=activation, num_classes=num_classes, dtype=dtype, **kwargs)
-    if name == "two_layer_net":
-        if hidden_units is not None and len(hidden_units) != 1:
-            raise ValueError("TwoLayerNet has one hidden layer. "
-                             f"Received: hidden_units={list(hidden_units)}")
-        kwargs = {} if hidden_units is None else {"hidden_size": hidden_units[0]}
-        return TwoLayerNet(activation=activation, num_classes=num_classes, dtype=dtype, **kwargs)
-    raise ValueError(f"model must be one of {MODEL_NAMES}. Received: name={name!r}")
+MODELS = {
+    "mymodel": ModelKind(lambda units, **kw: Mymodel(hidden_units=units, **kw),
+                         (32, 64, 128, 256),
+                         description="Dense 32-64-128-256 + softmax 10 (the material's model)"),
+    "two_layer_net": ModelKind(lambda units, **kw: TwoLayerNet(hidden_size=units[0], **kw), (50,),
+                               fixed_depth=1,
+                               description="the book's one hidden layer of 50"),
+}
+MODEL_NAMES = tuple(MODELS)
 
 
-__all__ = ["HIDDEN_ACTIVATIONS", "MODEL_NAMES", "Mymodel", "TwoLayerNet", "build_model"]
+def build_model(name, hidden_units=None, activation="relu", num_classes=10, dtype=None,
+                input_shape=None):
+    """The model `--model=<name>` trains, named `name` so that its variable paths
+    (`mymodel/dense_0/kernel`) are the same in every process; built when
+    `input_shape` (without the batch dimension) is given.
+
+    `hidden_units=None` keeps the model's default sizes; `dtype=None` the global
+    dtype policy (float32, or mixed_float16 under mixed precision).
+    """
+    if name not in MODELS:
+        raise ValueError(f"model must be one of {MODEL_NAMES}. Received: name={name!r}")
+    kind = MODELS[name]
+    units = tuple(hidden_units) if hidden_units is not None else kind.hidden_units
+    if kind.fixed_depth is not None and len(units) != kind.fixed_depth:
+        raise ValueError(f"{name} has {kind.fixed_depth} hidden layer(s). "
+                         f"Received: hidden_units={list(units)}")
+    model = kind.make(units, activation=activation, num_classes=num_classes, dtype=dtype,
+                      name=name)
+    if input_shape is not None:  # one call on a zero batch creates every weight
+        model(np.zeros((1, *input_shape), dtype or "float32"))
+    return model
+
+
+__all__ = ["HIDDEN_ACTIVATIONS", "MODELS", "MODEL_NAMES", "ModelKind", "Mymodel", "TwoLayerNet",
+           "build_model"]

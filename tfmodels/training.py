@@ -1,7 +1,9 @@
 """The material's TF2 custom training loop: `train_step` / `test_step` in `tf.function`, and `fit`.
 
 `Trainer` owns the four metrics of the material (`train_loss`, `train_accuracy`, `test_loss`,
-`test_accuracy`) and the two compiled step functions; `fit` runs the epoch loop around them.
+`test_accuracy`) and the two compiled step functions; `fit` runs the project's one epoch loop
+(`numpy_ref.training.run_epochs`) with it as the stepper. The metrics accumulate in the
+model's variable dtype: float64 for a float64 model, float32 otherwise.
 
 Each step function is traced once per `Trainer`: it is compiled with an input signature taken
 from the first batch it sees, with the batch dimension left open (`None`), so a smaller final
@@ -18,7 +20,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-HISTORY_KEYS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
+from numpy_ref.training import HISTORY_KEYS, run_epochs
 _SUM = tf.distribute.ReduceOp.SUM
 
 
@@ -127,11 +129,13 @@ class Trainer:
         with _scope(strategy):
             self.optimizer = maybe_wrap_for_mixed_precision(optimizer, model.dtype_policy)
             # Under a strategy, metric variables are summed over replicas when read.
-            self.train_loss = tf.keras.metrics.Mean(name="train_loss")
+            dtype = model.dtype_policy.variable_dtype
+            self.train_loss = tf.keras.metrics.Mean(name="train_loss", dtype=dtype)
             self.train_accuracy = tf.keras.metrics.SparseCategoricalAccuracy(
-                name="train_accuracy")
-            self.test_loss = tf.keras.metrics.Mean(name="test_loss")
-            self.test_accuracy = tf.keras.metrics.SparseCategoricalAccuracy(name="test_accuracy")
+                name="train_accuracy", dtype=dtype)
+            self.test_loss = tf.keras.metrics.Mean(name="test_loss", dtype=dtype)
+            self.test_accuracy = tf.keras.metrics.SparseCategoricalAccuracy(
+                name="test_accuracy", dtype=dtype)
         self._train_fn = None  # tf.functions, created at the first batch (see `_compile`)
         self._test_fn = None
 
@@ -311,22 +315,15 @@ def fit(model, train_ds, test_ds, epochs, optimizer=None, loss_object=None, call
         train_ds = _distribute(trainer.strategy, train_ds)
         test_ds = _distribute(trainer.strategy, test_ds)
 
-    history = {key: [] for key in HISTORY_KEYS}
-    for epoch in range(1, epochs + 1):
-        trainer.reset_metrics()
-        for images, labels in train_ds:
-            trainer.train_step(images, labels)
-        for images, labels in test_ds:
-            trainer.test_step(images, labels)
-        logs = trainer.results()
-        for key in HISTORY_KEYS:
-            history[key].append(logs[key])
+    def log_epoch(epoch, logs):
         logging.info("Epoch %d, Loss: %.4f, Accuracy: %.2f, Test Loss: %.4f, Test Accuracy: %.2f",
                      epoch, logs["train_loss"], 100 * logs["train_accuracy"],
                      logs["test_loss"], 100 * logs["test_accuracy"])
         if callback is not None:
             callback(epoch, dict(logs))
-    return history
+
+    return run_epochs(trainer, lambda epoch: train_ds, lambda: test_ds, epochs,
+                      on_epoch=log_epoch)
 
 
 __all__ = ["HISTORY_KEYS", "Trainer", "batch_signature", "distributed_batch_signature",

@@ -10,34 +10,11 @@ def _check_positive_int(name, value):
             f"{name} must be a positive integer. Received: {name}={value!r}")
 
 
-def make_dataset(x, y, batch_size=32, shuffle_buffer=1024, training=True,
-                 seed=None):
-    """A tf.data pipeline of (float32 images in [0, 1], int64 labels) batches.
-
-    The uint8 images stay uint8 in memory; each batch is cast and divided by
-    255 after batching, so there is never a float copy of the whole set.
-    What is shuffled and batched are the sample indices; each batch of images
-    is then gathered in one op. Shuffling indices with the same buffer and
-    seed gives the same order as shuffling the images themselves, without
-    moving every image through tf.data one at a time.
-
-    Args:
-      x: uint8 images (N, ...), e.g. (N, 28, 28) or (N, 32, 32, 3).
-      y: integer class labels (N,).
-      batch_size: samples per batch; the final partial batch is kept.
-      shuffle_buffer: shuffle buffer size (used when `training`).
-      training: shuffle, with a new order every epoch; else keep the order.
-      seed: makes the sequence of shuffled orders reproducible.
-
-    Returns:
-      A `tf.data.Dataset` of `(x_batch, y_batch)`, prefetched.
-    """
-    _check_positive_int("batch_size", batch_size)
-    _check_positive_int("shuffle_buffer", shuffle_buffer)
+def _check_arrays(x, y):
     x, y = np.asarray(x), np.asarray(y)
     if x.dtype != np.uint8:
         raise ValueError(
-            "x must hold uint8 pixels 0..255 (make_dataset scales them). "
+            "x must hold uint8 pixels 0..255 (the pipeline scales them). "
             f"Received: x.dtype={x.dtype}")
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
         raise ValueError(
@@ -47,25 +24,88 @@ def make_dataset(x, y, batch_size=32, shuffle_buffer=1024, training=True,
         raise ValueError(
             "x and y must hold the same, non-zero number of samples. "
             f"Received: x.shape={x.shape}, y.shape={y.shape}")
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    return x, y
 
-    images = tf.constant(x)  # TensorFlow's one copy of the set
-    labels = tf.constant(y.astype(np.int64))
 
-    def gather(indices):  # (B,) -> (B, ...) float32 in [0, 1], (B,) int64
-        batch = tf.cast(tf.gather(images, indices), tf.float32) / 255.0
-        return batch, tf.gather(labels, indices)
+def scale_images(images, dtype):
+    """uint8 pixels -> ``dtype`` in [0, 1]: cast, then divide by 255 in that dtype.
 
-    ds = tf.data.Dataset.range(len(x))
-    if training:
-        ds = ds.shuffle(shuffle_buffer, seed=seed,
-                        reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size, drop_remainder=False)
-    ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
-    # tf.data's default graph rewrites serialise the pipeline, and with it a
-    # second copy of every image (`images` already is one): for SVHN, 225 MB
-    # more at the peak. This pipeline is already in the order they would give
-    # it (batch indices, then one vectorised map, then prefetch).
-    options = tf.data.Options()
-    options.experimental_optimization.apply_default_optimizations = False
-    return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
+    The NumPy side of the project does the same two operations, so both
+    backends see bit-identical batches.
+    """
+    return images.astype(dtype) / np.asarray(255, dtype)
+
+
+class ImageBatches:
+    """uint8 images and labels held by TensorFlow once; a tf.data pipeline per order.
+
+    What is batched are sample indices; each batch of images is then gathered
+    in one op and scaled to ``dtype`` in [0, 1], so there is never a float copy
+    of the whole set.
+
+    Args:
+      x: uint8 images (N, ...), e.g. (N, 28, 28) or (N, 32, 32, 3).
+      y: integer class labels (N,).
+      dtype: the float dtype of the scaled batches.
+    """
+
+    def __init__(self, x, y, dtype="float32"):
+        import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+        x, y = _check_arrays(x, y)
+        self.size = len(x)
+        self.dtype = tf.as_dtype(dtype)
+        self.images = tf.constant(x)  # TensorFlow's one copy of the set
+        self.labels = tf.constant(y.astype(np.int64))
+
+    def _gather(self, indices):  # (B,) -> (B, ...) scaled images, (B,) int64 labels
+        import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+        batch = tf.cast(tf.gather(self.images, indices), self.dtype)
+        return batch / tf.constant(255, self.dtype), tf.gather(self.labels, indices)
+
+    def dataset(self, batch_size, order=None, shuffle_buffer=None, seed=None):
+        """Batches of the examples in ``order`` (default 0..N-1), or shuffled by
+        tf.data with ``shuffle_buffer`` (a new order every iteration)."""
+        import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+        _check_positive_int("batch_size", batch_size)
+        if order is not None:
+            ds = tf.data.Dataset.from_tensor_slices(np.asarray(order, np.int64))
+        else:
+            ds = tf.data.Dataset.range(self.size)
+            if shuffle_buffer is not None:
+                ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+        ds = ds.batch(batch_size, drop_remainder=False)
+        ds = ds.map(self._gather, num_parallel_calls=tf.data.AUTOTUNE)
+        # tf.data's default graph rewrites serialise the pipeline, and with it a
+        # second copy of every image (`images` already is one): for SVHN, 225 MB
+        # more at the peak. This pipeline is already in the order they would give
+        # it (batch indices, then one vectorised map, then prefetch).
+        options = tf.data.Options()
+        options.experimental_optimization.apply_default_optimizations = False
+        return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+def make_dataset(x, y, batch_size=32, shuffle_buffer=1024, training=True, seed=None,
+                 order=None, dtype="float32"):
+    """A tf.data pipeline of (images scaled to [0, 1], int64 labels) batches.
+
+    Args:
+      x: uint8 images (N, ...), e.g. (N, 28, 28) or (N, 32, 32, 3).
+      y: integer class labels (N,).
+      batch_size: samples per batch; the final partial batch is kept.
+      shuffle_buffer: tf.data shuffle buffer size (used when `training` and no `order`).
+      training: shuffle, with a new order every epoch; else keep the order.
+      seed: makes the sequence of shuffled orders reproducible.
+      order: the sample indices to visit, in order (see `tfmodels.data.order`);
+        overrides the shuffling.
+      dtype: float dtype of the images.
+
+    Returns:
+      A `tf.data.Dataset` of `(x_batch, y_batch)`, prefetched.
+    """
+    _check_positive_int("batch_size", batch_size)
+    _check_positive_int("shuffle_buffer", shuffle_buffer)
+    batches = ImageBatches(x, y, dtype)
+    return batches.dataset(batch_size, order, shuffle_buffer if training else None, seed)

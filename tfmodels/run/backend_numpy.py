@@ -1,68 +1,56 @@
-"""The ``--backend=numpy`` side of a run: the same recipe trained by numpy_ref.
+"""The ``--backend=numpy`` side of a run: the twin of the same Keras model, trained by numpy_ref.
 
-Images stay uint8 in memory and are scaled to float32 [0, 1] one batch at a
-time, exactly as ``tfmodels.data.make_dataset`` does for TensorFlow.
+The Keras model is declared once (``tfmodels.models``) and built exactly as
+the TensorFlow backend builds it; this backend trains its twin
+(``tfmodels.parity.twin``) with the twin of the same Keras optimizer. Images
+stay uint8 in memory and are scaled one batch at a time, with the same two
+operations as the tf.data pipeline, in the run's dtype.
 """
-
-import math
 
 import numpy as np
 
-from numpy_ref import networks, optimizers
 from numpy_ref import training as np_training
-
-EVAL_BATCH = 1000
-
-
-def scale_batch(images):
-    """uint8 pixels -> float32 in [0, 1] (the same division as make_dataset)."""
-    return images.astype(np.float32) / np.float32(255)
+from tfmodels import data, distribute, optimizers, parity
+from tfmodels.run.backend_tf import build_model
 
 
-def build_network(config):
-    """The numpy_ref twin of the configured Keras model, with Keras's initialisers."""
-    input_size = math.prod(config.input_shape)
-    if config.model == "two_layer_net":
-        return networks.TwoLayerNet(input_size, config.hidden_units[0], 10,
-                                    activation=config.activation, seed=config.seed,
-                                    loss_variant="logits")
-    return networks.MultiLayerNet(input_size, list(config.hidden_units), 10,
-                                  activation=config.activation, weight_init="glorot_uniform",
-                                  seed=config.seed, loss_variant="logits")
+class _Source:
+    """One split's uint8 images, batched in a given order and scaled per batch."""
+
+    def __init__(self, x, y, dtype):
+        self.x, self.y, self.dtype = x, np.asarray(y, np.int64), np.dtype(dtype)
+
+    def batches(self, batch_size, order=None):
+        return np_training.array_batches(self.x, self.y, batch_size, order,
+                                         lambda images: data.scale_images(images, self.dtype))
 
 
 class NumpyBackend:
-    """Owns a numpy_ref network and optimizer; one method per phase of an epoch."""
+    """A numpy_ref twin network and optimizer; the numpy_ref stepper."""
 
     name = "numpy"
+    is_chief, worker_index = True, None
 
     def __init__(self, config):
         self.config = config
-        self.net = build_network(config)
-        self.optimizer = optimizers.get(config.optimizer, learning_rate=config.learning_rate)
+        self.model = build_model(config)
+        self.net = parity.twin(self.model)
+        keras_optimizer = optimizers.make_optimizer(config.optimizer, config.learning_rate)
+        self.optimizer = parity.twin_optimizer(keras_optimizer, self.model.trainable_variables)
+        self.stepper = np_training.Stepper(self.net, self.optimizer)
 
-    def train_epoch(self, epoch, x, y, on_step):
-        """One epoch; ``on_step(step, examples_seen, loss)`` after each batch."""
-        batch = self.config.batch_size
+    @classmethod
+    def create(cls, config):
+        distribute.set_mixed_precision(False)  # the twin's model: the plain dtype policy
+        return cls(config)
 
-        def step_callback(_, step, loss):
-            on_step(step, min(step * batch, len(x)), loss)
+    def source(self, x, y):
+        return _Source(x, y, self.config.dtype)
 
-        history = np_training.fit(self.net, self.optimizer, (x, y), epochs=epoch,
-                                  initial_epoch=epoch - 1, batch_size=batch,
-                                  seed=self.config.seed, preprocess=scale_batch,
-                                  step_callback=step_callback)
-        return {"train_loss": history["train_loss"][-1],
-                "train_accuracy": history["train_accuracy"][-1]}
-
-    def evaluate(self, x, y):
-        loss, accuracy = np_training.evaluate(self.net, x, y, batch_size=EVAL_BATCH,
-                                              preprocess=scale_batch)
-        return {"test_loss": loss, "test_accuracy": accuracy}
-
-    def predict_proba(self, x):
-        return np.concatenate([self.net.predict_proba(scale_batch(x[i:i + EVAL_BATCH]))
-                               for i in range(0, len(x), EVAL_BATCH)])
+    def predict_proba(self, x, batch_size):
+        dtype = np.dtype(self.config.dtype)
+        return np.concatenate([self.net.predict(data.scale_images(x[i:i + batch_size], dtype))
+                               for i in range(0, len(x), batch_size)])
 
     def state_arrays(self):
         """Weights and optimizer state, for a checkpoint."""
@@ -80,7 +68,11 @@ class NumpyBackend:
     def numpy_net(self):
         return self.net
 
+    def keras_model(self):
+        """The Keras model holding the twin's current weights (for model.keras)."""
+        return parity.to_keras(self.net, self.model)
+
     def load_net(self, net):
-        """Takes over the weights of a numpy_ref network (e.g. from weights.npz)."""
+        """Takes over the weights of a numpy_ref twin (e.g. from weights.npz)."""
         for key in self.net.params:
             self.net.params[key] = net.params[key]

@@ -1,39 +1,19 @@
-"""The ``--backend=tensorflow`` side of a run: Keras model, custom loop, tf.data.
+"""The ``--backend=tensorflow`` side of a run: the Keras model, the material's custom loop.
 
-Each epoch gets its own shuffled dataset, seeded by (seed, epoch), so a run
-resumed from a checkpoint sees the same batches an uninterrupted one would.
+The model is the one ``tfmodels.models`` declares; batches come from the
+shared per-epoch order (``tfmodels.data.buffered_order``) through tf.data.
 """
 
 import contextlib
-import math
 import os
 import pathlib
 import zipfile
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from tfmodels import data, models, parity, training
-from tfmodels.errors import NonFiniteLossError, WeightsFileError
-
-EVAL_BATCH = 1000
-
-
-def make_optimizer(name, learning_rate):
-    """The Keras optimizer behind --optimizer (momentum: SGD with momentum 0.9)."""
-    if name == "momentum":
-        return keras.optimizers.SGD(learning_rate=learning_rate, momentum=0.9)
-    classes = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD,
-               "rmsprop": keras.optimizers.RMSprop, "adagrad": keras.optimizers.Adagrad}
-    return classes[name](learning_rate=learning_rate)
-
-
-def keras_twin(config, net):
-    """The configured Keras model, built, holding the numpy_ref ``net``'s weights."""
-    model = models.build_model(config.model, config.hidden_units, config.activation)
-    model(np.zeros((1, *config.input_shape), np.float32))
-    return parity.numpy_to_keras(net, model)
+from tfmodels import data, distribute, models, optimizers, parity, training
+from tfmodels.errors import ConfigError, WeightsFileError
 
 
 def save_keras_model(model, path):
@@ -57,64 +37,71 @@ def load_keras_model(path):
                                f"{str(e).splitlines()[0] if str(e) else e!r}") from None
 
 
-def epoch_seed(seed, epoch):
-    """A distinct, reproducible shuffle seed per epoch."""
-    return (seed * 1_000_003 + epoch) % (2**31 - 1)
+def build_model(config):
+    """The configured Keras model, built, with weights drawn from ``config.seed``.
+
+    Both backends call this, so for the same seed they start from the same weights.
+    """
+    keras.utils.set_random_seed(config.seed)
+    dtype = None if config.dtype == "float32" else config.dtype  # None: the global policy
+    return models.build_model(config.model, config.hidden_units, config.activation,
+                              config.num_classes, dtype=dtype, input_shape=config.input_shape)
+
+
+def _is_chief(strategy):
+    """True unless this process is a non-chief worker of a multi-worker run."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    return resolver.task_type == "chief" or (resolver.task_type == "worker"
+                                             and resolver.task_id == 0)
+
+
+class _Source:
+    """One split's images in TensorFlow, batched in a given order (distributed if need be)."""
+
+    def __init__(self, x, y, dtype, strategy):
+        self.images, self.strategy = data.ImageBatches(x, y, dtype), strategy
+
+    def batches(self, batch_size, order=None):
+        ds = self.images.dataset(batch_size, order)
+        return ds if self.strategy is None else self.strategy.experimental_distribute_dataset(ds)
 
 
 class TensorflowBackend:
-    """Owns the Keras model, optimizer and the material's train/test steps."""
+    """The Keras model, its optimizer and the material's train/test steps (``Trainer``)."""
 
     name = "tensorflow"
 
     def __init__(self, config, strategy=None):
-        self.config = config
-        self.strategy = strategy
-        keras.utils.set_random_seed(config.seed)
+        self.config, self.strategy = config, strategy
         with strategy.scope() if strategy is not None else contextlib.nullcontext():
-            self.model = models.build_model(config.model, config.hidden_units,
-                                            config.activation)
-            self.model(np.zeros((1, *config.input_shape), np.float32))  # build weights
+            self.model = build_model(config)
             self.optimizer = training.maybe_wrap_for_mixed_precision(
-                make_optimizer(config.optimizer, config.learning_rate))
+                optimizers.make_optimizer(config.optimizer, config.learning_rate))
             self.optimizer.build(self.model.trainable_variables)
-        self.trainer = training.Trainer(self.model, self.optimizer, strategy=strategy)
+        self.stepper = training.Trainer(self.model, self.optimizer, strategy=strategy)
+        self.is_chief = _is_chief(strategy)
+        self.worker_index = None if self.is_chief else strategy.cluster_resolver.task_id
 
-    def _dataset(self, x, y, training_, seed=None, batch_size=None):
-        ds = data.make_dataset(x, y, batch_size=batch_size or self.config.batch_size,
-                               shuffle_buffer=self.config.shuffle_buffer,
-                               training=training_, seed=seed)
-        if self.strategy is not None:
-            ds = self.strategy.experimental_distribute_dataset(ds)
-        return ds
+    @classmethod
+    def create(cls, config):
+        """Sets up the device, mixed precision and strategy, then the backend."""
+        try:
+            distribute.configure_device(config.device)
+            distribute.set_mixed_precision(config.mixed_precision)
+            strategy = distribute.make_strategy(config.distribution_strategy, config.device)
+        except ValueError as e:  # no GPU for --device=gpu, no TF_CONFIG for multi-worker
+            raise ConfigError(str(e)) from None
+        return cls(config, strategy)
 
-    def train_epoch(self, epoch, x, y, on_step):
-        """One epoch; ``on_step(step, examples_seen, loss)`` after each batch."""
-        self.trainer.train_loss.reset_state()
-        self.trainer.train_accuracy.reset_state()
-        batch = self.config.batch_size
-        for step, (xb, yb) in enumerate(
-                self._dataset(x, y, True, epoch_seed(self.config.seed, epoch)), start=1):
-            loss = float(self.trainer.train_step(xb, yb))
-            if not math.isfinite(loss):
-                raise NonFiniteLossError(loss, epoch, step)
-            on_step(step, min(step * batch, len(x)), loss)
-        results = self.trainer.results()
-        return {"train_loss": results["train_loss"],
-                "train_accuracy": results["train_accuracy"]}
+    def source(self, x, y):
+        return _Source(x, y, self.config.dtype, self.strategy)
 
-    def evaluate(self, x, y):
-        self.trainer.test_loss.reset_state()
-        self.trainer.test_accuracy.reset_state()
-        for xb, yb in self._dataset(x, y, False, batch_size=EVAL_BATCH):
-            self.trainer.test_step(xb, yb)
-        results = self.trainer.results()
-        return {"test_loss": results["test_loss"], "test_accuracy": results["test_accuracy"]}
-
-    def predict_proba(self, x):
-        ds = data.make_dataset(x, np.zeros(len(x), np.int64), batch_size=EVAL_BATCH,
-                               training=False)
-        return np.concatenate([self.model(xb, training=False).numpy() for xb, _ in ds])
+    def predict_proba(self, x, batch_size):
+        ds = data.ImageBatches(x, np.zeros(len(x), np.int64), self.config.dtype)
+        return np.concatenate([self.model(xb, training=False).numpy()
+                               for xb, _ in ds.dataset(batch_size)])
 
     def state_arrays(self):
         """Model weights and optimizer variables, by position, for a checkpoint."""
@@ -127,16 +114,15 @@ class TensorflowBackend:
         for prefix, variables in (("model", self.model.weights),
                                   ("optimizer", self.optimizer.variables)):
             for i, variable in enumerate(variables):
-                value = arrays[f"{prefix}/{i:03d}"]
-                if tuple(value.shape) != tuple(variable.shape):
-                    raise ValueError(f"checkpoint {prefix}/{i:03d} has shape {value.shape}, "
-                                     f"but {variable.path} has {tuple(variable.shape)}")
-                variable.assign(value)
+                variable.assign(arrays[f"{prefix}/{i:03d}"])
 
     def numpy_net(self):
-        return parity.keras_to_numpy(self.model)
+        """The NumPy twin of the current model (what weights.npz holds)."""
+        return parity.twin(self.model)
+
+    def keras_model(self):
+        return self.model
 
     def load_net(self, net):
-        """Takes over the weights of a numpy_ref network (e.g. from weights.npz)."""
-        parity.numpy_to_keras(net, self.model)
-
+        """Takes over the weights of a numpy_ref twin (e.g. from weights.npz)."""
+        parity.to_keras(net, self.model)

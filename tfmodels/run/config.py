@@ -9,23 +9,22 @@ with new settings.
 import dataclasses
 import os
 
+from tfmodels import data, distribute, models, optimizers
+from tfmodels.run import backends
 from tfmodels.errors import ConfigError
 
-DATASETS = ("mnist", "svhn")
-MODELS = ("mymodel", "two_layer_net")
-ACTIVATIONS = ("relu", "sigmoid", "tanh")
-BACKENDS = ("tensorflow", "numpy")
-OPTIMIZERS = ("adam", "sgd", "momentum", "rmsprop", "adagrad")
-DEVICES = ("auto", "cpu", "gpu")
-STRATEGIES = ("off", "one_device", "mirrored", "multi_worker_mirrored")
-# Keras 3's default learning rates, used when --learning_rate is not given.
-DEFAULT_LEARNING_RATES = {"adam": 1e-3, "sgd": 0.01, "momentum": 0.01,
-                          "rmsprop": 1e-3, "adagrad": 1e-3}
-DEFAULT_HIDDEN_UNITS = {"mymodel": (32, 64, 128, 256), "two_layer_net": (50,)}
-INPUT_SHAPES = {"mnist": (28, 28), "svhn": (32, 32, 3)}
-NUM_CLASSES = 10
+# Every vocabulary is declared once, by what implements it; the flags' choices derive from these.
+DATASETS = tuple(data.DATASETS)
+MODELS = models.MODEL_NAMES
+ACTIVATIONS = models.HIDDEN_ACTIVATIONS
+BACKENDS = tuple(backends.BACKENDS)
+OPTIMIZERS = optimizers.OPTIMIZER_NAMES
+DEVICES = distribute.DEVICES
+STRATEGIES = distribute.STRATEGIES
+DTYPES = ("float32", "float64")
 # A resumed run must agree on these; the rest (epochs, batch size, device...) may change.
-RESUME_KEYS = ("dataset", "model", "hidden_units", "activation", "backend", "optimizer")
+RESUME_KEYS = ("dataset", "model", "hidden_units", "activation", "backend", "optimizer",
+               "dtype")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +45,7 @@ class RunConfig:
     data_dir: str = None  # None: $TFMODELS_DATA_DIR
     model_dir: str = None  # None: runs/<model>-<dataset>-<backend>
     device: str = "auto"
+    dtype: str = "float32"
     mixed_precision: bool = False
     distribution_strategy: str = "off"
     max_train_examples: int = None
@@ -53,24 +53,29 @@ class RunConfig:
 
     def __post_init__(self):
         # Normalise so that equal settings compare (and serialise) equal.
-        units = self.hidden_units or DEFAULT_HIDDEN_UNITS.get(self.model, ())
+        kind = models.MODELS.get(self.model)
+        units = self.hidden_units or (kind.hidden_units if kind else ())
         object.__setattr__(self, "hidden_units", tuple(int(u) for u in units))
-        if self.learning_rate is None:
+        if self.learning_rate is None and self.optimizer in optimizers.OPTIMIZERS:
             object.__setattr__(self, "learning_rate",
-                               DEFAULT_LEARNING_RATES.get(self.optimizer))
+                               optimizers.default_learning_rate(self.optimizer))
         if self.model_dir is None:
             object.__setattr__(self, "model_dir", os.path.join(
                 "runs", f"{self.model}-{self.dataset}-{self.backend}"))
 
     @property
     def input_shape(self):
-        return INPUT_SHAPES[self.dataset]
+        return data.DATASETS[self.dataset].input_shape
+
+    @property
+    def num_classes(self):
+        return data.DATASETS[self.dataset].num_classes
 
     def validate(self):
         """Raises ConfigError with a one-line message on the first bad setting."""
         choices = {"dataset": DATASETS, "model": MODELS, "activation": ACTIVATIONS,
                    "backend": BACKENDS, "optimizer": OPTIMIZERS, "device": DEVICES,
-                   "distribution_strategy": STRATEGIES}
+                   "distribution_strategy": STRATEGIES, "dtype": DTYPES}
         for name, allowed in choices.items():
             value = getattr(self, name)
             if value not in allowed:
@@ -85,14 +90,18 @@ class RunConfig:
         if not self.hidden_units or min(self.hidden_units) < 1:
             raise ConfigError(f"--hidden_units must be positive integers; "
                              f"got {list(self.hidden_units)}")
-        if self.model == "two_layer_net" and len(self.hidden_units) != 1:
-            raise ConfigError(f"--model=two_layer_net has one hidden layer, so --hidden_units "
-                             f"takes one size; got {list(self.hidden_units)}")
+        depth = models.MODELS[self.model].fixed_depth
+        if depth is not None and len(self.hidden_units) != depth:
+            raise ConfigError(f"--model={self.model} has {depth} hidden layer(s), so "
+                              f"--hidden_units takes {depth} size(s); got {list(self.hidden_units)}")
         if self.backend == "numpy" and (self.mixed_precision
                                         or self.distribution_strategy != "off"
                                         or self.device == "gpu"):
-            raise ConfigError("--backend=numpy runs on the CPU in float32: it takes no "
-                             "--mixed_precision, --distribution_strategy or --device=gpu")
+            raise ConfigError("--backend=numpy runs on the CPU: it takes no "
+                              "--mixed_precision, --distribution_strategy or --device=gpu")
+        if self.mixed_precision and self.dtype != "float32":
+            raise ConfigError(f"--mixed_precision keeps float32 weights; it does not go with "
+                              f"--dtype={self.dtype}")
         return self
 
     def to_dict(self):
@@ -109,7 +118,15 @@ class RunConfig:
         return cls(**values)
 
     def incompatibilities(self, saved):
-        """Settings of the saved run (a dict) that this run may not change."""
-        return [f"--{key}={saved.get(key)!r} in the saved run, {value!r} now"
-                for key, value in self.to_dict().items()
-                if key in RESUME_KEYS and saved.get(key) != value]
+        """Settings of the saved run (a dict) that this run may not change.
+
+        A setting the saved run predates (no key) had its default value."""
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        problems = []
+        for key in RESUME_KEYS:
+            value, before = getattr(self, key), saved.get(key, defaults[key])
+            if key == "hidden_units":
+                value, before = list(value), list(before or [])
+            if before != value:
+                problems.append(f"--{key}={before!r} in the saved run, {value!r} now")
+        return problems

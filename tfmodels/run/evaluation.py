@@ -38,7 +38,7 @@ def load_run(model_dir):
     elif (model_dir / "model.keras").is_file():
         from tfmodels import parity  # pylint: disable=import-outside-toplevel
         from tfmodels.run import backend_tf  # pylint: disable=import-outside-toplevel
-        net = parity.keras_to_numpy(backend_tf.load_keras_model(model_dir / "model.keras"))
+        net = parity.twin(backend_tf.load_keras_model(model_dir / "model.keras"))
     else:
         raise RunDirError(f"--model_dir={model_dir} has neither weights.npz nor "
                                      "model.keras: the run did not finish")
@@ -79,14 +79,22 @@ def plot_confusion(counts, path, title):
 
 
 def make_backend(config, backend):
-    """A fresh backend of the given kind for ``config``, single-device float32."""
+    """A fresh backend of the given kind for ``config``, on one device, in the run's dtype."""
+    from tfmodels import distribute  # pylint: disable=import-outside-toplevel
+    from tfmodels.run.backends import BACKENDS  # pylint: disable=import-outside-toplevel
+
     config = dataclasses.replace(config, backend=backend, mixed_precision=False,
                                  distribution_strategy="off", device="auto")
-    if backend == "numpy":
-        from tfmodels.run.backend_numpy import NumpyBackend  # pylint: disable=import-outside-toplevel
-        return NumpyBackend(config)
-    from tfmodels.run.backend_tf import TensorflowBackend  # pylint: disable=import-outside-toplevel
-    return TensorflowBackend(config)
+    distribute.set_mixed_precision(False)
+    return BACKENDS[backend](config)
+
+
+def test_loss(runner, x, y):
+    """The material's test loss (mean of the batch losses) of ``runner`` on (x, y)."""
+    runner.stepper.reset_metrics()
+    for xb, yb in runner.source(x, y).batches(experiment.EVAL_BATCH):
+        runner.stepper.test_step(xb, yb)
+    return float(runner.stepper.results()["test_loss"])
 
 
 def evaluate_run(model_dir, backend="tensorflow", data_dir=None, test_data=None):
@@ -108,13 +116,13 @@ def evaluate_run(model_dir, backend="tensorflow", data_dir=None, test_data=None)
     x_test, y_test = test_data
     runner = make_backend(config, backend)
     runner.load_net(net)
-    metrics = runner.evaluate(x_test, y_test)
-    predictions = np.argmax(runner.predict_proba(x_test), axis=1)
+    loss = test_loss(runner, x_test, y_test)
+    predictions = np.argmax(runner.predict_proba(x_test, experiment.EVAL_BATCH), axis=1)
     counts = confusion_matrix(np.asarray(y_test), predictions)
     # Accuracy from the counts, not a float32 metric: both backends then report
     # the identical number whenever they agree on every prediction.
     results = {"backend": backend, "num_examples": int(len(y_test)),
-               "test_loss": float(metrics["test_loss"]),
+               "test_loss": loss,
                "test_accuracy": float(np.trace(counts) / counts.sum()),
                "per_class_accuracy": per_class_accuracy(counts),
                "confusion_matrix": counts.tolist()}

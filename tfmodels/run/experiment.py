@@ -15,20 +15,21 @@ from absl import logging
 import numpy as np
 
 from numpy_ref.serialization import save_npz
+from numpy_ref.training import run_epochs
 from tfmodels import data
 from tfmodels.files import atomic_write
 from tfmodels.run import artifacts
-from tfmodels.errors import ConfigError, RunDirError
+from tfmodels.errors import RunDirError
 from tfmodels.run.progress import ProgressBar
 
 COLLAPSE_FRACTION = 0.9  # "essentially one class": at least 90% of predictions
 COLLAPSE_SAMPLES = 2000  # test images looked at by the collapse detector
+EVAL_BATCH = 1000  # test batches (evaluation does not depend on the training batch size)
 
 
 def load_datasets(config):
     """((x_train, y_train), (x_test, y_test)) for --dataset, uint8 images."""
-    loader = data.load_mnist if config.dataset == "mnist" else data.load_svhn
-    return loader(config.data_dir)
+    return data.DATASETS[config.dataset].load(config.data_dir)
 
 
 def collapsed_class(probabilities, threshold=COLLAPSE_FRACTION):
@@ -106,41 +107,13 @@ def _resume(config, backend, model_dir):
     return epoch, [e for e in saved.get("epochs", []) if e["epoch"] <= epoch]
 
 
-def _make_backend(config):
-    """The backend object; TensorFlow is imported only for --backend=tensorflow."""
-    if config.backend == "numpy":
-        from tfmodels.run.backend_numpy import NumpyBackend  # pylint: disable=import-outside-toplevel
-        return NumpyBackend(config), True, None
-    from tfmodels import distribute  # pylint: disable=import-outside-toplevel
-    from tfmodels.run.backend_tf import TensorflowBackend  # pylint: disable=import-outside-toplevel
-
-    try:
-        distribute.configure_device(config.device)
-        distribute.set_mixed_precision(config.mixed_precision)
-        strategy = distribute.make_strategy(config.distribution_strategy, config.device)
-    except ValueError as e:  # no GPU for --device=gpu, no TF_CONFIG for multi-worker
-        raise ConfigError(str(e)) from None
-    return TensorflowBackend(config, strategy), _is_chief(strategy), strategy
-
-
-def _is_chief(strategy):
-    """True unless this process is a non-chief worker of a multi-worker run."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type:
-        return True
-    return resolver.task_type == "chief" or (resolver.task_type == "worker"
-                                             and resolver.task_id == 0)
-
-
-def save_final(backend, config, model_dir):
-    """weights.npz (numpy_ref) and model.keras (Keras) from the final weights."""
+def save_final(backend, model_dir):
+    """weights.npz (the numpy_ref twin) and model.keras (Keras) from the final weights."""
     from tfmodels.run import backend_tf  # pylint: disable=import-outside-toplevel
 
-    net = backend.numpy_net()
     with atomic_write(model_dir / "weights.npz") as f:
-        save_npz(net, f)
-    model = getattr(backend, "model", None) or backend_tf.keras_twin(config, net)
-    backend_tf.save_keras_model(model, model_dir / "model.keras")
+        save_npz(backend.numpy_net(), f)
+    backend_tf.save_keras_model(backend.keras_model(), model_dir / "model.keras")
 
 
 def _summaries(config, model_dir):
@@ -155,40 +128,54 @@ def run(config, datasets_override=None):
     """Trains as ``config`` says; returns {"flags": ..., "epochs": [...]}.
 
     Args:
-        config: a ``tfmodels.config.RunConfig``.
+        config: a ``tfmodels.run.config.RunConfig``.
         datasets_override: ((x_train, y_train), (x_test, y_test)) uint8 images
             and integer labels to use instead of loading --dataset.
     """
+    from tfmodels.run.backends import make_backend  # pylint: disable=import-outside-toplevel
+
     config.validate()
     model_dir = pathlib.Path(config.model_dir)
     _check_writable(model_dir)
     (x_train, y_train), (x_test, y_test) = datasets_override or load_datasets(config)
     if config.max_train_examples:
         x_train, y_train = x_train[:config.max_train_examples], y_train[:config.max_train_examples]
-    backend, is_chief, strategy = _make_backend(config)
-    if not is_chief:  # another worker of a multi-worker run: keep its files apart
-        model_dir = model_dir / f"worker-{strategy.cluster_resolver.task_id}"
+    backend = make_backend(config)
+    if not backend.is_chief:  # another worker of a multi-worker run: keep its files apart
+        model_dir = model_dir / f"worker-{backend.worker_index}"
         _check_writable(model_dir)
     completed, history = _resume(config, backend, model_dir)
     writer = _summaries(config, model_dir)
+    train, test = backend.source(x_train, y_train), backend.source(x_test, y_test)
     steps = -(-len(x_train) // config.batch_size)
-    for epoch in range(completed + 1, config.epochs + 1):
-        bar = ProgressBar(steps, epoch)
-        logs = backend.train_epoch(epoch, x_train, y_train, bar.update)
-        bar.close()
-        logs.update(backend.evaluate(x_test, y_test))
+    bars = {}
+
+    def train_batches(epoch):
+        order = data.buffered_order(len(x_train), config.shuffle_buffer, config.seed, epoch)
+        bars[epoch] = ProgressBar(steps, epoch)
+        return train.batches(config.batch_size, order)
+
+    def on_step(epoch, step, loss):
+        bars[epoch].update(step, min(step * config.batch_size, len(x_train)), loss)
+
+    def on_epoch(epoch, logs):
+        bars.pop(epoch).close()
         logging.info("Epoch %d, Loss: %.4f, Accuracy: %.2f, Test Loss: %.4f, "
                      "Test Accuracy: %.2f", epoch, logs["train_loss"],
                      100 * logs["train_accuracy"], logs["test_loss"],
                      100 * logs["test_accuracy"])
-        warn_if_collapsed(backend.predict_proba(x_test[:COLLAPSE_SAMPLES]), epoch, config)
+        warn_if_collapsed(backend.predict_proba(x_test[:COLLAPSE_SAMPLES], EVAL_BATCH), epoch,
+                          config)
         history.append({"epoch": epoch, **logs})
         _save_epoch(model_dir, config, history, backend)
         if writer is not None:
             _write_summaries(writer, epoch, logs)
+
+    run_epochs(backend.stepper, train_batches, lambda: test.batches(EVAL_BATCH),
+               config.epochs, initial_epoch=completed, on_step=on_step, on_epoch=on_epoch)
     if completed >= config.epochs:
         logging.info("All %d epochs were already done in %s", config.epochs, model_dir)
-    save_final(backend, config, model_dir)
+    save_final(backend, model_dir)
     return {"flags": config.to_dict(), "epochs": history}
 
 

@@ -1,0 +1,258 @@
+"""``twin(model)``: the ``numpy_ref`` network that computes what a built Keras model computes.
+
+The model is traced once (``trace.py``): each call of a layer with a
+registered twin becomes a node of a ``numpy_ref.network.Network``, wired as
+the tensors flow. Parameters are keyed by the Keras variable path
+(``dense_1/kernel``) and hold copies of the weights; a layer called twice gets
+two nodes sharing one array per weight. The loss is the twin of the compiled
+loss (or a ``SparseCategoricalCrossentropy``), and where Keras's loss reads the
+logits cached on a softmax or sigmoid output, the twin's loss reads the node
+of those logits, as the Keras graph does.
+"""
+
+import dataclasses
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from numpy_ref import activations
+from numpy_ref.network import Network, Node
+from tfmodels.parity import losses as twin_losses
+from tfmodels.parity import registry, trace as tracing
+
+
+@dataclasses.dataclass
+class Twin:
+    """A twin and what links it to the Keras model (``compare`` needs both)."""
+
+    net: Network
+    keras_loss: keras.losses.Loss
+    layer_nodes: list  # [(keras layer, node name of its output)], in forward order
+    input_specs: list
+
+
+def twin(model, loss=None, x=None):
+    """The NumPy twin of a built Keras model (Sequential, functional or subclassed).
+
+    Args:
+        model: a built Keras model (called once, or built with an input shape).
+        loss: a Keras loss (object, name or function); default the compiled
+            ``model.loss``, else ``SparseCategoricalCrossentropy`` in the
+            output's dtype.
+        x: optional example input (an array or a list of arrays), for a model
+            whose input shape Keras does not record.
+
+    Returns:
+        A ``numpy_ref.network.Network``: ``predict(x)`` is the model's output,
+        ``loss_and_gradient(x, y)`` returns ``(loss, {variable.path: gradient})``.
+
+    Raises:
+        ValueError: an unbuilt model, a layer or activation without a twin
+            (named, with the supported list), or an operation in ``call``
+            that is not a layer (named, with the layer to use instead).
+    """
+    return build(model, loss, x).net
+
+
+def build(model, loss=None, x=None, input_grad=False):
+    """``twin`` with its links to the Keras model (a ``Twin``)."""
+    if not model.built:
+        raise ValueError(f"Model {model.name!r} is not built: call it on a batch (or "
+                         "build it with an input shape) before twinning it")
+    specs = input_specs(model, x)
+    keras_loss = twin_losses.resolve(model, loss)
+    recorded = tracing.trace(model, specs, probe=lambda out: _loss_probe(keras_loss, out))
+    return _network(model, recorded, recorded.probe.get("loss", keras_loss), specs, input_grad)
+
+
+def input_specs(model, x=None):
+    """One ``tf.TensorSpec`` per model input, with an open batch dimension."""
+    if x is not None:
+        xs = x if isinstance(x, (list, tuple)) else [x]
+        return [tf.TensorSpec((None, *np.shape(a)[1:]), tf.as_dtype(np.asarray(a).dtype))
+                for a in xs]
+    inputs = _model_inputs(model)
+    if inputs is not None:
+        return [tf.TensorSpec((None, *t.shape[1:]), t.dtype) for t in inputs]
+    shapes = getattr(model, "_build_shapes_dict", None) or {}
+    if len(shapes) == 1:
+        shape = next(iter(shapes.values()))
+        dtype = getattr(model, "input_dtype", None) or model.compute_dtype
+        flat = [shape] if _is_shape(shape) else list(shape)
+        if all(_is_shape(s) for s in flat):
+            return [tf.TensorSpec((None, *s[1:]), dtype) for s in flat]
+    raise ValueError(f"Model {model.name!r} ({type(model).__name__}) does not record its "
+                     "input shape: pass an example batch, twin(model, x=...)")
+
+
+def _model_inputs(model):
+    try:
+        return model.inputs or None
+    except (AttributeError, ValueError):  # a subclassed model has no symbolic inputs
+        return None
+
+
+def _is_shape(value):
+    return isinstance(value, (tuple, list)) and all(
+        d is None or isinstance(d, int) for d in value)
+
+
+def _loss_probe(keras_loss, outputs):
+    """Inside the trace: does the loss reach the output tensor, or the logits Keras cached?"""
+    flat = tf.nest.flatten(outputs)
+    if len(flat) != 1:
+        return {}
+    out = flat[0]
+    keras_loss = keras_loss or twin_losses.default_loss(out)
+    value = keras_loss(twin_losses.probe_labels(keras_loss, out), out)
+    return {"loss": keras_loss, "reads_output": tf.gradients(value, out)[0] is not None,
+            "cached_logits": getattr(out, "_keras_logits", None)}
+
+
+def _network(model, recorded, keras_loss, specs, input_grad):
+    input_names = _input_names(model, len(recorded.inputs))
+    known = {id(t): name for t, name in zip(recorded.inputs, input_names)}
+    nodes, layer_nodes, first = [], [], {}
+    taken = set(input_names)
+    for call in tracing.leaf_calls(recorded.root):
+        if len(call.outputs) != 1:
+            raise registry.unsupported_error(call.layer, "returns several tensors")
+        consumer = f"layer {call.layer.name!r}"
+        refs = [tracing.resolve(t, known, model, consumer) for t in call.inputs]
+        layer = _twin_layer(call.layer, first)
+        name = _unique(call.layer.name, taken)
+        nodes.append(Node(name, layer, refs, param_names=_paths(call.layer, layer, "params"),
+                          state_names=_paths(call.layer, layer, "state")))
+        known[id(call.outputs[0])] = name
+        layer_nodes.append((call.layer, name))
+    outputs = [tracing.resolve(t, known, model, "the model's output")
+               for t in recorded.outputs]
+    loss_layer, loss_input = _loss(model, recorded, keras_loss, nodes, outputs, known, taken)
+    net = Network(nodes, input_names, outputs, loss_layer, loss_input, input_grad=input_grad)
+    return Twin(net, keras_loss, layer_nodes, specs)
+
+
+def _input_names(model, n):
+    inputs = _model_inputs(model)
+    if inputs is not None and len(inputs) == n:
+        names = [getattr(t, "name", None) or f"input_{i}" for i, t in enumerate(inputs)]
+        if len(set(names)) == n:
+            return names
+    return ["input"] if n == 1 else [f"input_{i}" for i in range(n)]
+
+
+def _unique(name, taken):
+    candidate, i = name, 1
+    while candidate in taken:
+        i += 1
+        candidate = f"{name}#{i}"
+    taken.add(candidate)
+    return candidate
+
+
+def _twin_layer(keras_layer, first):
+    """The twin of one call; a second call of the same layer shares the first twin's arrays."""
+    layer = registry.builder_for(keras_layer)(keras_layer)
+    _check_keys(keras_layer, layer)
+    if id(keras_layer) in first:
+        original = first[id(keras_layer)]
+        layer.params.update(original.params)  # the same arrays: shared weights
+        layer.state.update(original.state)
+    else:
+        first[id(keras_layer)] = layer
+    return layer
+
+
+def _keras_weights(keras_layer, kind):
+    variables = (keras_layer.trainable_weights if kind == "params"
+                 else keras_layer.non_trainable_weights)
+    return {v.name: v for v in variables}
+
+
+def _check_keys(keras_layer, layer):
+    for kind in ("params", "state"):
+        want, have = set(_keras_weights(keras_layer, kind)), set(getattr(layer, kind, {}))
+        if want != have:
+            raise ValueError(
+                f"The twin of Keras layer {keras_layer.name!r} ({type(keras_layer).__name__}) "
+                f"has {kind} {sorted(have)}, but the layer's "
+                f"{'trainable' if kind == 'params' else 'non-trainable'} weights are "
+                f"{sorted(want)}: a twin's keys are the Keras weights' own names")
+        for key, variable in _keras_weights(keras_layer, kind).items():
+            shape = np.shape(getattr(layer, kind)[key])
+            if shape != tuple(variable.shape):
+                raise ValueError(f"The twin of Keras weight {variable.path!r} has shape "
+                                 f"{shape}, the weight {tuple(variable.shape)}")
+
+
+def _paths(keras_layer, layer, kind):
+    return {key: v.path for key, v in _keras_weights(keras_layer, kind).items()}
+
+
+def _loss(model, recorded, keras_loss, nodes, outputs, known, taken):
+    """The twin loss and the node it reads: the output, or the logits Keras reads instead."""
+    if len(outputs) != 1:
+        raise ValueError(f"Model {model.name!r} has {len(outputs)} outputs; the twin's loss "
+                         "covers models with one output")
+    reads_logits = not recorded.probe.get("reads_output", True)
+    loss_layer = twin_losses.twin_loss(keras_loss, from_logits=True if reads_logits else None)
+    if not reads_logits:
+        return loss_layer, outputs[0]
+    logits = recorded.probe["cached_logits"]
+    if id(logits) in known:  # e.g. Activation('softmax') after a layer: its input
+        return loss_layer, known[id(logits)]
+    return loss_layer, _split_activation(model, nodes, outputs[0], taken)
+
+
+def _split_activation(model, nodes, output, taken):
+    """Splits the output node ``y = act(z)`` into ``z`` and ``act`` nodes; returns ``z``'s name.
+
+    Keras's loss reads the logits ``z`` it cached inside the output layer (a
+    ``Dense(activation='softmax')``); the twin exposes them as a node of their own.
+    """
+    index = next(i for i, node in enumerate(nodes) if node.name == output)
+    node = nodes[index]
+    act = getattr(node.layer, "activation", None)
+    if act is None or activations.name_of(act) not in ("softmax", "sigmoid"):
+        raise ValueError(f"Model {model.name!r}: its loss reads logits cached inside "
+                         f"{node.name!r}, which has no softmax or sigmoid activation to split")
+    node.layer.activation = activations.get("linear")
+    logits = _unique(f"{node.name}/logits", taken)
+    nodes[index] = Node(logits, node.layer, node.inputs, node.param_names, node.state_names)
+    nodes.insert(index + 1, Node(node.name, act, [logits]))
+    return logits
+
+
+def to_keras(net, model):
+    """Copies the twin's weights (and state) back into ``model``'s variables; returns ``model``.
+
+    Every name must be a variable path of the model with the same shape; all
+    are checked before anything is assigned.
+    """
+    variables = {v.path: v for v in model.weights}
+    pairs = []
+    for view in (net.params, net.state):
+        for name, value in view.items():
+            variable = variables.get(name)
+            if variable is None:
+                raise ValueError(f"The twin's {name!r} is not a weight of model "
+                                 f"{model.name!r} (its weights: {sorted(variables)})")
+            if tuple(variable.shape) != np.shape(value):
+                raise ValueError(f"Shape mismatch: the twin's {name!r} is {np.shape(value)}, "
+                                 f"the Keras weight {tuple(variable.shape)}")
+            pairs.append((variable, value))
+    for variable, value in pairs:
+        variable.assign(np.asarray(value, dtype=variable.dtype))
+    return model
+
+
+def from_keras(net, model):
+    """Copies ``model``'s current weights into the twin (the reverse of ``to_keras``)."""
+    variables = {v.path: v for v in model.weights}
+    for view in (net.params, net.state):
+        for name in view:
+            if name not in variables:
+                raise ValueError(f"The twin's {name!r} is not a weight of model {model.name!r}")
+            view[name] = variables[name].numpy()
+    return net
