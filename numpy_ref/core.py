@@ -1,4 +1,4 @@
-"""Keras's core layers in NumPy: ``Dense``, ``Flatten``, ``Reshape``, ``Identity``.
+"""Keras's core layers in NumPy: ``Dense``, ``Flatten``, ``Reshape``, ``Identity``, ``Cast``.
 
 They follow Keras's conventions where they differ from the book's: ``Dense``
 acts on the last axis (the book's ``Affine`` flattens its input first), and
@@ -126,4 +126,22 @@ class Reshape(L.Layer):
 Identity = activations.Linear  # keras.layers.Identity: y = x
 
 
-__all__ = ["Dense", "Flatten", "Identity", "Reshape"]
+class Cast(L.Layer):
+    """y = x as ``dtype`` (what Keras does to an input of another dtype); dx in x's dtype."""
+
+    def __init__(self, dtype):
+        super().__init__()
+        self.dtype = np.dtype(dtype).name
+
+    def get_config(self):
+        return {"dtype": self.dtype}
+
+    def forward(self, x, training=False):
+        self.x_dtype = x.dtype
+        return x.astype(self.dtype)
+
+    def backward(self, dout):
+        return dout.astype(self.x_dtype)
+
+
+__all__ = ["Cast", "Dense", "Flatten", "Identity", "Reshape"]

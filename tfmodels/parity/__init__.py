@@ -9,13 +9,13 @@
     compare(model, x, y)         a per-layer report of where model and twin part
 
 Modules: ``registry`` (Keras layer class -> twin builder), ``trace`` (what a model's
-call applies), ``twin``, ``losses``, ``optimizers``, ``compare``.
+call applies), ``twins``, ``losses``, ``optimizers``, ``compare``.
 """
 
 from tfmodels.parity.compare import Report, compare
 from tfmodels.parity.losses import twin_loss
 from tfmodels.parity.registry import register_twin, twin_activation
-from tfmodels.parity.twin import from_keras, to_keras, twin
+from tfmodels.parity.twins import from_keras, to_keras, twin
 
 __all__ = ["Report", "compare", "from_keras", "register_twin", "to_keras", "twin",
            "twin_activation", "twin_loss"]

@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfmodels.parity import trace as tracing
-from tfmodels.parity import twin as twinning
+from tfmodels.parity import twins as twinning
 
 # dtype -> (rtol, atol), relative to the tensor's largest |value|.
 # float64: both sides do the same IEEE operations up to summation order inside

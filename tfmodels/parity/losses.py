@@ -33,6 +33,16 @@ def resolve(model, loss=None):
     return obj
 
 
+def with_dtype(keras_loss, dtype):
+    """The same Keras loss computing in ``dtype`` (its options kept)."""
+    config = {**keras_loss.get_config(), "dtype": dtype}
+    if type(keras_loss) is LossFunctionWrapper:  # a wrapped function: rebuilt around it
+        kwargs = dict(keras_loss._fn_kwargs)  # pylint: disable=protected-access
+        return LossFunctionWrapper(keras_loss.fn, reduction=keras_loss.reduction,
+                                   name=keras_loss.name, dtype=dtype, **kwargs)
+    return type(keras_loss).from_config(config)
+
+
 def default_loss(predictions):
     """``SparseCategoricalCrossentropy`` computing in the dtype of the model's output
     (a Keras loss would otherwise compute in float32 and round a float64 model)."""

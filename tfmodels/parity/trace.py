@@ -34,6 +34,7 @@ _LAYER_FOR_OP = {
 }
 # Operations Keras itself puts between layers that change nothing a twin computes.
 _TRANSPARENT = ("Identity",)
+CAST = "Cast"  # Keras casts an input to a layer's dtype: the twin casts too
 
 
 @dataclasses.dataclass(eq=False)
@@ -157,16 +158,19 @@ def _descendants(call):
         yield from _descendants(child)
 
 
-def resolve(tensor, known, model, consumer):
-    """The name ``known`` gives ``tensor`` (looking through Keras's identity ops); else
-    a ValueError naming the operation that made it."""
-    while id(tensor) not in known:
-        op = getattr(tensor, "op", None)
-        if op is not None and op.type in _TRANSPARENT and len(op.inputs) == 1:
-            tensor = op.inputs[0]
-            continue
-        raise non_layer_error(model, tensor, consumer)
-    return known[id(tensor)]
+def resolve(tensor, known, model, consumer, add_cast):
+    """The name ``known`` gives ``tensor``, looking through Keras's identity ops; a cast
+    of a known tensor becomes ``add_cast(source name, dtype name)``'s node. Else a
+    ValueError naming the operation that made the tensor."""
+    if id(tensor) in known:
+        return known[id(tensor)]
+    op = getattr(tensor, "op", None)
+    if op is not None and op.type in (*_TRANSPARENT, CAST) and len(op.inputs) == 1:
+        source = resolve(op.inputs[0], known, model, consumer, add_cast)
+        name = source if op.type in _TRANSPARENT else add_cast(source, tensor.dtype.name)
+        known[id(tensor)] = name
+        return name
+    raise non_layer_error(model, tensor, consumer)
 
 
 def non_layer_error(model, tensor, consumer):

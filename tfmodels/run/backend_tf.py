@@ -7,6 +7,7 @@ shared per-epoch order (``tfmodels.data.buffered_order``) through tf.data.
 import contextlib
 import os
 import pathlib
+import warnings
 import zipfile
 
 import keras
@@ -31,7 +32,9 @@ def load_keras_model(path):
     """A ``.keras`` file loaded in Keras's safe mode: code (a Lambda layer's
     function, say) is refused instead of being run."""
     try:
-        return keras.models.load_model(path, safe_mode=True)
+        with warnings.catch_warnings():  # an optimizer state it cannot restore: irrelevant here
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            return keras.models.load_model(path, safe_mode=True)
     except (ValueError, TypeError, KeyError, OSError, zipfile.BadZipFile) as e:
         raise WeightsFileError(f"{path}: refused or unreadable Keras model file: "
                                f"{str(e).splitlines()[0] if str(e) else e!r}") from None

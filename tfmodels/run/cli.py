@@ -9,6 +9,7 @@
     4  --model_dir unusable: unwritable, or holding a run with other settings
     5  the training loss became NaN or infinite (names the epoch and step);
        the checkpoints of the completed epochs are kept
+    6  (compare.py) the model and its NumPy twin part: the report names where
 
 Expected failures never print a traceback; nothing is written after them.
 """
@@ -20,7 +21,7 @@ from absl import flags
 from tfmodels.errors import (ConfigError, DatasetError, NonFiniteLossError, RunDirError,
                              WeightsFileError)
 
-EXIT_USAGE, EXIT_DATA, EXIT_MODEL_DIR, EXIT_NONFINITE = 2, 3, 4, 5
+EXIT_USAGE, EXIT_DATA, EXIT_MODEL_DIR, EXIT_NONFINITE, EXIT_DIVERGED = 2, 3, 4, 5, 6
 
 
 def _exit(program, code, message):

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from numpy_ref import activations
+from numpy_ref import activations, core
 from numpy_ref.network import Network, Node
 from tfmodels.parity import losses as twin_losses
 from tfmodels.parity import registry, trace as tracing
@@ -115,18 +115,24 @@ def _network(model, recorded, keras_loss, specs, input_grad):
     known = {id(t): name for t, name in zip(recorded.inputs, input_names)}
     nodes, layer_nodes, first = [], [], {}
     taken = set(input_names)
+
+    def add_cast(source, dtype):
+        name = _unique(f"{source}/cast_{dtype}", taken)
+        nodes.append(Node(name, core.Cast(dtype), [source]))
+        return name
+
     for call in tracing.leaf_calls(recorded.root):
         if len(call.outputs) != 1:
             raise registry.unsupported_error(call.layer, "returns several tensors")
         consumer = f"layer {call.layer.name!r}"
-        refs = [tracing.resolve(t, known, model, consumer) for t in call.inputs]
+        refs = [tracing.resolve(t, known, model, consumer, add_cast) for t in call.inputs]
         layer = _twin_layer(call.layer, first)
         name = _unique(call.layer.name, taken)
         nodes.append(Node(name, layer, refs, param_names=_paths(call.layer, layer, "params"),
                           state_names=_paths(call.layer, layer, "state")))
         known[id(call.outputs[0])] = name
         layer_nodes.append((call.layer, name))
-    outputs = [tracing.resolve(t, known, model, "the model's output")
+    outputs = [tracing.resolve(t, known, model, "the model's output", add_cast)
                for t in recorded.outputs]
     loss_layer, loss_input = _loss(model, recorded, keras_loss, nodes, outputs, known, taken)
     net = Network(nodes, input_names, outputs, loss_layer, loss_input, input_grad=input_grad)

@@ -1,0 +1,44 @@
+"""Compares a saved Keras model with its NumPy twin, layer by layer.
+
+    python scripts/compare.py --model_file=my_model.keras --dataset=mnist
+
+Prints a table (per layer: output, dL/d output and weight-gradient differences),
+writes compare.json and compare.png into --output_dir, and exits 0 when every
+layer agrees, 6 when the two part (the table names the first layer that does).
+Other exit codes: tfmodels/run/cli.py.
+"""
+
+import os
+
+from absl import app, flags
+
+from tfmodels.run import cli, comparison, config as cfg
+
+MODEL_FILE = flags.DEFINE_string("model_file", None, "A Keras model file (.keras), loaded in "
+                                 "safe mode.")
+DATASET = flags.DEFINE_enum("dataset", "mnist", cfg.DATASETS, "Test images to run it on.")
+NUM_EXAMPLES = flags.DEFINE_integer("num_examples", 64, "How many test images.", lower_bound=1)
+DTYPE = flags.DEFINE_enum("dtype", "float64", cfg.DTYPES,
+                          "Compare a copy of the model in this dtype (float64 shows only what "
+                          "the twin gets wrong, not float32 rounding).")
+OUTPUT_DIR = flags.DEFINE_string("output_dir", None,
+                                 "Where compare.json and compare.png go; default "
+                                 "compare-<model file name>.")
+DATA_DIR = flags.DEFINE_string("data_dir", None, "Data directory; default $TFMODELS_DATA_DIR.")
+TRAINING = flags.DEFINE_bool("training", False, "Run both in training mode.")
+flags.mark_flag_as_required("model_file")
+
+
+@cli.guarded
+def main(argv):
+    del argv  # unused
+    report = comparison.compare_model_file(
+        MODEL_FILE.value, DATASET.value, NUM_EXAMPLES.value, DTYPE.value, OUTPUT_DIR.value,
+        DATA_DIR.value, TRAINING.value)
+    print(report)
+    return 0 if report.ok else cli.EXIT_DIVERGED
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ banner quiet
+    app.run(main, flags_parser=cli.parse_flags)

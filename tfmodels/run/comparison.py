@@ -1,0 +1,118 @@
+"""What ``scripts/compare.py`` runs: a user's saved Keras model against its NumPy twin.
+
+``compare_model_file`` loads the model (Keras safe mode), makes a copy in the
+requested dtype, twins it, runs both on the first test images of a data set
+and writes ``compare.json`` and ``compare.png`` (per-layer differences, log
+scale) into the output directory.
+"""
+
+import math
+import pathlib
+
+import numpy as np
+
+from tfmodels import data
+from tfmodels.errors import ConfigError, RunDirError, WeightsFileError
+from tfmodels.files import atomic_write
+from tfmodels.run import artifacts
+
+
+def load_model(path):
+    """The Keras model in ``path``, loaded in safe mode (a file holding code is refused)."""
+    from tfmodels.run import backend_tf  # pylint: disable=import-outside-toplevel
+
+    path = pathlib.Path(path).expanduser()
+    if not path.is_file():
+        raise WeightsFileError(f"--model_file={path}: no such file")
+    return backend_tf.load_keras_model(path)
+
+
+def example_batch(model, dataset, data_dir, num_examples, dtype):
+    """The first ``num_examples`` test images of ``dataset``, scaled to [0, 1] in ``dtype``
+    and shaped like the model's input; and their integer labels."""
+    from tfmodels.parity import twins as twinning  # pylint: disable=import-outside-toplevel
+
+    _, (x, y) = data.DATASETS[dataset].load(data_dir)
+    x, y = data.scale_images(x[:num_examples], np.dtype(dtype)), y[:num_examples]
+    specs = twinning.input_specs(model)
+    if len(specs) != 1:
+        raise ConfigError(f"the model takes {len(specs)} inputs; compare.py feeds one image batch")
+    shape = tuple(specs[0].shape[1:])
+    if None in shape or math.prod(shape) != math.prod(x.shape[1:]):
+        raise ConfigError(f"the model's input shape {shape} does not hold a {dataset} image "
+                          f"{x.shape[1:]}; pick the --dataset it was made for")
+    return x.reshape(len(x), *shape), y
+
+
+def targets(keras_loss, labels, outputs):
+    """Labels as the loss wants them: integers for a sparse loss, else one-hot."""
+    from tfmodels.parity import losses  # pylint: disable=import-outside-toplevel
+
+    if keras_loss is None or losses.is_sparse(keras_loss):
+        return labels
+    if outputs <= int(labels.max()):
+        raise ConfigError(f"the model has {outputs} outputs, too few for one-hot labels "
+                          f"0..{int(labels.max())}")
+    return np.eye(outputs, dtype=np.float64)[labels]
+
+
+def plot(report, path):
+    """Per-layer forward and backward differences, log scale, as a PNG."""
+    fig, ax = artifacts.new_figure(figsize=(max(6, 0.5 * len(report.rows) + 3), 4))
+    names = [row.name for row in report.rows]
+    floor = 1e-20  # an exact 0 still gets a point on the log axis
+    for label, values in (("forward (output)", [r.forward.abs for r in report.rows]),
+                          ("backward (dL/d output)",
+                           [np.nan if r.backward is None else r.backward.abs
+                            for r in report.rows])):
+        ax.plot(range(len(names)), [max(v, floor) for v in values], marker="o", label=label)
+    ax.axhline(report.tolerance[1], color="grey", linestyle=":", label="atol")
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names, rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel("max |Keras - NumPy|")
+    verdict = "agree" if report.ok else f"part at {report.first_divergence}"
+    ax.set_title(f"{report.model_name} ({report.dtype}): {verdict}")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    artifacts.save_figure(fig, path)
+
+
+def compare_model_file(model_file, dataset="mnist", num_examples=64, dtype="float64",
+                       output_dir=None, data_dir=None, training=False):
+    """Compares the saved model with its twin; writes the JSON and PNG; returns the report."""
+    from tfmodels import parity  # pylint: disable=import-outside-toplevel
+    from tfmodels.parity import cast, losses  # pylint: disable=import-outside-toplevel
+
+    model = load_model(model_file)
+    output_dir = pathlib.Path(output_dir or f"compare-{pathlib.Path(model_file).stem}")
+    output_dir = output_dir.expanduser()
+    if output_dir.exists() and not output_dir.is_dir():
+        raise RunDirError(f"--output_dir={output_dir} is a file")
+    try:
+        copy = cast.cast_model(model, dtype)
+        keras_loss = losses.resolve(model)
+        keras_loss = None if keras_loss is None else losses.with_dtype(keras_loss, dtype)
+        x, labels = example_batch(copy, dataset, data_dir, num_examples, dtype)
+        outputs = copy.outputs[0].shape[-1] if _has_outputs(copy) else None
+        y = targets(keras_loss, labels, outputs or int(labels.max()) + 1)
+        report = parity.compare(copy, x, y, loss=keras_loss, training=training)
+    except ValueError as e:  # no twin for a layer, an op outside layers, a bad loss ...
+        if isinstance(e, (ConfigError, WeightsFileError)):
+            raise
+        raise WeightsFileError(f"{model_file}: {str(e).splitlines()[0]}") from None
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_write(output_dir / "compare.json", "w") as f:
+            f.write(report.to_json() + "\n")
+        plot(report, output_dir / "compare.png")
+    except OSError as e:
+        raise RunDirError(f"--output_dir={output_dir}: cannot write ({e.strerror or e})") from None
+    return report
+
+
+def _has_outputs(model):
+    try:
+        return bool(model.outputs)
+    except (AttributeError, ValueError):
+        return False
