@@ -271,7 +271,7 @@ def _distribute(strategy, dataset):
     return strategy.experimental_distribute_dataset(dataset)
 
 
-def fit(model, train_ds, test_ds, epochs, optimizer=None, loss_object=None, callback=None,
+def fit(model, train_ds, test_ds=None, epochs=1, optimizer=None, loss_object=None, callback=None,
         trainer=None, strategy=None):
     """Trains `model` for `epochs` epochs with the material's loop and returns the history.
 
@@ -281,7 +281,8 @@ def fit(model, train_ds, test_ds, epochs, optimizer=None, loss_object=None, call
 
     Args:
         model: The Keras model to train.
-        train_ds, test_ds: Iterables of `(images, labels)` batches, e.g. `tf.data.Dataset`s.
+        train_ds, test_ds: Iterables of `(images, labels)` batches, e.g. `tf.data.Dataset`s;
+            `test_ds` may be None (no test metrics).
         epochs: Positive number of passes over `train_ds`.
         optimizer: Defaults to `tf.keras.optimizers.Adam()`. Not allowed with `trainer`.
         loss_object: Defaults to `SparseCategoricalCrossentropy()`. Not allowed with `trainer`.
@@ -313,17 +314,22 @@ def fit(model, train_ds, test_ds, epochs, optimizer=None, loss_object=None, call
                          "is given.")
     if trainer.strategy is not None:
         train_ds = _distribute(trainer.strategy, train_ds)
-        test_ds = _distribute(trainer.strategy, test_ds)
+        test_ds = None if test_ds is None else _distribute(trainer.strategy, test_ds)
 
     def log_epoch(epoch, logs):
-        logging.info("Epoch %d, Loss: %.4f, Accuracy: %.2f, Test Loss: %.4f, Test Accuracy: %.2f",
-                     epoch, logs["train_loss"], 100 * logs["train_accuracy"],
-                     logs["test_loss"], 100 * logs["test_accuracy"])
+        if test_ds is None:
+            logging.info("Epoch %d, Loss: %.4f, Accuracy: %.2f", epoch, logs["train_loss"],
+                         100 * logs["train_accuracy"])
+        else:
+            logging.info("Epoch %d, Loss: %.4f, Accuracy: %.2f, Test Loss: %.4f, "
+                         "Test Accuracy: %.2f", epoch, logs["train_loss"],
+                         100 * logs["train_accuracy"], logs["test_loss"],
+                         100 * logs["test_accuracy"])
         if callback is not None:
             callback(epoch, dict(logs))
 
-    return run_epochs(trainer, lambda epoch: train_ds, lambda: test_ds, epochs,
-                      on_epoch=log_epoch)
+    return run_epochs(trainer, lambda epoch: train_ds,
+                      None if test_ds is None else (lambda: test_ds), epochs, on_epoch=log_epoch)
 
 
 __all__ = ["HISTORY_KEYS", "Trainer", "batch_signature", "distributed_batch_signature",

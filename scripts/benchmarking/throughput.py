@@ -2,9 +2,9 @@
 
 - `keras_fit`: `model.compile(Adam, SparseCategoricalCrossentropy, accuracy)` and
   `model.fit(make_dataset(...), epochs=1, verbose=0)`: Keras's own loop;
-- `custom_loop`: `tfmodels.training.Trainer.train_step` over the same `make_dataset`;
-- `numpy_ref`: `numpy_ref.training.fit` of `MultiLayerNet(784, [32, 64, 128, 256], 10)`
-  with `numpy_ref.optimizers.Adam`, float32, uint8 batches scaled as the NumPy backend does.
+- `custom_loop`: `tfmodels.training.fit` (the `Trainer`'s steps) over the same `make_dataset`;
+- `numpy_ref`: `numpy_ref.training.fit` of `tfmodels.parity.twin(Mymodel)` with the twin
+  of Keras's Adam, float32, uint8 batches scaled as the NumPy backend does.
 
 All three read the same uint8 arrays in memory, scale each batch to float32 [0, 1], track
 the loss and accuracy, and run one epoch per timed call (the first epoch, with tracing
@@ -51,26 +51,28 @@ class _CustomLoop:
         from tfmodels import data, models, training  # pylint: disable=import-outside-toplevel
         self.x, self.y, self.batch_size, self.seed, self.data = x, y, batch_size, seed, data
         self.trainer = training.Trainer(models.Mymodel(), keras.optimizers.Adam())
+        self.fit = training.fit
 
     def epoch(self, i):
         ds = self.data.make_dataset(self.x, self.y, self.batch_size, seed=self.seed + i)
-        self.trainer.reset_metrics()
-        for images, labels in ds:
-            self.trainer.train_step(images, labels)
-        float(self.trainer.train_loss.result())  # waits for the last step
+        self.fit(self.trainer.model, ds, epochs=1, trainer=self.trainer)
 
 
 class _NumpyRef:
+    """The twin of Mymodel and of Keras's Adam: what `--backend=numpy` trains."""
+
     def __init__(self, x, y, batch_size, seed):
-        from numpy_ref import networks, optimizers  # pylint: disable=import-outside-toplevel
+        import keras  # pylint: disable=import-outside-toplevel
         from numpy_ref import training  # pylint: disable=import-outside-toplevel
-        from tfmodels.run.backend_numpy import scale_batch  # pylint: disable=import-outside-toplevel
+        from tfmodels import data, models, parity  # pylint: disable=import-outside-toplevel
         self.x, self.y, self.batch_size, self.seed = x, y, batch_size, seed
-        self.fit, self.scale = training.fit, scale_batch
-        self.net = networks.MultiLayerNet(math.prod(x.shape[1:]), list(HIDDEN_UNITS),
-                                          NUM_CLASSES, weight_init="glorot_uniform",
-                                          dtype=np.float32, seed=seed, loss_variant="logits")
-        self.optimizer = optimizers.Adam()
+        self.fit = training.fit
+        self.scale = lambda images: data.scale_images(images, np.float32)
+        model = models.build_model("mymodel", HIDDEN_UNITS, num_classes=NUM_CLASSES,
+                                   input_shape=x.shape[1:])
+        self.net = parity.twin(model)
+        self.optimizer = parity.twin_optimizer(keras.optimizers.Adam(),
+                                               model.trainable_variables)
 
     def epoch(self, i):
         self.fit(self.net, self.optimizer, (self.x, self.y), epochs=1, batch_size=self.batch_size,
