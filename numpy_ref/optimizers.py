@@ -1,130 +1,80 @@
 """Optimizers with Keras 3's formulas, defaults and rounding.
 
 Each ``update(params, grads)`` changes the arrays in ``params`` in place, in
-the same order of operations as ``keras/src/optimizers/*.py`` so a float64
-step here equals a Keras step to the last bit. Two Keras details matter:
+the same order of operations as ``keras/src/optimizers/*.py``, so a float64
+step here equals a Keras step to the last bit (the shared options, clipping
+and weight decay, are in ``optimizer_base``). Keras details that matter:
 
-- Keras stores the learning rate in a float32 variable, and some
-  hyperparameters go through ``ops.cast(python_float, var.dtype)``, which
-  makes a float32 tensor first. Those values are float32-rounded even for
-  float64 weights: ``_keras_cast`` below does the same. Where Keras uses the
-  Python float directly (``1 - beta_1``, ``epsilon``), it stays a double.
-- The book's versions differ: its RMSprop puts epsilon outside the square
-  root, its AdaGrad starts the accumulator at 0, its Adam applies bias
-  correction to m and v separately. The Keras forms are used here.
+- The learning rate lives in a float32 variable, and some hyperparameters go
+  through ``ops.cast(python_float, var.dtype)``, which makes a float32 tensor
+  first: those are float32-rounded even for float64 weights (``keras_cast``).
+  Where Keras uses the Python float directly (``1 - beta_1``, ``epsilon``,
+  ``rho``), it stays a double. A NumPy float keeps its dtype in both.
+- Scalar powers are the C library's (``keras_scalars.scalar_pow``).
+
+The book's versions differ (its RMSprop puts epsilon outside the square root,
+its AdaGrad starts the accumulator at 0, its Adam corrects m and v separately);
+these are the Keras forms. Slot names are Keras's (``momentum``, ``velocity``...).
 """
-
-import abc
 
 import numpy as np
 
-
-def _keras_cast(value, dtype):
-    """A Python float as Keras's ``ops.cast(value, dtype)`` sees it."""
-    return np.asarray(np.float32(value), dtype=dtype)
-
-
-def _check_positive(**values):
-    for name, value in values.items():
-        if not value > 0:
-            raise ValueError(f"{name} must be > 0. Received: {name}={value}")
-
-
-class Optimizer(abc.ABC):
-    """Holds per-parameter state (by name) and counts applied steps.
-
-    Subclasses define ``_update_one(name, param, grad, lr)``.
-    """
-
-    def __init__(self, learning_rate):
-        _check_positive(learning_rate=learning_rate)
-        self.learning_rate = learning_rate
-        self.iterations = 0
-        self.state = {}  # slot name -> {param name -> array}
-
-    def _slot(self, slot, name, param, initial=0.0):
-        """The optimizer array `slot` for parameter `name`, created on first use."""
-        store = self.state.setdefault(slot, {})
-        if name not in store:
-            store[name] = np.full_like(param, _keras_cast(initial, param.dtype))
-        return store[name]
-
-    def update(self, params, grads):
-        """Applies one step to every parameter in ``params`` (in place)."""
-        for name, param in params.items():
-            grad = np.asarray(grads[name], dtype=param.dtype)
-            lr = _keras_cast(self.learning_rate, param.dtype)
-            self._update_one(name, param, grad, lr)
-        self.iterations += 1
-
-    def get_state(self):
-        """Flat dict of arrays ("slot/param" -> array, plus "iterations") for saving."""
-        flat = {f"{slot}/{name}": array.copy()
-                for slot, store in self.state.items() for name, array in store.items()}
-        flat["iterations"] = np.array(self.iterations)
-        return flat
-
-    def set_state(self, flat):
-        """Restores what ``get_state`` returned."""
-        flat = dict(flat)
-        self.iterations = int(flat.pop("iterations"))
-        self.state = {}
-        for key, array in flat.items():
-            slot, name = key.split("/", 1)
-            self.state.setdefault(slot, {})[name] = np.array(array)
-
-    @abc.abstractmethod
-    def _update_one(self, name, param, grad, lr):
-        """Updates one parameter array in place."""
+from numpy_ref.keras_scalars import keras_cast, scalar_pow
+from numpy_ref.optimizer_base import Optimizer
 
 
 class SGD(Optimizer):
-    """param -= grad * lr (Keras default lr 0.01)."""
+    """Keras ``SGD``. Without momentum: param -= grad * lr. With momentum m:
+    v = v * m - grad * lr; param += v (nesterov: param += v * m - grad * lr).
+    """
 
-    def __init__(self, learning_rate=0.01):
-        super().__init__(learning_rate)
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **options):
+        super().__init__(learning_rate, **options)
+        if not 0 <= momentum <= 1:
+            raise ValueError(f"momentum must be in [0, 1]. Received: momentum={momentum}")
+        self.momentum, self.nesterov = momentum, nesterov
+        self.slots = {"momentum": 0.0} if momentum != 0 else {}
 
-    def _update_one(self, name, param, grad, lr):
-        param -= grad * lr
+    def _step_constants(self, lr, dtype):
+        return keras_cast(self.momentum, dtype)
 
-
-class Momentum(Optimizer):
-    """Keras ``SGD(momentum=0.9)``: v = v * m - grad * lr; param += v."""
-
-    nesterov = False
-
-    def __init__(self, learning_rate=0.01, momentum=0.9):
-        super().__init__(learning_rate)
-        if not 0 <= momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1). Received: momentum={momentum}")
-        self.momentum = momentum
-
-    def _update_one(self, name, param, grad, lr):
-        m = _keras_cast(self.momentum, param.dtype)
+    def _update_one(self, name, param, grad, lr, k):
+        if not self.slots:
+            param -= grad * lr
+            return
         v = self._slot("momentum", name, param)
-        v[...] = v * m - grad * lr
-        param += (v * m - grad * lr) if self.nesterov else v
+        v[...] = v * k - grad * lr
+        param += (v * k - grad * lr) if self.nesterov else v
 
 
-class Nesterov(Momentum):
-    """Keras ``SGD(momentum=0.9, nesterov=True)``: param += v * m - grad * lr."""
+class Momentum(SGD):
+    """The book's Momentum: Keras ``SGD(momentum=0.9)``."""
 
-    nesterov = True
+    def __init__(self, learning_rate=0.01, momentum=0.9, **options):
+        super().__init__(learning_rate, momentum=momentum, **options)
+
+
+class Nesterov(SGD):
+    """The book's Nesterov: Keras ``SGD(momentum=0.9, nesterov=True)``."""
+
+    def __init__(self, learning_rate=0.01, momentum=0.9, **options):
+        super().__init__(learning_rate, momentum=momentum, nesterov=True, **options)
 
 
 class AdaGrad(Optimizer):
     """Keras ``Adagrad``: h += grad^2; param -= lr * grad / sqrt(h + eps).
 
-    h starts at ``initial_accumulator_value`` (0.1), not 0 as in the book.
+    h starts at ``initial_accumulator_value`` (0.1, float32-rounded), not 0 as in the book.
     """
 
-    def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7):
-        super().__init__(learning_rate)
-        self.initial_accumulator_value = initial_accumulator_value
-        self.epsilon = epsilon
+    def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7,
+                 **options):
+        super().__init__(learning_rate, **options)
+        self.initial_accumulator_value, self.epsilon = initial_accumulator_value, epsilon
+        self.slots = {"accumulator": initial_accumulator_value}
 
-    def _update_one(self, name, param, grad, lr):
-        h = self._slot("accumulator", name, param, self.initial_accumulator_value)
+    def _update_one(self, name, param, grad, lr, k):
+        h = self._slot("accumulator", name, param)
         h += grad * grad
         param -= lr * grad / np.sqrt(h + self.epsilon)
 
@@ -138,11 +88,16 @@ class RMSprop(Optimizer):
     """
 
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7,
-                 centered=False):
-        super().__init__(learning_rate)
+                 centered=False, **options):
+        super().__init__(learning_rate, **options)
         self.rho, self.momentum, self.epsilon, self.centered = rho, momentum, epsilon, centered
+        self.slots = {"velocity": 0.0}
+        if momentum > 0:
+            self.slots["momentum"] = 0.0
+        if centered:
+            self.slots["average_gradient"] = 0.0
 
-    def _update_one(self, name, param, grad, lr):
+    def _update_one(self, name, param, grad, lr, k):
         rho = self.rho
         v = self._slot("velocity", name, param)
         v[...] = rho * v + (1 - rho) * (grad * grad)
@@ -164,42 +119,35 @@ class RMSprop(Optimizer):
 class Adam(Optimizer):
     """Keras ``Adam``, bias correction folded into the step size.
 
-    alpha = lr * sqrt(1 - beta_2^t) / (1 - beta_1^t)
+    alpha = lr * sqrt(1 - beta_2^t) / (1 - beta_1^t)   (float32-rounded betas)
     m += (grad - m) * (1 - beta_1);  v += (grad^2 - v) * (1 - beta_2)
+    amsgrad: v_hat = max(v_hat, v), used instead of v below
     param -= m * alpha / (sqrt(v) + epsilon)
 
-    alpha depends on the step only, so it is computed once per step and dtype.
     The array updates run in place through one scratch buffer per parameter
-    (the same operations in the same order, so the result is bit for bit the
-    formula above): for a small network, temporaries and Python overhead, not
-    arithmetic, would otherwise dominate the step.
+    (the same operations in the same order, so bit for bit the formula above):
+    for a small network, temporaries would otherwise dominate the step.
     """
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
-        super().__init__(learning_rate)
-        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
-        self._alpha = {}  # dtype -> alpha of the current step (cleared every step)
-        self._scratch = {}  # param name -> work array, not state: never saved
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 amsgrad=False, **options):
+        super().__init__(learning_rate, **options)
+        self.beta_1, self.beta_2, self.epsilon, self.amsgrad = beta_1, beta_2, epsilon, amsgrad
+        self.slots = {"momentum": 0.0, "velocity": 0.0}
+        if amsgrad:
+            self.slots["velocity_hat"] = 0.0
 
-    def update(self, params, grads):
-        self._alpha.clear()
-        super().update(params, grads)
+    def _step_constants(self, lr, dtype):
+        t = dtype.type(self.iterations + 1)
+        beta_1_power = scalar_pow(keras_cast(self.beta_1, dtype), t, dtype)
+        beta_2_power = scalar_pow(keras_cast(self.beta_2, dtype), t, dtype)
+        one = dtype.type(1)
+        return lr * np.sqrt(one - beta_2_power) / (one - beta_1_power)
 
-    def _step_size(self, lr, dtype):
-        if dtype not in self._alpha:
-            step = np.asarray(self.iterations + 1, dtype=dtype)
-            beta_1_power = np.power(_keras_cast(self.beta_1, dtype), step)
-            beta_2_power = np.power(_keras_cast(self.beta_2, dtype), step)
-            self._alpha[dtype] = lr * np.sqrt(1 - beta_2_power) / (1 - beta_1_power)
-        return self._alpha[dtype]
-
-    def _update_one(self, name, param, grad, lr):
-        alpha = self._step_size(lr, param.dtype)
-        m = self._slot("m", name, param)
-        v = self._slot("v", name, param)
-        tmp = self._scratch.get(name)
-        if tmp is None or tmp.shape != param.shape or tmp.dtype != param.dtype:
-            tmp = self._scratch[name] = np.empty_like(param)
+    def _update_one(self, name, param, grad, lr, k):
+        m = self._slot("momentum", name, param)
+        v = self._slot("velocity", name, param)
+        tmp = self._work(name, param)
         np.subtract(grad, m, out=tmp)          # m += (grad - m) * (1 - beta_1)
         tmp *= 1 - self.beta_1
         m += tmp
@@ -207,14 +155,145 @@ class Adam(Optimizer):
         tmp -= v
         tmp *= 1 - self.beta_2
         v += tmp
+        if self.amsgrad:                       # v_hat = max(v_hat, v), used as v
+            v_hat = self._slot("velocity_hat", name, param)
+            v = np.maximum(v_hat, v, out=v_hat)
         np.sqrt(v, out=tmp)                    # param -= m * alpha / (sqrt(v) + eps)
         tmp += self.epsilon
-        np.divide(np.multiply(m, alpha), tmp, out=tmp)
+        np.divide(np.multiply(m, k), tmp, out=tmp)
         param -= tmp
 
 
-OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "nesterov": Nesterov,
-              "adagrad": AdaGrad, "rmsprop": RMSprop, "adam": Adam}
+class AdamW(Adam):
+    """Keras ``AdamW``: Adam with decoupled weight decay (default 0.004), applied
+    before the step as ``param -= param * wd * lr``."""
+
+    def __init__(self, learning_rate=0.001, weight_decay=0.004, **options):
+        if weight_decay is None:
+            raise ValueError("AdamW needs a float weight_decay. Received: weight_decay=None")
+        super().__init__(learning_rate, weight_decay=weight_decay, **options)
+
+
+class Adamax(Optimizer):
+    """Keras ``Adamax``: Adam with an infinity norm u instead of v.
+
+    m += (grad - m) * (1 - beta_1);  u = max(beta_2 * u, |grad|)
+    param -= lr * m / ((1 - beta_1^t) * (u + epsilon))   (float32-rounded beta_1)
+    """
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **options):
+        super().__init__(learning_rate, **options)
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+        self.slots = {"momentum": 0.0, "norm": 0.0}
+
+    def _step_constants(self, lr, dtype):
+        t = dtype.type(self.iterations + 1)
+        return dtype.type(1) - scalar_pow(keras_cast(self.beta_1, dtype), t, dtype)
+
+    def _update_one(self, name, param, grad, lr, k):
+        m = self._slot("momentum", name, param)
+        u = self._slot("norm", name, param)
+        m += (grad - m) * (1 - self.beta_1)
+        u[...] = np.maximum(self.beta_2 * u, np.abs(grad))
+        param -= lr * m / (k * (u + self.epsilon))
+
+
+class Nadam(Optimizer):
+    """Keras ``Nadam``: Adam with Nesterov momentum and a momentum schedule.
+
+    u_t = beta_1 * (1 - 0.5 * 0.96^t); the product of the u_t so far is state
+    (``u_product``, one scalar in the dtype of the first parameter, as Keras has it).
+    m_hat = u_{t+1} m / (1 - prod_{t+1}) + (1 - u_t) grad / (1 - prod_t)
+    param -= m_hat * lr / (sqrt(v / (1 - beta_2^t)) + epsilon)
+    """
+
+    SCALAR_STATE = ("iterations", "u_product")
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **options):
+        super().__init__(learning_rate, **options)
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+        self.slots = {"momentum": 0.0, "velocity": 0.0}
+        self.u_product = None
+
+    def _begin_step(self, work):
+        # Keras updates the product once per step, with the Python floats 0.96
+        # and beta_1 (not float32-rounded), before any parameter.
+        if self.u_product is None:
+            self.u_product = np.ones((), dtype=work[0][1].dtype)
+        real = self.u_product.dtype.type
+        t = real(self.iterations + 1)
+        decay = real(1.0) - real(0.5) * scalar_pow(real(0.96), t, real)
+        self.u_product = self.u_product * real(self.beta_1) * decay
+
+    def _step_constants(self, lr, dtype):
+        real = dtype.type
+        decay, beta_1, beta_2 = (keras_cast(x, dtype) for x in (0.96, self.beta_1, self.beta_2))
+        u_t, u_next = (beta_1 * (real(1.0) - real(0.5) * scalar_pow(decay, real(t), dtype))
+                       for t in (self.iterations + 1, self.iterations + 2))
+        product = keras_cast(self.u_product, dtype)
+        beta_2_power = scalar_pow(beta_2, real(self.iterations + 1), dtype)
+        return (u_t, u_next, product, product * u_next, beta_1, beta_2, beta_2_power)
+
+    def _update_one(self, name, param, grad, lr, k):
+        u_t, u_next, product, product_next, beta_1, beta_2, beta_2_power = k
+        m = self._slot("momentum", name, param)
+        v = self._slot("velocity", name, param)
+        m += (grad - m) * (1 - beta_1)
+        v += (grad * grad - v) * (1 - beta_2)
+        m_hat = u_next * m / (1 - product_next) + (1 - u_t) * grad / (1 - product)
+        v_hat = v / (1 - beta_2_power)
+        param -= m_hat * lr / (np.sqrt(v_hat) + self.epsilon)
+
+
+class Lion(Optimizer):
+    """Keras ``Lion`` (float32-rounded betas):
+
+    param -= lr * sign(m * beta_1 + grad * (1 - beta_1));  m = m * beta_2 + grad * (1 - beta_2)
+    """
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.99, **options):
+        super().__init__(learning_rate, **options)
+        if not 0 < beta_1 <= 1:
+            raise ValueError(f"beta_1 must be in (0, 1]. Received: beta_1={beta_1}")
+        self.beta_1, self.beta_2 = beta_1, beta_2
+        self.slots = {"momentum": 0.0}
+
+    def _step_constants(self, lr, dtype):
+        beta_1, beta_2 = keras_cast(self.beta_1, dtype), keras_cast(self.beta_2, dtype)
+        return beta_1, 1.0 - beta_1, beta_2, 1.0 - beta_2
+
+    def _update_one(self, name, param, grad, lr, k):
+        beta_1, one_minus_beta_1, beta_2, one_minus_beta_2 = k
+        m = self._slot("momentum", name, param)
+        param -= lr * np.sign(m * beta_1 + grad * one_minus_beta_1)
+        m[...] = m * beta_2 + grad * one_minus_beta_2
+
+
+class Adadelta(Optimizer):
+    """Keras ``Adadelta``: with rms(x) = sqrt(x + epsilon),
+
+    a = rho a + (1 - rho) grad^2;  delta = -rms(d) * grad / rms(a)
+    d = rho d + (1 - rho) delta^2;  param += lr * delta
+    """
+
+    def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, **options):
+        super().__init__(learning_rate, **options)
+        self.rho, self.epsilon = rho, epsilon
+        self.slots = {"accumulated_grad": 0.0, "accumulated_delta_var": 0.0}
+
+    def _update_one(self, name, param, grad, lr, k):
+        rho, eps = self.rho, self.epsilon
+        a = self._slot("accumulated_grad", name, param)
+        d = self._slot("accumulated_delta_var", name, param)
+        a[...] = rho * a + (1 - rho) * (grad * grad)
+        delta = -(np.sqrt(d + eps) * grad / np.sqrt(a + eps))
+        d[...] = rho * d + (1 - rho) * (delta * delta)
+        param += lr * delta
+
+
+OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "nesterov": Nesterov, "adagrad": AdaGrad,
+              "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW, "adamax": Adamax,
+              "nadam": Nadam, "lion": Lion, "adadelta": Adadelta}
 
 
 def get(name, **kwargs):
