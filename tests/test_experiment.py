@@ -157,7 +157,7 @@ def test_per_class_accuracy_and_confusion_by_hand():
 
 
 @pytest.mark.parametrize("bad, message", [
-    (dict(model="two_layer_net", hidden_units=(5, 5)), "one hidden layer"),
+    (dict(model="two_layer_net", hidden_units=(5, 5)), "exactly 1 hidden layer"),
     (dict(epochs=0), "--epochs must be >= 1"),
     (dict(learning_rate=-1.0), "--learning_rate must be > 0"),
     (dict(mixed_precision=True), "--backend=numpy"),

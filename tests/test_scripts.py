@@ -42,7 +42,7 @@ def assert_fails_with(proc, code, *fragments):
     (["--optimizer=lbfgs"], ["--optimizer", "lbfgs"]),
     (["--hidden_units=512,x"], ["--hidden_units"]),
     (["--learning_rate=-0.1"], ["--learning_rate must be > 0"]),
-    (["--model=two_layer_net", "--hidden_units=5,5"], ["one hidden layer"]),
+    (["--model=two_layer_net", "--hidden_units=5,5"], ["exactly 1 hidden layer"]),
     (["--backend=numpy", "--distribution_strategy=mirrored"], ["--backend=numpy"]),
     (["--no_such_flag"], ["no_such_flag"]),
 ], ids=["epochs", "optimizer", "hidden_units", "learning_rate", "two_layer_units",

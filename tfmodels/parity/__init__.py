@@ -14,8 +14,9 @@ call applies), ``twins``, ``losses``, ``optimizers``, ``compare``.
 
 from tfmodels.parity.compare import Report, compare
 from tfmodels.parity.losses import twin_loss
+from tfmodels.parity.optimizers import optimizer_state_to_keras, twin_optimizer
 from tfmodels.parity.registry import register_twin, twin_activation
 from tfmodels.parity.twins import from_keras, to_keras, twin
 
-__all__ = ["Report", "compare", "from_keras", "register_twin", "to_keras", "twin",
-           "twin_activation", "twin_loss"]
+__all__ = ["Report", "compare", "from_keras", "optimizer_state_to_keras", "register_twin",
+           "to_keras", "twin", "twin_activation", "twin_loss", "twin_optimizer"]

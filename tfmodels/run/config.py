@@ -92,8 +92,9 @@ class RunConfig:
                              f"got {list(self.hidden_units)}")
         depth = models.MODELS[self.model].fixed_depth
         if depth is not None and len(self.hidden_units) != depth:
-            raise ConfigError(f"--model={self.model} has {depth} hidden layer(s), so "
-                              f"--hidden_units takes {depth} size(s); got {list(self.hidden_units)}")
+            raise ConfigError(f"--model={self.model} has exactly {depth} hidden "
+                              f"layer{'s' * (depth > 1)}, so --hidden_units takes {depth} "
+                              f"size{'s' * (depth > 1)}; got {list(self.hidden_units)}")
         if self.backend == "numpy" and (self.mixed_precision
                                         or self.distribution_strategy != "off"
                                         or self.device == "gpu"):
