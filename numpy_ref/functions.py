@@ -103,9 +103,31 @@ def keras_sparse_categorical_crossentropy(y, t):
     clip(y, 1e-7, 1 - 1e-7), then ``sparse_softmax_cross_entropy_with_logits``
     on ``log`` of that, i.e. ``-log(c[t] / sum(c))`` per row, averaged over N.
     """
-    y, t = as_batch(y, t)
-    log_c = np.log(np.clip(y, EPSILON, 1 - EPSILON))  # (N, C)
-    return -np.mean(log_softmax(log_c)[np.arange(y.shape[0]), t])
+    return np.mean(sparse_crossentropy_from_probs(*as_batch(y, t)))
+
+
+def sparse_crossentropy_from_probs(y, labels):
+    """Per row of y (N, C): -log(c[t] / sum(c)) with c = clip(y, 1e-7, 1 - 1e-7); labels (N,)."""
+    log_c = np.log(np.clip(y, EPSILON, 1 - EPSILON))  # the logits TF's sparse cross-entropy sees
+    return -log_softmax(log_c)[np.arange(y.shape[0]), labels]
+
+
+def sparse_crossentropy_from_probs_grad(y, labels):
+    """d/dy of each row of ``sparse_crossentropy_from_probs``, as TensorFlow computes it.
+
+    (c / sum(c) - onehot) / c, the gradient through the log, where y lies in
+    [1e-7, 1 - 1e-7], else 0: TF's clip passes the gradient inside the bounds,
+    bounds included, and blocks it outside.
+    """
+    c = np.clip(y, EPSILON, 1 - EPSILON)
+    dlog_c = c / np.sum(c, axis=1, keepdims=True)
+    dlog_c[np.arange(y.shape[0]), labels] -= 1
+    return np.where((y >= EPSILON) & (y <= 1 - EPSILON), dlog_c / c, 0)
+
+
+def sparse_crossentropy_from_logits(z, labels):
+    """Per row of the logits z (N, C): -log(softmax(z)[t]); labels (N,)."""
+    return -log_softmax(z)[np.arange(z.shape[0]), labels]
 
 
 def log_softmax(z, axis=-1):
@@ -117,8 +139,7 @@ def log_softmax(z, axis=-1):
 
 def softmax_cross_entropy_with_logits(z, t):
     """Mean of -log softmax(z)[t] from logits, without forming probabilities."""
-    z, t = as_batch(z, t)
-    return -np.mean(log_softmax(z)[np.arange(z.shape[0]), t])
+    return np.mean(sparse_crossentropy_from_logits(*as_batch(z, t)))
 
 
 def mean_squared_error(y, t):
