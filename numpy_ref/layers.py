@@ -233,14 +233,7 @@ class SoftmaxWithLoss(Layer):
     @staticmethod
     def _keras_clipped_grad(y, labels):
         """d(-log(c_t / sum c)) / dx for c = clip(softmax(x)), undivided by N."""
-        c = np.clip(y, F.EPSILON, 1 - F.EPSILON)
-        onehot = np.zeros_like(y)
-        onehot[np.arange(y.shape[0]), labels] = 1
-        # d/d(log c) of the softmax cross-entropy is c / sum(c) - onehot ...
-        dlogc = c / np.sum(c, axis=1, keepdims=True) - onehot
-        # ... then through the log and the clip (TF's clip passes the gradient
-        # where the value lies inside [min, max], bounds included) ...
-        dy = np.where((y >= F.EPSILON) & (y <= 1 - F.EPSILON), dlogc / c, 0)
+        dy = F.sparse_crossentropy_from_probs_grad(y, labels)  # through the clip and the log
         # ... and through the softmax: dx = y * (dy - sum(dy * y)).
         return y * (dy - np.sum(dy * y, axis=1, keepdims=True))
 

@@ -250,7 +250,7 @@ def test_bad_constructor_arguments_raise(make):
         make()
 
 
-@pytest.mark.parametrize("name, fn, cls", [("relu", F.relu, L.Relu),
+@pytest.mark.parametrize("name, fn, cls", [("relu", F.relu, A.ReLU),  # the book's Relu + options
                                            ("sigmoid", F.sigmoid, L.Sigmoid),
                                            ("tanh", F.tanh, L.Tanh)],
                          ids=["relu", "sigmoid", "tanh"])

@@ -71,7 +71,7 @@ def test_two_layer_net_structure_and_init():
     net = N.TwoLayerNet(784, 50, 10, seed=0)
     assert list(net.params) == ["W1", "b1", "W2", "b2"]
     assert [p.shape for p in net.params.values()] == [(784, 50), (50,), (50, 10), (10,)]
-    assert [type(layer) for layer in net.layers] == [L.Affine, L.Relu, L.Affine]
+    assert [type(layer) for layer in net.layers] == [L.Affine, A.ReLU, L.Affine]
     assert isinstance(net.last_layer, L.SoftmaxWithLoss)
     assert net.dtype == np.float32 and all(p.dtype == np.float32 for p in net.params.values())
     # weight_init_std * N(0, 1): 39,200 samples estimate the std to ~0.4%.
@@ -84,7 +84,7 @@ def test_multi_layer_net_is_the_twin_of_mymodel():
     assert list(net.params) == ["W1", "b1", "W2", "b2", "W3", "b3", "W4", "b4", "W5", "b5"]
     assert sum(p.size for p in net.params.values()) == MYMODEL_PARAMS
     kinds = [type(layer) for layer in net.layers]
-    assert kinds == [L.Affine, L.Relu] * 4 + [L.Affine]  # raw scores into the softmax
+    assert kinds == [L.Affine, A.ReLU] * 4 + [L.Affine]  # raw scores into the softmax
     # He init: std sqrt(2 / fan_in) = 0.0505 for the first layer (25,088 samples).
     assert np.std(net.params["W1"]) == pytest.approx(np.sqrt(2 / 784), rel=0.05)
 
@@ -134,7 +134,7 @@ def test_predict_shapes(make, x_shape, out_dim):
 @pytest.mark.parametrize("kwargs", [
     dict(input_size=0, hidden_size=5, output_size=3),
     dict(input_size=4, hidden_size=2.5, output_size=3),
-    dict(input_size=4, hidden_size=5, output_size=3, activation="gelu"),
+    dict(input_size=4, hidden_size=5, output_size=3, activation="swoosh"),
     dict(input_size=4, hidden_size=5, output_size=3, weight_init_std="lecun"),
 ], ids=["zero-input", "fractional-hidden", "bad-activation", "bad-init"])
 def test_two_layer_net_bad_arguments_raise(kwargs):
