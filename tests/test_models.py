@@ -100,7 +100,7 @@ def test_logits_output_when_output_activation_is_none():
     (dict(hidden_units=[0]), r"Received: hidden_units=\[0\]"),
     (dict(hidden_units=[32, -1]), r"Received: hidden_units=\[32, -1\]"),
     (dict(hidden_units=[2.5]), r"Received: hidden_units=\[2.5\]"),
-    (dict(activation="softmax"), r"Received: activation='softmax'"),
+    (dict(activation="swoosh"), r"Received: activation='swoosh'"),
     (dict(num_classes=1), r"Received: num_classes=1"),
 ], ids=["zero_units", "negative_units", "float_units", "bad_activation", "one_class"])
 def test_mymodel_bad_arguments_raise(kwargs, match):
@@ -111,7 +111,7 @@ def test_mymodel_bad_arguments_raise(kwargs, match):
 @pytest.mark.parametrize("kwargs, match", [
     (dict(hidden_size=0), r"Received: hidden_size=0"),
     (dict(weight_init_std=0.0), r"Received: weight_init_std=0.0"),
-    (dict(activation="elu"), r"Received: activation='elu'"),
+    (dict(activation="swoosh"), r"Received: activation='swoosh'"),
     (dict(num_classes=0), r"Received: num_classes=0"),
 ], ids=["zero_hidden", "zero_std", "bad_activation", "zero_classes"])
 def test_two_layer_net_bad_arguments_raise(kwargs, match):

@@ -1,4 +1,4 @@
-"""Keras and numpy_ref compute the same numbers, given the same weights.
+"""The project's own models and their twins compute the same numbers, given the same weights.
 
 Tolerances, by dtype:
 - float64: both sides do the same IEEE operations up to summation order inside
@@ -13,8 +13,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from numpy_ref import networks
-from numpy_ref import optimizers as np_optimizers
 from numpy_ref import training as np_training
 from tfmodels import data, models, parity
 from tfmodels import training as tf_training
@@ -25,8 +23,8 @@ MODEL_NAMES = ("mymodel", "two_layer_net")
 ACTIVATIONS = ("relu", "sigmoid", "tanh")
 
 
-def make_model(name, activation="relu", dtype="float64", **kwargs):
-    if name == "mymodel":
+def make_model(kind, activation="relu", dtype="float64", **kwargs):
+    if kind == "mymodel":
         return models.Mymodel(activation=activation, dtype=dtype, **kwargs)
     # std 0.1 rather than the book's 0.01 so the outputs are not all ~1/C.
     kwargs.setdefault("weight_init_std", 0.1)
@@ -41,7 +39,16 @@ def twins(name, activation, input_shape, dtype, batch, seed=0, **kwargs):
     model = make_model(name, activation, dtype, **kwargs)
     model(x)  # build
     t = rng.integers(0, model.num_classes, batch)
-    return model, parity.keras_to_numpy(model), x, t
+    return model, parity.twin(model), x, t
+
+
+def keras_loss_and_gradient(model, x, t):
+    """Keras's loss (in the model's dtype) and gradients, keyed by variable path."""
+    loss_fn = tf.keras.losses.SparseCategoricalCrossentropy(dtype=model.dtype_policy.variable_dtype)
+    with tf.GradientTape() as tape:
+        loss = loss_fn(t, model(x, training=True))
+    grads = tape.gradient(loss, model.trainable_variables)
+    return float(loss), {v.path: g.numpy() for v, g in zip(model.trainable_variables, grads)}
 
 
 GRID = pytest.mark.parametrize("name", MODEL_NAMES)
@@ -62,7 +69,7 @@ def full_grid(test):
 def test_forward_outputs_match(name, activation, batch, input_name, dtype):
     model, net, x, _ = twins(name, activation, INPUT_SHAPES[input_name], dtype, batch)
     keras_out = model(x).numpy()
-    numpy_out = net.predict_proba(x)
+    numpy_out = net.predict(x)
     assert numpy_out.dtype == keras_out.dtype == np.dtype(dtype)
     np.testing.assert_allclose(numpy_out, keras_out, **TOL[dtype])
 
@@ -70,7 +77,7 @@ def test_forward_outputs_match(name, activation, batch, input_name, dtype):
 @full_grid
 def test_loss_and_gradients_match(name, activation, batch, input_name, dtype):
     model, net, x, t = twins(name, activation, INPUT_SHAPES[input_name], dtype, batch)
-    keras_loss, keras_grads = parity.keras_loss_and_gradient(model, x, t)
+    keras_loss, keras_grads = keras_loss_and_gradient(model, x, t)
     numpy_loss, numpy_grads = net.loss_and_gradient(x, t)
     np.testing.assert_allclose(numpy_loss, keras_loss, **TOL[dtype])
     assert set(numpy_grads) == set(keras_grads)
@@ -86,12 +93,13 @@ def test_keras_loss_on_softmax_output_reads_logits(run):
     not the clipped formula it uses on a plain probability tensor."""
     model, net, x, t = twins("two_layer_net", "relu", (28, 28), "float64", 8,
                              weight_init_std=3.0)
-    assert net.predict_proba(x).min() < 1e-7  # the clip is active
+    assert net.predict(x).min() < 1e-7  # the clip is active
     loss_fn = tf.keras.losses.SparseCategoricalCrossentropy(dtype="float64")
     call = lambda: loss_fn(t, model(x))
     keras_loss = float(tf.function(call)() if run == "tf_function" else call())
+    assert net.loss_input == "classifier/logits"  # the twin's loss reads the logits too
     np.testing.assert_allclose(net.loss(x, t), keras_loss, rtol=0, atol=1e-12)
-    clipped = parity.keras_to_numpy(model, loss_variant="keras").loss(x, t)
+    clipped = parity.twin_loss(loss_fn).forward(net.predict(x), t)  # the plain-tensor formula
     assert abs(clipped - keras_loss) > 1e-6
 
 
@@ -121,7 +129,7 @@ def test_gradients_match_numerical_gradient(name, activation):
     kwargs = ({"hidden_units": (5, 4), "num_classes": 3} if name == "mymodel"
               else {"hidden_size": 5, "num_classes": 3, "weight_init_std": 0.5})
     model, net, x, t = twins(name, activation, (2, 3), "float64", 4, seed=3, **kwargs)
-    _, keras_grads = parity.keras_loss_and_gradient(model, x, t)
+    _, keras_grads = keras_loss_and_gradient(model, x, t)
     backprop = net.gradient(x, t)
     numerical = net.numerical_gradient(x, t)
     for key in backprop:
@@ -139,35 +147,28 @@ KERAS_OPTIMIZERS = {
     "adagrad": lambda: keras.optimizers.Adagrad(learning_rate=0.01),
     "adam": lambda: keras.optimizers.Adam(),
 }
-NUMPY_OPTIMIZERS = {
-    "sgd": lambda: np_optimizers.SGD(learning_rate=0.1),
-    "momentum": lambda: np_optimizers.Momentum(learning_rate=0.1),
-    "nesterov": lambda: np_optimizers.Nesterov(learning_rate=0.1),
-    "rmsprop": lambda: np_optimizers.RMSprop(),
-    "adagrad": lambda: np_optimizers.AdaGrad(learning_rate=0.01),
-    "adam": lambda: np_optimizers.Adam(),
-}
 
 
 def assert_same_weights(model, net, **tol):
-    for variable, key in parity.weight_mapping(model):
-        np.testing.assert_allclose(net.params[key], variable.numpy(), err_msg=key, **tol)
+    for variable in model.trainable_variables:
+        np.testing.assert_allclose(net.params[variable.path], variable.numpy(),
+                                   err_msg=variable.path, **tol)
 
 
 @pytest.mark.parametrize("opt", sorted(KERAS_OPTIMIZERS))
 def test_optimizer_steps_match(opt):
     """Three steps on the same gradients leave identical float64 weights.
 
-    numpy_ref.optimizers repeats Keras's operations in Keras's order, with
-    its float32 rounding of lr, momentum and beta powers, so the weights agree
-    to the last bit or within 2 ulps (atol 1e-15 on weights of size ~0.1).
+    The twin optimizer repeats Keras's operations in Keras's order, with its
+    float32 rounding of lr, momentum and beta powers, so the weights agree to
+    the last bit or within 2 ulps (atol 1e-15 on weights of size ~0.1).
     """
     model, net, x, t = twins("mymodel", "relu", (28, 28), "float64", 8)
-    keras_opt, numpy_opt = KERAS_OPTIMIZERS[opt](), NUMPY_OPTIMIZERS[opt]()
-    pairs = parity.weight_mapping(model)
+    keras_opt = KERAS_OPTIMIZERS[opt]()
+    numpy_opt = parity.twin_optimizer(KERAS_OPTIMIZERS[opt](), model.trainable_variables)
     for _ in range(3):
-        _, grads = parity.keras_loss_and_gradient(model, x, t)
-        keras_opt.apply_gradients([(grads[key], variable) for variable, key in pairs])
+        _, grads = keras_loss_and_gradient(model, x, t)
+        keras_opt.apply_gradients([(grads[v.path], v) for v in model.trainable_variables])
         numpy_opt.update(net.params, grads)
         assert_same_weights(model, net, rtol=0, atol=1e-15)
 
@@ -180,7 +181,7 @@ def test_fifty_step_trajectory_matches(opt):
     measured: below 2e-15 after 50 steps; the bound is 1e-12."""
     model, net, _, _ = twins("mymodel", "relu", (28, 28), "float64", 1)
     trainer = tf_training.Trainer(model, KERAS_OPTIMIZERS[opt]())
-    numpy_opt = NUMPY_OPTIMIZERS[opt]()
+    numpy_opt = parity.twin_optimizer(KERAS_OPTIMIZERS[opt](), model.trainable_variables)
     rng = np.random.default_rng(42)
     images = rng.integers(0, 256, (50 * 16, 28, 28), dtype=np.uint8)
     labels = rng.integers(0, 10, 50 * 16)
@@ -197,46 +198,26 @@ def test_fifty_step_trajectory_matches(opt):
 @GRID
 @GRID_INPUT
 def test_round_trip_keeps_outputs(name, input_name):
+    """Keras -> twin -> a fresh Keras model of the same kind: the same outputs, bit for bit."""
     model, net, x, _ = twins(name, "tanh", INPUT_SHAPES[input_name], "float64", 3)
     before = model(x).numpy()
-    fresh = make_model(name, "tanh", "float64")
+    fresh = make_model(name, "tanh", "float64", name=model.name)  # same name: same paths
     fresh(x)
-    parity.numpy_to_keras(parity.keras_to_numpy(model), fresh)
+    parity.to_keras(net, fresh)
     np.testing.assert_array_equal(fresh(x).numpy(), before)
-    # NumPy -> Keras -> NumPy is exact too.
-    twin = networks.TwoLayerNet if name == "two_layer_net" else networks.MultiLayerNet
-    assert isinstance(net, twin)
-    np.testing.assert_array_equal(parity.keras_to_numpy(fresh).predict_proba(x),
-                                  net.predict_proba(x))
+    np.testing.assert_array_equal(parity.twin(fresh).predict(x), net.predict(x))
 
 
-def test_numpy_to_keras_shape_mismatch_names_the_layer():
-    model, _, x, _ = twins("mymodel", "relu", (28, 28), "float64", 2)
-    wrong = networks.MultiLayerNet(784, [32, 64, 100, 256], 10, dtype=np.float64)
-    before = [v.numpy().copy() for v in model.trainable_variables]
-    with pytest.raises(ValueError, match=r"dense_2/kernel.*\(64, 128\).*W3 \(64, 100\)"):
-        parity.numpy_to_keras(wrong, model)
-    for old, variable in zip(before, model.trainable_variables):
-        np.testing.assert_array_equal(variable.numpy(), old)  # nothing half-copied
-
-
-def test_layer_count_mismatch_and_unbuilt_model_are_refused():
-    model, _, _, _ = twins("mymodel", "relu", (28, 28), "float64", 2)
-    with pytest.raises(ValueError, match="5 Dense layers.*TwoLayerNet has 4 parameters"):
-        parity.numpy_to_keras(networks.TwoLayerNet(784, 32, 10), model)
-    with pytest.raises(ValueError, match="not built"):
-        parity.keras_to_numpy(models.Mymodel())
-
-
-def test_compare_reports_every_parameter():
+def test_compare_reports_every_layer_and_finds_a_changed_weight():
     model, net, x, t = twins("two_layer_net", "sigmoid", (28, 28), "float64", 5)
-    report = parity.compare(model, net, x, t)
-    assert set(report) == {"output", "loss", "W1", "b1", "W2", "b2"}
-    assert max(report.values()) < 1e-12
-    # A deliberate bug on the NumPy side shows up. (Adding one constant to all
-    # of W2 would not: it shifts every class score equally, and softmax ignores that.)
-    net.params["W2"][0, 3] += 0.5
-    assert parity.compare(model, net, x, t)["output"] > 1e-4
+    report = parity.compare(model, x, t)
+    assert report.ok and [row.name for row in report.rows][1:] == ["dense_0", "classifier"]
+    assert all(d.abs < 1e-12 for row in report.rows for d in row.weights.values())
+    # A deliberate bug on the NumPy side shows up at that layer. (Adding one constant
+    # to all of the classifier's kernel would not: softmax ignores equal shifts.)
+    net.params[f"{model.name}/classifier/kernel"][0, 3] += 0.5
+    report = parity.compare(model, x, t, net=net)
+    assert (report.first_divergence, report.divergence) == ("classifier", "forward")
 
 
 @GRID
@@ -247,9 +228,9 @@ def test_real_svhn_crops_through_loader_pipeline_and_both_models(name, svhn_samp
     keras.utils.set_random_seed(0)
     model = make_model(name, dtype="float32")
     keras_out = model(xb).numpy()
-    net = parity.keras_to_numpy(model)
-    np.testing.assert_allclose(net.predict_proba(xb.numpy()), keras_out, **TOL["float32"])
-    keras_loss, _ = parity.keras_loss_and_gradient(model, xb, tb)
+    net = parity.twin(model)
+    np.testing.assert_allclose(net.predict(xb.numpy()), keras_out, **TOL["float32"])
+    keras_loss, _ = keras_loss_and_gradient(model, xb, tb)
     np.testing.assert_allclose(net.loss(xb.numpy(), tb.numpy()), keras_loss, **TOL["float32"])
 
 
@@ -259,5 +240,6 @@ def test_real_mnist_batch_through_both_models(mnist_dir):
     keras.utils.set_random_seed(1)
     model = make_model("mymodel", dtype="float64")
     model(xb)
-    report = parity.compare(model, parity.keras_to_numpy(model), xb, tb)
-    assert max(report.values()) < 1e-12, report
+    report = parity.compare(model, xb, tb)
+    assert report.ok, report
+    assert max(d.abs for row in report.rows for d in (row.forward, *row.weights.values())) < 1e-12
