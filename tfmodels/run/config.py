@@ -24,8 +24,17 @@ DEFAULT_LEARNING_RATES = {"adam": 1e-3, "sgd": 0.01, "momentum": 0.01,
 DEFAULT_HIDDEN_UNITS = {"mymodel": (32, 64, 128, 256), "two_layer_net": (50,)}
 INPUT_SHAPES = {"mnist": (28, 28), "svhn": (32, 32, 3)}
 NUM_CLASSES = 10
-# A resumed run must agree on these; the rest (epochs, batch size, device...) may change.
-RESUME_KEYS = ("dataset", "model", "hidden_units", "activation", "backend", "optimizer")
+# A resumed run must agree on these, as they change the saved state's shape or
+# meaning; the rest (epochs, batch size, device...) may change. A key that is
+# not (yet) a RunConfig field is skipped; one missing from a saved run's
+# settings counts as the field's default (runs saved before it existed).
+RESUME_KEYS = ("dataset", "model", "hidden_units", "activation", "backend", "optimizer",
+               "mixed_precision", "dtype")
+
+
+def expand_path(path):
+    """A path flag's value with ``~`` expanded, as a shell would have (None stays None)."""
+    return os.path.expanduser(path) if path else path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +62,8 @@ class RunConfig:
 
     def __post_init__(self):
         # Normalise so that equal settings compare (and serialise) equal.
-        units = self.hidden_units or DEFAULT_HIDDEN_UNITS.get(self.model, ())
+        units = (DEFAULT_HIDDEN_UNITS.get(self.model, ()) if self.hidden_units is None
+                 else self.hidden_units)
         object.__setattr__(self, "hidden_units", tuple(int(u) for u in units))
         if self.learning_rate is None:
             object.__setattr__(self, "learning_rate",
@@ -61,6 +71,8 @@ class RunConfig:
         if self.model_dir is None:
             object.__setattr__(self, "model_dir", os.path.join(
                 "runs", f"{self.model}-{self.dataset}-{self.backend}"))
+        for name in ("model_dir", "data_dir"):
+            object.__setattr__(self, name, expand_path(getattr(self, name)))
 
     @property
     def input_shape(self):
@@ -110,6 +122,14 @@ class RunConfig:
 
     def incompatibilities(self, saved):
         """Settings of the saved run (a dict) that this run may not change."""
-        return [f"--{key}={saved.get(key)!r} in the saved run, {value!r} now"
-                for key, value in self.to_dict().items()
-                if key in RESUME_KEYS and saved.get(key) != value]
+        return state_differences(saved, self.to_dict(), "in the saved run", "now")
+
+
+def state_differences(a, b, where_a, where_b):
+    """How two settings dicts differ on RESUME_KEYS, e.g. ["--model='x' in the
+    saved run, 'y' now"]; a missing key counts as RunConfig's default."""
+    defaults = {field.name: field.default for field in dataclasses.fields(RunConfig)}
+    return [f"--{key}={a.get(key, defaults[key])!r} {where_a}, "
+            f"{b.get(key, defaults[key])!r} {where_b}"
+            for key in RESUME_KEYS
+            if key in defaults and a.get(key, defaults[key]) != b.get(key, defaults[key])]
