@@ -19,7 +19,7 @@ import pytest
 import procs
 import runs
 from procs import assert_fails_with, run_script, run_with_fault
-from tfmodels.errors import RunDirError, WeightsFileError
+from tfmodels.errors import Interrupted, RunDirError, WeightsFileError
 from tfmodels.run import artifacts, evaluation, experiment, lock, manifest, names, rundir
 
 
@@ -70,6 +70,24 @@ def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
         holder.communicate()
     with lock.held(tmp_path):  # the kernel released the killed process's lock
         pass
+
+
+def test_a_lock_file_removed_under_a_waiting_process_is_not_trusted(tmp_path, monkeypatch):
+    """A process that opened the lock file just before its holder removed it
+    must not take the lock on the removed file: it retries on a new one."""
+    path = tmp_path / names.LOCK
+    path.touch()
+    stale = os.open(path, os.O_RDWR)
+    path.unlink()  # what a holder releasing a run that never began does
+    real_open, opened = os.open, []
+
+    def open_stale_first(*args, **kwargs):
+        opened.append(args[0])
+        return stale if len(opened) == 1 else real_open(*args, **kwargs)
+
+    monkeypatch.setattr(lock.os, "open", open_stale_first)
+    with lock.held(tmp_path):
+        assert len(opened) == 2 and path.is_file()  # retried on a file of its own
 
 
 def test_a_second_run_on_the_same_model_dir_is_refused(tmp_path, tiny_data_dir):
@@ -201,7 +219,8 @@ def test_a_file_taking_a_folder_name_is_refused_before_training(tmp_path, tiny_d
     proc = run_script("train.py", *runs.flags(model_dir), data_dir=tiny_data_dir)
     assert_fails_with(proc, 4, f"{model_dir / name} is not a folder")
     assert "Epoch 1," not in proc.stderr
-    assert snapshot(model_dir) == {name: b"mine"}
+    assert [p.name for p in model_dir.iterdir()] == [name]  # not even a lock file
+    assert (model_dir / name).read_text() == "mine"
 
 
 def test_a_history_deleted_while_checkpoints_remain_is_refused(run_copy, tiny_data_dir):
@@ -459,6 +478,17 @@ def test_non_finite_loss_in_the_first_epoch_claims_no_checkpoint(tmp_path, tiny_
     assert artifacts.checkpoint_paths(model_dir) == {}
 
 
+def test_a_run_interrupted_before_it_began_leaves_no_folder(tmp_path, tiny_data_dir,
+                                                           monkeypatch):
+    def ctrl_c(self, backend):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(rundir.RunDir, "start", ctrl_c)
+    with pytest.raises(Interrupted, match="interrupted in epoch 1"):
+        experiment.run(runs.config(tmp_path / "new" / "run", tiny_data_dir))
+    assert list((tmp_path / "new").iterdir()) == []
+
+
 def test_an_empty_hidden_units_flag_is_refused(tmp_path):
     proc = run_script("train.py", "--hidden_units=", f"--model_dir={tmp_path / 'run'}")
     assert_fails_with(proc, 2, "--hidden_units")
@@ -516,3 +546,20 @@ def test_an_edited_manifest_is_refused_in_one_line(run_copy, tiny_data_dir):
         evaluation.evaluate_run(run_copy, "numpy", test_data="never used")
     with pytest.raises(RunDirError, match="manifest.json: not a manifest this project wrote"):
         experiment.run(runs.config(run_copy, tiny_data_dir, epochs=3))
+
+
+def test_an_interrupt_at_the_final_save_says_so_and_the_rerun_saves(tmp_path, tiny_data_dir,
+                                                                     monkeypatch):
+    from tfmodels.run import backend_tf  # pylint: disable=import-outside-toplevel
+
+    def ctrl_c(model, path):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(backend_tf, "save_keras_model", ctrl_c)
+    model_dir = tmp_path / "run"
+    with pytest.raises(Interrupted, match=r"after the last epoch \(1\), before the final "
+                                          r"weights were saved; rerun the same command"):
+        experiment.run(runs.config(model_dir, tiny_data_dir, epochs=1))
+    monkeypatch.undo()
+    experiment.run(runs.config(model_dir, tiny_data_dir, epochs=1))
+    assert manifest.read(model_dir)["finished"] and history_epochs(model_dir) == [1]

@@ -52,7 +52,8 @@ def guarded(main):
     def wrapped(argv):
         program = argv[0].rsplit("/", 1)[-1]
         for signum in STOP_SIGNALS:
-            signal.signal(signum, _raise_interrupted)
+            if signal.getsignal(signum) is not signal.SIG_IGN:  # e.g. nohup: stay ignored
+                signal.signal(signum, _raise_interrupted)
         try:
             return main(argv)
         except Interrupted as e:

@@ -35,7 +35,7 @@ def load_run(model_dir):
     rundir.checked_history(model_dir, saved)
     if not saved["finished"]:
         raise RunDirError(f"--model_dir={model_dir}: the run is not finished ({_progress(saved)}); "
-                          "rerun train.py with the same flags to finish it")
+                          "rerun train.py with its flags (without --noresume) to finish it")
     name, net = _final_net(model_dir, config)
     manifest.check_sha256(model_dir / name, saved["final"]["files"][name], "file")
     return config, net

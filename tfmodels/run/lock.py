@@ -63,8 +63,13 @@ def _open_locked(path, folder):
 
 
 @contextlib.contextmanager
-def held(folder):
-    """Holds ``folder``'s lock for the duration of the block (the folder must exist)."""
+def held(folder, keep_file=None):
+    """Holds ``folder``'s lock for the duration of the block (the folder must exist).
+
+    ``keep_file()``, asked at the end, says whether the lock file stays; it
+    is removed while still locked, and ``_open_locked`` retries when that
+    happens under a process waiting for it, so removing it is safe.
+    """
     folder = pathlib.Path(folder)
     path = folder / names.LOCK
     fd = _open_locked(path, folder)
@@ -76,7 +81,10 @@ def held(folder):
             raise RunDirError(f"could not write {path} ({e.strerror or e})") from None
         yield path
     finally:
-        # Emptied before release: a later reader never names a finished process.
         with contextlib.suppress(OSError):
-            os.ftruncate(fd, 0)
+            if keep_file is None or keep_file():
+                # Emptied before release: a later reader never names a finished process.
+                os.ftruncate(fd, 0)
+            else:
+                path.unlink()
         os.close(fd)

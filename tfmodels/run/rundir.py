@@ -184,7 +184,6 @@ class RunDir:
     def __init__(self, config, path):
         self.config, self.path = config, pathlib.Path(path)
         self.manifest = None
-        self.saving_final = False
 
     @property
     def completed(self):
@@ -267,7 +266,6 @@ class RunDir:
             return
         from tfmodels.run import backend_tf  # pylint: disable=import-outside-toplevel
 
-        self.saving_final = True
         try:
             net = backend.numpy_net()
             with atomic_write(self.path / names.WEIGHTS) as f:
@@ -283,9 +281,9 @@ class RunDir:
 
     def interrupted(self):
         """The one line for a run stopped by Ctrl-C or SIGTERM."""
-        if self.saving_final:
-            return (f"interrupted while saving the final weights of epoch {self.completed}; "
-                    "rerun the same command to save them")
+        if self.completed >= self.config.epochs:
+            return (f"interrupted after the last epoch ({self.completed}), before the final "
+                    "weights were saved; rerun the same command to save them")
         rerun = ("rerun the same command to resume" if self.config.resume
                  else "rerun without --noresume to resume")
         return f"interrupted in epoch {self.completed + 1}; {rerun}"
@@ -296,13 +294,28 @@ def opened(config, model_dir):
     """A RunDir for ``config`` at ``model_dir``, created if needed and locked
     for the block; failed writes in the block become RunDirError and
     interruptions one ``Interrupted`` line naming the epoch."""
+    model_dir = pathlib.Path(model_dir)
     check_writable(model_dir)
+    created = not model_dir.exists()
     try:
-        pathlib.Path(model_dir).mkdir(parents=True, exist_ok=True)
+        model_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise RunDirError(f"--model_dir={model_dir} cannot be created "
                           f"({e.strerror or e})") from None
-    with lock.held(model_dir):
+    try:
+        with _locked(config, model_dir) as run_dir:
+            yield run_dir
+    finally:
+        if created:  # a run refused or stopped before it began leaves no folder behind
+            with contextlib.suppress(OSError):
+                model_dir.rmdir()
+
+
+@contextlib.contextmanager
+def _locked(config, model_dir):
+    """The body of ``opened``, under the lock; a folder without a manifest (a
+    run that never began) keeps no lock file either."""
+    with lock.held(model_dir, keep_file=(model_dir / names.MANIFEST).exists):
         run_dir = RunDir(config, model_dir)
         try:
             yield run_dir
