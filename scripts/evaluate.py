@@ -23,7 +23,8 @@ flags.mark_flag_as_required("model_dir")
 @cli.guarded
 def main(argv):
     del argv  # unused
-    evaluation.evaluate_run(MODEL_DIR.value, BACKEND.value, DATA_DIR.value)
+    evaluation.evaluate_run(cfg.expand_path(MODEL_DIR.value), BACKEND.value,
+                            cfg.expand_path(DATA_DIR.value))
 
 
 if __name__ == "__main__":

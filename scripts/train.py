@@ -4,9 +4,9 @@
     python scripts/train.py --backend=numpy       # the same recipe in NumPy
     python scripts/train.py --help                # every flag
 
-Everything is written to --model_dir (see tfmodels/artifacts.py); rerunning
+Everything is written to --model_dir (see tfmodels/run/rundir.py); rerunning
 with the same directory resumes after the last completed epoch. Exit codes:
-tfmodels/cli.py.
+tfmodels/run/cli.py.
 """
 
 import os
@@ -53,8 +53,10 @@ MAX_TRAIN_EXAMPLES = flags.DEFINE_integer("max_train_examples", None,
 RESUME = flags.DEFINE_bool("resume", True, "Continue a run found in --model_dir; "
                            "--noresume starts anew.")
 
+# An empty --hidden_units= is an error, not the default model.
 flags.register_validator("hidden_units",
-                         lambda v: v is None or all(s.isdigit() and int(s) > 0 for s in v),
+                         lambda v: v is None or (len(v) > 0
+                                                 and all(s.isdigit() and int(s) > 0 for s in v)),
                          message="--hidden_units must be positive integers, e.g. 512,512")
 flags.register_validator("learning_rate", lambda v: v is None or v > 0,
                          message="--learning_rate must be > 0")
@@ -64,7 +66,7 @@ def config_from_flags():
     units = HIDDEN_UNITS.value
     return cfg.RunConfig(
         dataset=DATASET.value, model=MODEL.value,
-        hidden_units=tuple(int(u) for u in units) if units else None,
+        hidden_units=tuple(int(u) for u in units) if units is not None else None,
         activation=ACTIVATION.value, backend=BACKEND.value, epochs=EPOCHS.value,
         batch_size=BATCH_SIZE.value, shuffle_buffer=SHUFFLE_BUFFER.value,
         optimizer=OPTIMIZER.value, learning_rate=LEARNING_RATE.value, seed=SEED.value,

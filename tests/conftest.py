@@ -1,11 +1,13 @@
-"""Shared fixtures: the real data directory and quiet TensorFlow logs."""
+"""Shared fixtures: the real data directory, tiny data and runs, quiet TensorFlow logs."""
 
 import os
 import pathlib
+import shutil
 
 import numpy as np
 import pytest
 
+import runs
 from fakes import tiny_digits
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -54,3 +56,19 @@ def tiny_data_dir(tmp_path_factory):
     np.savez(folder / "mnist.npz", x_train=x_train, y_train=y_train, x_test=x_test,
              y_test=y_test)
     return folder
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory, tiny_data_dir):
+    """A finished run of runs.FLAGS (trained once per session); copy it, never change it."""
+    from tfmodels.run import experiment  # pylint: disable=import-outside-toplevel
+
+    model_dir = tmp_path_factory.mktemp("finished") / "run"
+    experiment.run(runs.config(model_dir, tiny_data_dir))
+    return model_dir
+
+
+@pytest.fixture
+def run_copy(finished_run, tmp_path):
+    """A copy of ``finished_run`` of the test's own, at tmp_path / "run"."""
+    return pathlib.Path(shutil.copytree(finished_run, tmp_path / "run"))

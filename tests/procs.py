@@ -10,6 +10,7 @@ import time
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+FAULT_RUNS = ROOT / "tests" / "fault_runs.py"
 
 
 def child_env(**extra):
@@ -56,3 +57,37 @@ def heavy_modules_after(import_statement):
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=child_env(),
                             capture_output=True, text=True, check=True)
     return result.stdout.strip()
+
+
+def script_env(data_dir=None, **extra):
+    """child_env for a script: $TFMODELS_DATA_DIR is ``data_dir`` or unset."""
+    env = child_env(**extra)
+    env.pop("TFMODELS_DATA_DIR", None)
+    if data_dir is not None:
+        env["TFMODELS_DATA_DIR"] = str(data_dir)
+    return env
+
+
+def run_script(name, *args, data_dir=None, timeout=300, cwd=ROOT, env=None):
+    """scripts/<name> run to completion, output captured."""
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / name), *args],
+                          env=env or script_env(data_dir), capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd)
+
+
+def run_with_fault(fault, fault_args, name, *args, data_dir=None, timeout=300):
+    """scripts/<name> run under tests/fault_runs.py with that fault injected."""
+    return subprocess.run([sys.executable, str(FAULT_RUNS), fault, *map(str, fault_args), "--",
+                           name, *args], env=script_env(data_dir), capture_output=True,
+                          text=True, timeout=timeout, cwd=ROOT)
+
+
+def assert_fails_with(proc, code, *fragments):
+    """Exit code `code`, and one `<script>: error: ...` line holding every fragment."""
+    assert proc.returncode == code, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if ": error: " in line]
+    assert len(errors) == 1, proc.stderr[-2000:]
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]
+    return errors[0]

@@ -10,7 +10,7 @@ import pytest
 
 from numpy_ref.serialization import load_npz
 from tfmodels.errors import NonFiniteLossError
-from tfmodels.run import artifacts, evaluation, experiment
+from tfmodels.run import artifacts, evaluation, experiment, manifest
 from fakes import tiny_digits
 from tfmodels.errors import ConfigError
 from tfmodels.run.config import RunConfig
@@ -105,7 +105,9 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny
         experiment.run(config(tmp_path, "numpy", epochs=2, optimizer="sgd",
                               learning_rate=1e30), datasets_override=tiny_data)
     model_dir = tmp_path / "run-numpy"
-    epoch, arrays = artifacts.load_latest_checkpoint(model_dir)
+    saved = manifest.read(model_dir)
+    assert saved["epoch"] == 1
+    epoch, arrays = artifacts.read_checkpoint(model_dir / saved["checkpoint"]["file"])
     assert epoch == 1 and all(np.isfinite(v).all() for v in arrays.values())
     saved = json.loads((model_dir / "history.json").read_text())
     assert [e["epoch"] for e in saved["epochs"]] == [1]

@@ -11,11 +11,11 @@ import pytest
 import procs
 from tfmodels import files
 from numpy_ref.serialization import load_npz
-from tfmodels.run import artifacts, experiment
+from tfmodels.run import artifacts, experiment, manifest, names
 from tfmodels.run.config import RunConfig
 
 BACKENDS = ("numpy", "tensorflow")
-FAULT_RUNS = str(procs.ROOT / "tests" / "fault_runs.py")
+FAULT_RUNS = str(procs.FAULT_RUNS)
 TRAIN = str(procs.ROOT / "scripts" / "train.py")
 
 
@@ -64,7 +64,8 @@ def test_sigkill_then_rerun_resumes_and_matches(tmp_path, tiny_data_dir, uninter
     assert killed.returncode == -9, killed.stderr[-3000:]
     # Epoch 1 is complete and loadable; nothing of epoch 2 passes for a checkpoint.
     assert sorted(artifacts.checkpoint_paths(model_dir)) == [1]
-    assert artifacts.load_latest_checkpoint(model_dir)[0] == 1
+    assert manifest.read(model_dir)["epoch"] == 1
+    assert (model_dir / names.LOCK).exists()  # the killed run's lock, released by the kernel
     assert not (model_dir / "weights.npz").exists()
     if fault == "kill_mid_checkpoint":  # the interrupted write stayed a temporary file
         assert list((model_dir / "checkpoints").glob(".ckpt-0002.npz.*.tmp"))
@@ -103,7 +104,7 @@ def test_disk_full_while_saving_keeps_the_last_good_checkpoint(tmp_path, tiny_da
     model_dir = tmp_path / "run"
     saved = json.loads((model_dir / "history.json").read_text())
     assert [e["epoch"] for e in saved["epochs"]] == [1]  # the old file, intact
-    assert artifacts.load_latest_checkpoint(model_dir)[0] == 1
+    assert manifest.read(model_dir)["epoch"] == 1
     assert not list(model_dir.rglob(".*.tmp*"))  # the failed writes cleaned up
 
     monkeypatch.undo()  # space freed: the same command finishes the run

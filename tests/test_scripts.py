@@ -9,32 +9,9 @@ import pytest
 
 import procs
 from numpy_ref.serialization import load_npz
+from procs import assert_fails_with, run_script, script_env
 
 TRAIN = str(procs.ROOT / "scripts" / "train.py")
-
-
-def script_env(data_dir=None, **extra):
-    env = procs.child_env(**extra)
-    env.pop("TFMODELS_DATA_DIR", None)
-    if data_dir is not None:
-        env["TFMODELS_DATA_DIR"] = str(data_dir)
-    return env
-
-
-def run_script(name, *args, data_dir=None, timeout=300):
-    return subprocess.run([sys.executable, str(procs.ROOT / "scripts" / name), *args],
-                          env=script_env(data_dir), capture_output=True, text=True,
-                          timeout=timeout, cwd=procs.ROOT)
-
-
-def assert_fails_with(proc, code, *fragments):
-    """Exit code `code`, and one `<script>: error: ...` line holding every fragment."""
-    assert proc.returncode == code, proc.stderr[-2000:]
-    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
-    errors = [line for line in proc.stderr.splitlines() if ": error: " in line]
-    assert len(errors) == 1, proc.stderr[-2000:]
-    for fragment in fragments:
-        assert fragment in errors[0]
 
 
 @pytest.mark.parametrize("args, fragments", [
@@ -67,9 +44,10 @@ def test_train_names_missing_data(tmp_path):
     assert_fails_with(proc, 3, "nowhere")
 
 
-def test_evaluate_needs_a_finished_run(tmp_path):
+def test_evaluate_needs_a_training_run(tmp_path):
     proc = run_script("evaluate.py", f"--model_dir={tmp_path}")
-    assert_fails_with(proc, 4, "history.json")
+    assert_fails_with(proc, 4, "manifest.json", "not a training run")
+    assert list(tmp_path.iterdir()) == []  # not even a lock file in a stranger's folder
 
 
 @pytest.mark.slow
@@ -157,21 +135,20 @@ def test_train_refuses_a_model_dir_of_another_run_and_changes_nothing(tmp_path,
     assert after == before
 
 
-def test_evaluate_refuses_pickled_weights(tmp_path):
-    (tmp_path / "history.json").write_text(json.dumps({"flags": {}, "epochs": []}))
-    np.savez(tmp_path / "weights.npz", W1=np.array([{"a": 1}], dtype=object))
-    proc = run_script("evaluate.py", f"--model_dir={tmp_path}")
+def test_evaluate_refuses_pickled_weights(run_copy):
+    np.savez(run_copy / "weights.npz", W1=np.array([{"a": 1}], dtype=object))
+    proc = run_script("evaluate.py", f"--model_dir={run_copy}")
     assert_fails_with(proc, 3, "weights.npz", "allow_pickle=False")
 
 
-def test_evaluate_refuses_a_keras_file_with_code(tmp_path):
+def test_evaluate_refuses_a_keras_file_with_code(run_copy):
     """A Lambda layer holds Python code; safe mode will not deserialise it."""
     import keras  # pylint: disable=import-outside-toplevel
 
     model = keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(),
                               keras.layers.Lambda(lambda x: x * 2), keras.layers.Dense(10)])
-    model.save(tmp_path / "model.keras")
-    (tmp_path / "history.json").write_text(json.dumps({"flags": {}, "epochs": []}))
-    proc = run_script("evaluate.py", f"--model_dir={tmp_path}")
+    (run_copy / "weights.npz").unlink()  # so that evaluate loads model.keras
+    model.save(run_copy / "model.keras")
+    proc = run_script("evaluate.py", f"--model_dir={run_copy}")
     assert_fails_with(proc, 3, "model.keras", "refused")
     assert "safe_mode" in proc.stderr or "lambda" in proc.stderr.lower()

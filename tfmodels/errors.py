@@ -24,5 +24,17 @@ class RunDirError(ValueError):
     """--model_dir cannot be used: unwritable, another run's, or unreadable files."""
 
 
-__all__ = ["ConfigError", "DatasetError", "NonFiniteLossError", "RunDirError",
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived (raised by the handler ``run/cli.py`` installs).
+
+    A BaseException, like KeyboardInterrupt, so that no ``except Exception``
+    swallows it. ``message`` says where the work stopped.
+    """
+
+    def __init__(self, signum, message="interrupted; rerun the same command"):
+        super().__init__(message)
+        self.signum, self.message = signum, message
+
+
+__all__ = ["ConfigError", "DatasetError", "Interrupted", "NonFiniteLossError", "RunDirError",
            "WeightsFileError"]

@@ -6,28 +6,31 @@
     checkpoints/   ckpt-0001.npz ... after every epoch (weights, optimizer, epoch)
     weights.npz    final weights, loadable by numpy_ref.serialization.load_npz
     model.keras    final weights as a Keras model file
+    manifest.json  which epoch all of these belong to (``tfmodels.run.manifest``)
 
 Every write goes to a temporary file in the same directory and is renamed
 into place, so an interrupted run never leaves a half-written file behind.
+The names are declared in ``tfmodels.run.names``.
 """
 
 import csv
 import io
 import json
 import pathlib
-import re
+import zipfile
 
-from absl import logging
 import numpy as np
 
 from numpy_ref.serialization import read_npz
-from tfmodels.errors import RunDirError
+from tfmodels.errors import RunDirError, WeightsFileError
 from tfmodels.files import atomic_write
+from tfmodels.run import names
 
 HISTORY_FIELDS = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy")
-CHECKPOINT_DIR = "checkpoints"
 KEEP_CHECKPOINTS = 3
-_CKPT = re.compile(r"^ckpt-(\d{4,})\.npz$")
+# How every .npz (a zip archive) begins: a local file header, or the end
+# record of an empty archive.
+_ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")
 
 
 def write_text(path, text):
@@ -47,17 +50,41 @@ def read_json(path):
         raise RunDirError(f"{path}: not a readable JSON file ({e})") from None
 
 
+def read_history(path):
+    """(flags, epochs) of a history.json; RunDirError naming the first thing wrong."""
+    saved = read_json(path)
+    if not (isinstance(saved, dict) and isinstance(saved.get("flags"), dict)
+            and isinstance(saved.get("epochs"), list)):
+        raise RunDirError(f"{path}: not a history this project wrote (it needs a \"flags\" "
+                          "object and an \"epochs\" list)")
+    for number, entry in enumerate(saved["epochs"], start=1):
+        where = f"{path}: entry {number} of \"epochs\""
+        if not isinstance(entry, dict):
+            raise RunDirError(f"{where} is not an object")
+        missing = [key for key in HISTORY_FIELDS if key not in entry]
+        unknown = sorted(set(entry) - set(HISTORY_FIELDS))
+        if missing or unknown:
+            raise RunDirError(f"{where} " + (f"has no {missing[0]!r}" if missing else
+                                             f"has an unknown key {unknown[0]!r}"))
+        if type(entry["epoch"]) is not int or entry["epoch"] != number:
+            raise RunDirError(f"{where} has epoch {entry['epoch']!r}; expected {number}")
+        for key in HISTORY_FIELDS[1:]:
+            if type(entry[key]) not in (int, float):
+                raise RunDirError(f"{where} has {key} {entry[key]!r}, not a number")
+    return saved["flags"], saved["epochs"]
+
+
 def write_history(model_dir, flags, epochs):
     """history.json (with the run's flags), history.csv and curves.png."""
     model_dir = pathlib.Path(model_dir)
-    write_json(model_dir / "history.json", {"flags": flags, "epochs": epochs})
+    write_json(model_dir / names.HISTORY_JSON, {"flags": flags, "epochs": epochs})
     table = io.StringIO()
     writer = csv.DictWriter(table, fieldnames=HISTORY_FIELDS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(epochs)
-    write_text(model_dir / "history.csv", table.getvalue())
+    write_text(model_dir / names.HISTORY_CSV, table.getvalue())
     if epochs:
-        plot_curves(epochs, model_dir / "curves.png")
+        plot_curves(epochs, model_dir / names.CURVES)
 
 
 def plot_curves(epochs, path):
@@ -96,46 +123,64 @@ def save_figure(fig, path):
 
 def checkpoint_paths(model_dir):
     """Existing checkpoints as {epoch: path}, oldest first."""
-    folder = pathlib.Path(model_dir) / CHECKPOINT_DIR
+    folder = pathlib.Path(model_dir) / names.CHECKPOINTS
     found = {}
-    for path in folder.glob("ckpt-*.npz") if folder.is_dir() else ():
-        match = _CKPT.match(path.name)
-        if match:
+    for path in folder.iterdir() if folder.is_dir() else ():
+        match = names.CHECKPOINT.match(path.name)
+        if match and path.is_file():
             found[int(match.group(1))] = path
     return dict(sorted(found.items()))
 
 
 def save_checkpoint(model_dir, epoch, arrays):
-    """Writes checkpoints/ckpt-<epoch>.npz and keeps the newest few."""
-    folder = pathlib.Path(model_dir) / CHECKPOINT_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    with atomic_write(folder / f"ckpt-{epoch:04d}.npz") as f:
+    """Writes checkpoints/ckpt-<epoch>.npz; returns its path."""
+    folder = pathlib.Path(model_dir) / names.CHECKPOINTS
+    folder.mkdir(exist_ok=True)
+    path = folder / names.checkpoint(epoch)
+    with atomic_write(path) as f:
         np.savez(f, epoch=np.array(epoch), **arrays)
-    for _, path in list(checkpoint_paths(model_dir).items())[:-KEEP_CHECKPOINTS]:
-        path.unlink(missing_ok=True)
+    return path
 
 
-def load_latest_checkpoint(model_dir):
-    """(epoch, arrays) of the newest readable checkpoint, or (0, None) if none.
-
-    A checkpoint that cannot be read is skipped, with a warning, in favour of
-    an older one.
-    """
-    for epoch, path in reversed(checkpoint_paths(model_dir).items()):
-        try:
-            arrays = read_npz(path)
-        except ValueError as e:
-            logging.warning("Skipping unreadable checkpoint: %s", e)
-            continue
-        if int(arrays.pop("epoch", -1)) == epoch:
-            return epoch, arrays
-        logging.warning("Skipping checkpoint %s: it does not hold epoch %d", path, epoch)
-    return 0, None
-
-
-def remove_temporaries(model_dir):
-    """Deletes the temporary files of writes that a killed process never renamed."""
-    model_dir = pathlib.Path(model_dir)
-    for folder in (model_dir, model_dir / CHECKPOINT_DIR):
-        for path in folder.glob(".*.tmp*") if folder.is_dir() else ():
+def prune_checkpoints(model_dir, keep_epoch):
+    """Removes checkpoints but the newest KEEP_CHECKPOINTS up to ``keep_epoch``,
+    and any of later epochs (left by a run that did not record them)."""
+    found = checkpoint_paths(model_dir)
+    kept = [e for e in found if e <= keep_epoch][-KEEP_CHECKPOINTS:]
+    for epoch, path in found.items():
+        if epoch not in kept:
             path.unlink(missing_ok=True)
+
+
+def check_npz_signature(path, error=WeightsFileError):
+    """``error`` naming ``path`` unless it starts as an .npz (zip) archive does.
+
+    np.load takes any other file for a pickle, and so would call random
+    bytes "pickled data".
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        raise error(f"{path}: cannot be read ({e.strerror or e})") from None
+    if head not in _ZIP_SIGNATURES:
+        raise error(f"{path}: not an .npz archive (it does not begin with a zip "
+                    "signature): damaged, or not a NumPy file")
+
+
+def check_keras_archive(path):
+    """WeightsFileError naming ``path`` unless it is a complete zip archive, as
+    every .keras file is (Keras calls a truncated one "File not found")."""
+    if not zipfile.is_zipfile(path):
+        raise WeightsFileError(f"{path}: not a complete .keras archive (no zip directory "
+                               "at its end): truncated or damaged")
+
+
+def read_checkpoint(path):
+    """(epoch, arrays) of a checkpoint; WeightsFileError naming it if unreadable."""
+    check_npz_signature(path)
+    arrays = read_npz(path, error=WeightsFileError)
+    epoch = arrays.pop("epoch", None)
+    if epoch is None or epoch.shape != () or epoch.dtype.kind not in "iu":
+        raise WeightsFileError(f"{path}: array epoch is missing or not an integer")
+    return int(epoch), arrays

@@ -6,22 +6,28 @@
     3  a data or weights file is missing, unreadable or refused (names the
        file and what was wrong; pickled objects and Keras files holding code
        are refused)
-    4  --model_dir unusable: unwritable, or holding a run with other settings
+    4  --model_dir unusable: unwritable, in use by another process, holding a
+       run with other settings or files that do not match its manifest, a
+       failed write (disk full), or (evaluate) not a finished run
     5  the training loss became NaN or infinite (names the epoch and step);
        the checkpoints of the completed epochs are kept
     6  (compare.py) the model and its NumPy twin part: the report names where
+    130, 143  interrupted by SIGINT (Ctrl-C) or SIGTERM (128 + the signal):
+       says the epoch; rerunning the same command resumes
 
 Expected failures never print a traceback; nothing is written after them.
 """
 
+import signal
 import sys
 
 from absl import flags
 
-from tfmodels.errors import (ConfigError, DatasetError, NonFiniteLossError, RunDirError,
-                             WeightsFileError)
+from tfmodels.errors import (ConfigError, DatasetError, Interrupted, NonFiniteLossError,
+                             RunDirError, WeightsFileError)
 
 EXIT_USAGE, EXIT_DATA, EXIT_MODEL_DIR, EXIT_NONFINITE, EXIT_DIVERGED = 2, 3, 4, 5, 6
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def _exit(program, code, message):
@@ -38,12 +44,23 @@ def parse_flags(argv):
         _exit(program, EXIT_USAGE, str(e).replace("\n", " "))
 
 
+def _raise_interrupted(signum, _):
+    raise Interrupted(signum)
+
+
 def guarded(main):
     """Wraps a script's ``main(argv)`` so expected failures exit per the table above."""
     def wrapped(argv):
         program = argv[0].rsplit("/", 1)[-1]
+        for signum in STOP_SIGNALS:
+            if signal.getsignal(signum) is not signal.SIG_IGN:  # e.g. nohup: stay ignored
+                signal.signal(signum, _raise_interrupted)
         try:
             return main(argv)
+        except Interrupted as e:
+            for signum in STOP_SIGNALS:  # a second Ctrl-C must not cut the message short
+                signal.signal(signum, signal.SIG_IGN)
+            _exit(program, 128 + e.signum, e.message)
         except ConfigError as e:
             _exit(program, EXIT_USAGE, e)
         except (DatasetError, WeightsFileError) as e:
@@ -51,6 +68,8 @@ def guarded(main):
         except RunDirError as e:
             _exit(program, EXIT_MODEL_DIR, e)
         except NonFiniteLossError as e:
-            _exit(program, EXIT_NONFINITE, f"{e}; the last good checkpoint is kept")
+            kept = (f"the checkpoint of epoch {e.epoch - 1} is kept" if e.epoch > 1
+                    else "no epoch was completed, so no checkpoint was saved")
+            _exit(program, EXIT_NONFINITE, f"{e}; {kept}")
 
     return wrapped

@@ -22,9 +22,16 @@ OPTIMIZERS = optimizers.OPTIMIZER_NAMES
 DEVICES = distribute.DEVICES
 STRATEGIES = distribute.STRATEGIES
 DTYPES = ("float32", "float64")
-# A resumed run must agree on these; the rest (epochs, batch size, device...) may change.
+# A resumed run must agree on these, as they change the saved state's shape or
+# meaning; the rest (epochs, batch size, device...) may change. A key missing
+# from a saved run's settings counts as the field's default (runs saved before it existed).
 RESUME_KEYS = ("dataset", "model", "hidden_units", "activation", "backend", "optimizer",
-               "dtype")
+               "mixed_precision", "dtype")
+
+
+def expand_path(path):
+    """A path flag's value with ``~`` expanded, as a shell would have (None stays None)."""
+    return os.path.expanduser(path) if path else path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +61,8 @@ class RunConfig:
     def __post_init__(self):
         # Normalise so that equal settings compare (and serialise) equal.
         kind = models.MODELS.get(self.model)
-        units = self.hidden_units or (kind.hidden_units if kind else ())
+        units = ((kind.hidden_units if kind else ()) if self.hidden_units is None
+                 else self.hidden_units)
         object.__setattr__(self, "hidden_units", tuple(int(u) for u in units))
         if self.learning_rate is None and self.optimizer in optimizers.OPTIMIZERS:
             object.__setattr__(self, "learning_rate",
@@ -62,6 +70,8 @@ class RunConfig:
         if self.model_dir is None:
             object.__setattr__(self, "model_dir", os.path.join(
                 "runs", f"{self.model}-{self.dataset}-{self.backend}"))
+        for name in ("model_dir", "data_dir"):
+            object.__setattr__(self, name, expand_path(getattr(self, name)))
 
     @property
     def input_shape(self):
@@ -119,15 +129,15 @@ class RunConfig:
         return cls(**values)
 
     def incompatibilities(self, saved):
-        """Settings of the saved run (a dict) that this run may not change.
+        """Settings of the saved run (a dict) that this run may not change."""
+        return state_differences(saved, self.to_dict(), "in the saved run", "now")
 
-        A setting the saved run predates (no key) had its default value."""
-        defaults = {f.name: f.default for f in dataclasses.fields(self)}
-        problems = []
-        for key in RESUME_KEYS:
-            value, before = getattr(self, key), saved.get(key, defaults[key])
-            if key == "hidden_units":
-                value, before = list(value), list(before or [])
-            if before != value:
-                problems.append(f"--{key}={before!r} in the saved run, {value!r} now")
-        return problems
+
+def state_differences(a, b, where_a, where_b):
+    """How two settings dicts differ on RESUME_KEYS, e.g. ["--model='x' in the
+    saved run, 'y' now"]; a missing key counts as RunConfig's default."""
+    defaults = {field.name: field.default for field in dataclasses.fields(RunConfig)}
+    return [f"--{key}={a.get(key, defaults[key])!r} {where_a}, "
+            f"{b.get(key, defaults[key])!r} {where_b}"
+            for key in RESUME_KEYS
+            if key in defaults and a.get(key, defaults[key]) != b.get(key, defaults[key])]

@@ -1,8 +1,10 @@
 """Evaluates a finished run's weights with either backend.
 
-A ``--model_dir`` written by ``experiment.run`` holds the run's settings
-(history.json) and its final weights (weights.npz). Either backend can load
-them, whichever trained them: the NumPy file is the common format.
+A ``--model_dir`` written by ``experiment.run`` holds the run's settings and
+what its files hold (manifest.json) and its final weights (weights.npz).
+Either backend can load them, whichever trained them: the NumPy file is the
+common format. Evaluation holds the run directory's lock, so it never reads
+a run that train.py is changing.
 """
 
 import dataclasses
@@ -13,36 +15,66 @@ import numpy as np
 
 from numpy_ref.serialization import load_npz
 from tfmodels.errors import RunDirError, WeightsFileError
-from tfmodels.run import artifacts, experiment
-from tfmodels.run.config import RunConfig
+from tfmodels.run import artifacts, experiment, lock, manifest, names, rundir
 
 
 def load_run(model_dir):
-    """(RunConfig, numpy_ref network) of the run saved in ``model_dir``.
+    """(RunConfig, numpy_ref network) of the finished run saved in ``model_dir``.
 
-    The weights come from weights.npz, or, when only the Keras file is there,
-    from model.keras loaded in safe mode.
+    The settings come from the manifest; history.json and the final weights
+    must be the files it records (RunDirError otherwise). The weights come
+    from weights.npz, or, when only the Keras file is there, from model.keras
+    loaded in safe mode; a damaged file, or one whose arrays do not fit the
+    run's model, is a WeightsFileError naming the file and the array.
     """
     model_dir = pathlib.Path(model_dir)
-    if not (model_dir / "history.json").is_file():
-        raise RunDirError(
-            f"--model_dir={model_dir} has no history.json: not a training run")
-    saved = artifacts.read_json(model_dir / "history.json")
-    try:
-        config = RunConfig.from_dict(saved["flags"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise RunDirError(f"{model_dir / 'history.json'}: no valid run settings "
-                                     f"({e})") from None
-    if (model_dir / "weights.npz").is_file():
-        net, _ = load_npz(model_dir / "weights.npz", error=WeightsFileError)
-    elif (model_dir / "model.keras").is_file():
-        from tfmodels import parity  # pylint: disable=import-outside-toplevel
-        from tfmodels.run import backend_tf  # pylint: disable=import-outside-toplevel
-        net = parity.twin(backend_tf.load_keras_model(model_dir / "model.keras"))
-    else:
-        raise RunDirError(f"--model_dir={model_dir} has neither weights.npz nor "
-                                     "model.keras: the run did not finish")
+    saved = manifest.read(model_dir)
+    if saved is None:
+        raise _not_a_run(model_dir)
+    config = rundir.config_of(saved, model_dir)
+    rundir.checked_history(model_dir, saved)
+    if not saved["finished"]:
+        raise RunDirError(f"--model_dir={model_dir}: the run is not finished ({_progress(saved)}); "
+                          "rerun train.py with its flags (without --noresume) to finish it")
+    name, net = _final_net(model_dir, config)
+    manifest.check_sha256(model_dir / name, saved["final"]["files"][name], "file")
     return config, net
+
+
+def _not_a_run(model_dir):
+    return RunDirError(f"--model_dir={model_dir} has no {names.MANIFEST}: not a training run "
+                       "(or one written before runs had a manifest)")
+
+
+def _progress(saved):
+    """Where an unfinished run stands, for a message."""
+    done = f"{saved['epoch']} of {saved['flags'].get('epochs')} epochs completed"
+    final = saved["final"]
+    if final is None:
+        return f"{done}, no final weights recorded"
+    return f"{done}, but {names.WEIGHTS} and {names.KERAS_MODEL} hold epoch {final['epoch']}"
+
+
+def _final_net(model_dir, config):
+    """(file name, numpy_ref network) of the final weights, checked against ``config``."""
+    from tfmodels import parity  # pylint: disable=import-outside-toplevel
+    from tfmodels.run.backend_tf import build_model  # pylint: disable=import-outside-toplevel
+
+    weights, keras_file = model_dir / names.WEIGHTS, model_dir / names.KERAS_MODEL
+    if weights.is_file():
+        artifacts.check_npz_signature(weights)
+        path, (net, _) = weights, load_npz(weights, error=WeightsFileError)
+    elif keras_file.is_file():
+        artifacts.check_keras_archive(keras_file)  # before TensorFlow's slow import
+        from tfmodels.run import backend_tf  # pylint: disable=import-outside-toplevel
+        path = keras_file
+        net = parity.twin(backend_tf.load_keras_model(keras_file))
+    else:
+        raise RunDirError(f"{weights} is missing, but {names.MANIFEST} says the run finished; "
+                          f"{manifest.RETRAIN}")
+    expected = manifest.array_record(parity.twin(build_model(config)).params)
+    manifest.check_arrays(path, net.params, expected, "the model of the run's settings")
+    return path.name, net
 
 
 def confusion_matrix(labels, predictions, num_classes=10):
@@ -108,6 +140,14 @@ def evaluate_run(model_dir, backend="tensorflow", data_dir=None, test_data=None)
             loading the run's data set (from ``data_dir`` or the run's setting).
     """
     model_dir = pathlib.Path(model_dir)
+    if not (model_dir / names.MANIFEST).is_file():  # create no lock file in a stranger's folder
+        raise _not_a_run(model_dir)
+    rundir.check_writable(model_dir)
+    with lock.held(model_dir):
+        return _evaluate_locked(model_dir, backend, data_dir, test_data)
+
+
+def _evaluate_locked(model_dir, backend, data_dir, test_data):
     config, net = load_run(model_dir)
     if test_data is None:
         if data_dir is not None:
@@ -129,7 +169,12 @@ def evaluate_run(model_dir, backend="tensorflow", data_dir=None, test_data=None)
     logging.info("%s on %d test images: loss %.4f, accuracy %.2f%%\n%s", backend,
                  len(y_test), results["test_loss"], 100 * results["test_accuracy"],
                  format_confusion(counts))
-    artifacts.write_json(model_dir / f"evaluation_{backend}.json", results)
-    plot_confusion(counts, model_dir / f"confusion_{backend}.png",
-                   f"{config.model} on {config.dataset} ({backend})")
+    try:
+        artifacts.write_json(model_dir / names.evaluation(backend), results)
+        plot_confusion(counts, model_dir / names.confusion(backend),
+                       f"{config.model} on {config.dataset} ({backend})")
+    except OSError as e:
+        raise RunDirError(f"could not write {names.evaluation(backend)} and "
+                          f"{names.confusion(backend)} in --model_dir={model_dir} "
+                          f"({e.strerror or e})") from None
     return results

@@ -3,23 +3,19 @@
 ``run(config, datasets_override=None)`` loads the data (or takes tiny arrays
 from a test), trains epoch by epoch, logs the material's line per epoch, and
 after every epoch writes the history, the curves and a checkpoint into
-``config.model_dir`` (see ``tfmodels.artifacts``). Rerunning with the same
-directory resumes after the last completed epoch.
+``config.model_dir`` (see ``tfmodels.run.rundir``: locked, checked against its
+manifest). Rerunning with the same directory resumes after the last
+completed epoch.
 """
 
-import os
 import pathlib
-import shutil
 
 from absl import logging
 import numpy as np
 
-from numpy_ref.serialization import save_npz
 from numpy_ref.training import run_epochs
 from tfmodels import data
-from tfmodels.files import atomic_write
-from tfmodels.run import artifacts
-from tfmodels.errors import RunDirError
+from tfmodels.run import names, rundir
 from tfmodels.run.progress import ProgressBar
 
 COLLAPSE_FRACTION = 0.9  # "essentially one class": at least 90% of predictions
@@ -52,68 +48,6 @@ def warn_if_collapsed(probabilities, epoch, config):
     return collapsed
 
 
-def _check_writable(model_dir):
-    """Fails early, creating nothing, when ``model_dir`` cannot hold the run's files."""
-    existing = model_dir
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise RunDirError(f"--model_dir={model_dir} cannot be created: {existing} is a file")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise RunDirError(f"--model_dir={model_dir} is not writable ({existing})")
-
-
-def _save_epoch(model_dir, config, history, backend):
-    """history.json/csv, curves.png, then the checkpoint; a failed write (disk
-    full, permissions) becomes a RunDirError and leaves earlier checkpoints be."""
-    epoch = history[-1]["epoch"]
-    try:
-        model_dir.mkdir(parents=True, exist_ok=True)
-        # History first, then the checkpoint: a crash in between leaves a history
-        # one epoch ahead, which resuming trims back to the checkpoint.
-        artifacts.write_history(model_dir, config.to_dict(), history)
-        artifacts.save_checkpoint(model_dir, epoch, backend.state_arrays())
-    except OSError as e:
-        raise RunDirError(f"could not save epoch {epoch} in --model_dir={model_dir} "
-                          f"({e.strerror or e}); the checkpoint of epoch {epoch - 1} "
-                          f"is kept") from None
-
-
-def _resume(config, backend, model_dir):
-    """(completed epochs, history entries so far), restoring the backend's state."""
-    history_path = model_dir / "history.json"
-    if not history_path.exists():
-        return 0, []
-    if not config.resume:
-        logging.info("--noresume: starting anew in %s (old checkpoints removed)", model_dir)
-        shutil.rmtree(model_dir / artifacts.CHECKPOINT_DIR, ignore_errors=True)
-        return 0, []
-    artifacts.remove_temporaries(model_dir)  # left by a run killed mid-write
-    saved = artifacts.read_json(history_path)
-    if not (isinstance(saved, dict) and isinstance(saved.get("flags"), dict)
-            and all(isinstance(e, dict) and "epoch" in e for e in saved.get("epochs", []))):
-        raise RunDirError(f"{history_path} is not a history this project wrote; "
-                          "pass another --model_dir or --noresume")
-    problems = config.incompatibilities(saved["flags"])
-    if problems:
-        raise RunDirError(f"--model_dir={model_dir} holds a run with other settings "
-                          f"({'; '.join(problems)}); pass another --model_dir or --noresume")
-    epoch, arrays = artifacts.load_latest_checkpoint(model_dir)
-    if epoch == 0:
-        logging.info("No checkpoint in %s: starting anew", model_dir)
-        return 0, []
-    backend.restore(arrays)
-    logging.info("Resuming in %s after epoch %d (of %d)", model_dir, epoch, config.epochs)
-    return epoch, [e for e in saved.get("epochs", []) if e["epoch"] <= epoch]
-
-
-def save_final(backend, model_dir):
-    """weights.npz (the numpy_ref twin) and model.keras (Keras) from the final weights."""
-    from tfmodels.run import backend_tf  # pylint: disable=import-outside-toplevel
-
-    with atomic_write(model_dir / "weights.npz") as f:
-        save_npz(backend.numpy_net(), f)
-    backend_tf.save_keras_model(backend.keras_model(), model_dir / "model.keras")
 
 
 def _summaries(config, model_dir):
@@ -121,7 +55,7 @@ def _summaries(config, model_dir):
     if config.backend != "tensorflow":
         return None
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    return tf.summary.create_file_writer(str(model_dir / "tensorboard"))
+    return tf.summary.create_file_writer(str(model_dir / names.TENSORBOARD))
 
 
 def run(config, datasets_override=None):
@@ -136,46 +70,46 @@ def run(config, datasets_override=None):
 
     config.validate()
     model_dir = pathlib.Path(config.model_dir)
-    _check_writable(model_dir)
+    rundir.check_writable(model_dir)
     (x_train, y_train), (x_test, y_test) = datasets_override or load_datasets(config)
     if config.max_train_examples:
         x_train, y_train = x_train[:config.max_train_examples], y_train[:config.max_train_examples]
     backend = make_backend(config)
     if not backend.is_chief:  # another worker of a multi-worker run: keep its files apart
         model_dir = model_dir / f"worker-{backend.worker_index}"
-        _check_writable(model_dir)
-    completed, history = _resume(config, backend, model_dir)
-    writer = _summaries(config, model_dir)
-    train, test = backend.source(x_train, y_train), backend.source(x_test, y_test)
-    steps = -(-len(x_train) // config.batch_size)
-    bars = {}
+    with rundir.opened(config, model_dir) as run_dir:  # locked; failures keep the last state
+        completed, history = run_dir.start(backend)
+        writer = _summaries(config, model_dir)
+        train, test = backend.source(x_train, y_train), backend.source(x_test, y_test)
+        steps = -(-len(x_train) // config.batch_size)
+        bars = {}
 
-    def train_batches(epoch):
-        order = data.buffered_order(len(x_train), config.shuffle_buffer, config.seed, epoch)
-        bars[epoch] = ProgressBar(steps, epoch)
-        return train.batches(config.batch_size, order)
+        def train_batches(epoch):
+            order = data.buffered_order(len(x_train), config.shuffle_buffer, config.seed, epoch)
+            bars[epoch] = ProgressBar(steps, epoch)
+            return train.batches(config.batch_size, order)
 
-    def on_step(epoch, step, loss):
-        bars[epoch].update(step, min(step * config.batch_size, len(x_train)), loss)
+        def on_step(epoch, step, loss):
+            bars[epoch].update(step, min(step * config.batch_size, len(x_train)), loss)
 
-    def on_epoch(epoch, logs):
-        bars.pop(epoch).close()
-        logging.info("Epoch %d, Loss: %.4f, Accuracy: %.2f, Test Loss: %.4f, "
-                     "Test Accuracy: %.2f", epoch, logs["train_loss"],
-                     100 * logs["train_accuracy"], logs["test_loss"],
-                     100 * logs["test_accuracy"])
-        warn_if_collapsed(backend.predict_proba(x_test[:COLLAPSE_SAMPLES], EVAL_BATCH), epoch,
-                          config)
-        history.append({"epoch": epoch, **logs})
-        _save_epoch(model_dir, config, history, backend)
-        if writer is not None:
-            _write_summaries(writer, epoch, logs)
+        def on_epoch(epoch, logs):
+            bars.pop(epoch).close()
+            logging.info("Epoch %d, Loss: %.4f, Accuracy: %.2f, Test Loss: %.4f, "
+                         "Test Accuracy: %.2f", epoch, logs["train_loss"],
+                         100 * logs["train_accuracy"], logs["test_loss"],
+                         100 * logs["test_accuracy"])
+            warn_if_collapsed(backend.predict_proba(x_test[:COLLAPSE_SAMPLES], EVAL_BATCH),
+                              epoch, config)
+            history.append({"epoch": epoch, **logs})
+            run_dir.save_epoch(history, backend)
+            if writer is not None:
+                _write_summaries(writer, epoch, logs)
 
-    run_epochs(backend.stepper, train_batches, lambda: test.batches(EVAL_BATCH),
-               config.epochs, initial_epoch=completed, on_step=on_step, on_epoch=on_epoch)
-    if completed >= config.epochs:
-        logging.info("All %d epochs were already done in %s", config.epochs, model_dir)
-    save_final(backend, model_dir)
+        run_epochs(backend.stepper, train_batches, lambda: test.batches(EVAL_BATCH),
+                   config.epochs, initial_epoch=completed, on_step=on_step, on_epoch=on_epoch)
+        if completed >= config.epochs:
+            logging.info("All %d epochs were already done in %s", config.epochs, model_dir)
+        run_dir.save_final(backend)
     return {"flags": config.to_dict(), "epochs": history}
 
 
@@ -189,4 +123,4 @@ def _write_summaries(writer, epoch, logs):
     writer.flush()
 
 
-__all__ = ["collapsed_class", "load_datasets", "run", "save_final"]
+__all__ = ["collapsed_class", "load_datasets", "run"]

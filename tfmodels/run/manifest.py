@@ -1,0 +1,143 @@
+"""``manifest.json``: which epoch a run directory's files belong to, and whether it finished.
+
+Written atomically and last, after the files it describes, so it only ever
+names complete files. Resuming and ``evaluate.py`` trust nothing it does not
+vouch for::
+
+    {"format": 1,
+     "flags": {...},          the settings of the session that wrote it
+     "epoch": 3,              completed epochs
+     "history": "<sha256>",   of those epochs' entries in history.json
+     "checkpoint": {"file": "checkpoints/ckpt-0003.npz", "sha256": "...",
+                    "arrays": {"param/W1": [[784, 16], "<f4"], ...}},   null at epoch 0
+     "final": {"epoch": 3, "files": {"weights.npz": "<sha256>",
+                                     "model.keras": "<sha256>"}},        null until saved
+     "finished": true}        the final weights are those of the last completed epoch
+"""
+
+import hashlib
+import json
+import pathlib
+
+import numpy as np
+
+from tfmodels import files
+from tfmodels.errors import RunDirError, WeightsFileError
+from tfmodels.run import artifacts, names
+
+FORMAT = 1
+# What a user can do about a run directory that cannot be trusted.
+RETRAIN = "train anew there with --noresume, or use another --model_dir"
+
+
+def history_digest(epochs):
+    """SHA-256 of history entries, independent of how the JSON file is laid out."""
+    return hashlib.sha256(json.dumps(epochs, sort_keys=True).encode()).hexdigest()
+
+
+def array_record(arrays):
+    """{name: [shape, dtype]} of arrays, as the manifest lists a checkpoint's."""
+    return {name: [list(value.shape), value.dtype.str] for name, value in arrays.items()}
+
+
+def new(flags):
+    """The manifest of a run with no completed epoch."""
+    return {"format": FORMAT, "flags": flags, "epoch": 0, "history": history_digest([]),
+            "checkpoint": None, "final": None, "finished": False}
+
+
+def after_epoch(manifest, flags, epochs, checkpoint_path, model_dir, arrays):
+    """``manifest`` advanced to the last of ``epochs``, saved in ``checkpoint_path``.
+
+    A final weights record of an earlier epoch is kept: it says the weights
+    files are older than the history, so the run is not finished.
+    """
+    relative = pathlib.Path(checkpoint_path).relative_to(model_dir).as_posix()
+    return {**manifest, "flags": flags, "epoch": epochs[-1]["epoch"],
+            "history": history_digest(epochs),
+            "checkpoint": {"file": relative, "sha256": files.sha256(checkpoint_path),
+                           "arrays": array_record(arrays)},
+            "finished": False}
+
+
+def after_final(manifest, flags, model_dir):
+    """``manifest`` recording the final weights files of its last completed epoch."""
+    hashes = {name: files.sha256(pathlib.Path(model_dir) / name)
+              for name in (names.WEIGHTS, names.KERAS_MODEL)}
+    return {**manifest, "flags": flags,
+            "final": {"epoch": manifest["epoch"], "files": hashes}, "finished": True}
+
+
+def write(model_dir, manifest):
+    artifacts.write_json(pathlib.Path(model_dir) / names.MANIFEST, manifest)
+
+
+def _valid(manifest):
+    """Whether a parsed manifest has the fields and types this module writes."""
+    if not (isinstance(manifest, dict) and manifest.get("format") == FORMAT
+            and isinstance(manifest.get("flags"), dict)
+            and isinstance(manifest.get("history"), str)
+            and isinstance(manifest.get("finished"), bool)):
+        return False
+    epoch, checkpoint, final = (manifest.get(k) for k in ("epoch", "checkpoint", "final"))
+    if type(epoch) is not int or epoch < 0 or (checkpoint is None) != (epoch == 0):
+        return False
+    if checkpoint is not None and not (
+            isinstance(checkpoint, dict) and isinstance(checkpoint.get("file"), str)
+            and isinstance(checkpoint.get("sha256"), str)
+            and isinstance(checkpoint.get("arrays"), dict)
+            and all(_is_array_record(r) for r in checkpoint["arrays"].values())):
+        return False
+    if final is not None and not (
+            isinstance(final, dict) and type(final.get("epoch")) is int
+            and isinstance(final.get("files"), dict)
+            and set(final["files"]) == {names.WEIGHTS, names.KERAS_MODEL}
+            and all(isinstance(h, str) for h in final["files"].values())):
+        return False
+    return manifest["finished"] == (final is not None and final["epoch"] == epoch)
+
+
+def _is_array_record(record):
+    """Whether ``record`` is [shape, dtype] as ``array_record`` writes it."""
+    return (isinstance(record, list) and len(record) == 2 and isinstance(record[0], list)
+            and all(type(n) is int for n in record[0]) and isinstance(record[1], str))
+
+
+def read(model_dir):
+    """The run directory's manifest, or None when it has none; RunDirError if invalid."""
+    path = pathlib.Path(model_dir) / names.MANIFEST
+    if not path.exists():
+        return None
+    manifest = artifacts.read_json(path)
+    if not _valid(manifest):
+        raise RunDirError(f"{path}: not a manifest this project wrote (fields missing or "
+                          f"of the wrong type); {RETRAIN}")
+    return manifest
+
+
+def check_arrays(path, arrays, expected, source, exact=True):
+    """WeightsFileError naming ``path`` and the array unless ``arrays`` has every
+    array of ``expected`` ({name: [shape, dtype]}, what ``source`` expects)
+    with that shape and dtype; ``exact``: and no other array.
+    """
+    for name, (shape, dtype) in expected.items():
+        if name not in arrays:
+            raise WeightsFileError(f"{path}: array {name} is missing ({source} expects it)")
+        value = arrays[name]
+        if list(value.shape) != list(shape):
+            raise WeightsFileError(f"{path}: array {name} has shape {tuple(value.shape)}, "
+                                   f"but {source} expects {tuple(shape)}")
+        if value.dtype.str != dtype:
+            raise WeightsFileError(f"{path}: array {name} has dtype {value.dtype}, "
+                                   f"but {source} expects {np.dtype(dtype)}")
+    extra = sorted(set(arrays) - set(expected)) if exact else []
+    if extra:
+        raise WeightsFileError(f"{path}: array {extra[0]} is not one {source} expects")
+
+
+def check_sha256(path, expected, what):
+    """RunDirError unless ``path`` is the very file the manifest recorded."""
+    if files.sha256(path) != expected:
+        raise RunDirError(f"{path} is not the {what} this run wrote (its SHA-256 differs "
+                          f"from {names.MANIFEST}'s record): changed or replaced since; "
+                          f"{RETRAIN}")
