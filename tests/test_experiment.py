@@ -12,7 +12,7 @@ from numpy_ref.serialization import load_npz
 from tfmodels.errors import NonFiniteLossError
 from tfmodels.run import artifacts, evaluation, experiment, manifest
 from fakes import tiny_digits
-from tfmodels.errors import ConfigError
+from tfmodels.errors import ConfigError, RunDirError
 from tfmodels.run.config import RunConfig
 
 BACKENDS = ("numpy", "tensorflow")
@@ -91,7 +91,7 @@ def test_noresume_starts_anew(tmp_path, tiny_data):
 def test_a_run_with_other_settings_is_refused_and_left_alone(tmp_path, tiny_data):
     experiment.run(config(tmp_path, "numpy", epochs=1), datasets_override=tiny_data)
     before = (tmp_path / "run-numpy" / "history.json").read_bytes()
-    with pytest.raises(experiment.RunDirError, match=r"--model='mymodel'.*'two_layer_net'"):
+    with pytest.raises(RunDirError, match=r"--model='mymodel'.*'two_layer_net'"):
         experiment.run(config(tmp_path, "numpy", model="two_layer_net"),
                        datasets_override=tiny_data)
     assert (tmp_path / "run-numpy" / "history.json").read_bytes() == before

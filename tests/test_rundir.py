@@ -264,21 +264,25 @@ def test_evaluate_after_an_interrupted_noresume_with_another_model(run_copy, tin
 
 # Case 6: one line, never a traceback.
 
+# The NumPy backend's checkpoint keys: the twin's variable paths and the optimizer's slots.
+KERNEL, BIAS = "mymodel/dense_0/kernel", "mymodel/dense_0/bias"
+
+
 def _wrong_shape(arrays, backend):
-    key = "param/W1" if backend == "numpy" else "model/000"
+    key = f"param/{KERNEL}" if backend == "numpy" else "model/000"
     arrays[key] = np.zeros((3, 3), arrays[key].dtype)
     return key
 
 
 def _missing_key(arrays, backend):
-    key = "optimizer/m/W1" if backend == "numpy" else sorted(
+    key = f"optimizer/momentum/{KERNEL}" if backend == "numpy" else sorted(
         k for k in arrays if k.startswith("optimizer/"))[-1]
     del arrays[key]
     return key
 
 
 def _wrong_dtype(arrays, backend):
-    key = "param/b1" if backend == "numpy" else "model/001"
+    key = f"param/{BIAS}" if backend == "numpy" else "model/001"
     arrays[key] = arrays[key].astype(np.float64)
     return key
 
@@ -304,14 +308,15 @@ def test_a_damaged_checkpoint_names_the_file_and_the_array(tmp_path, tiny_data_d
 
 def test_a_checkpoint_missing_an_optimizer_slot_through_the_cli(run_copy, tiny_data_dir):
     path = artifacts.checkpoint_paths(run_copy)[2]
-    rewrite_checkpoint(path, lambda arrays: arrays.pop("optimizer/v/b2"))
+    key = "optimizer/velocity/mymodel/classifier/bias"
+    rewrite_checkpoint(path, lambda arrays: arrays.pop(key))
     proc = run_script("train.py", *runs.flags(run_copy, "--epochs=3"), data_dir=tiny_data_dir)
-    assert_fails_with(proc, 3, str(path), "array optimizer/v/b2 is missing")
+    assert_fails_with(proc, 3, str(path), f"array {key} is missing")
 
 
 def test_a_checkpoint_changed_in_place_is_refused(run_copy, tiny_data_dir):
     path = artifacts.checkpoint_paths(run_copy)[2]
-    rewrite_checkpoint(path, lambda arrays: arrays["param/W1"].__imul__(2))
+    rewrite_checkpoint(path, lambda arrays: arrays[f"param/{KERNEL}"].__imul__(2))
     with pytest.raises(RunDirError, match="ckpt-0002.npz is not the checkpoint this run wrote"):
         experiment.run(runs.config(run_copy, tiny_data_dir, epochs=3))
 
@@ -527,13 +532,14 @@ def test_disk_full_in_the_tensorboard_writer_is_one_line(tmp_path, tiny_data_dir
 
 
 def test_weights_of_another_model_are_named_with_the_array(run_copy):
-    from numpy_ref import networks  # pylint: disable=import-outside-toplevel
     from numpy_ref.serialization import save_npz  # pylint: disable=import-outside-toplevel
+    from tfmodels import models, parity  # pylint: disable=import-outside-toplevel
 
-    save_npz(networks.MultiLayerNet(784, [16], 10), run_copy / names.WEIGHTS)
-    with pytest.raises(WeightsFileError, match=r"weights.npz: array W1 has shape \(784, 16\), "
-                                               r"but the model of the run's settings expects "
-                                               r"\(784, 8\)"):
+    other = models.build_model("mymodel", hidden_units=(16,), input_shape=(28, 28))
+    save_npz(parity.twin(other), run_copy / names.WEIGHTS)
+    with pytest.raises(WeightsFileError, match=r"weights.npz: array mymodel/dense_0/kernel has "
+                                               r"shape \(784, 16\), but the model of the run's "
+                                               r"settings expects \(784, 8\)"):
         evaluation.evaluate_run(run_copy, "numpy", test_data="never used")
 
 
