@@ -16,6 +16,7 @@ Shape letters: N batch; the rest depends on the layers.
 
 from collections.abc import Mapping, MutableMapping
 import dataclasses
+import importlib
 
 import numpy as np
 
@@ -334,7 +335,14 @@ class Network:
 
 
 def layer_class(key):
-    """The layer class a saved network names; only classes already defined are found."""
+    """The layer class a saved network names: one of numpy_ref's own (its module is
+    imported on demand), or another class already defined (imported) by the caller."""
+    module = key.rsplit(".", 1)[0]
+    if key not in L.LAYER_CLASSES and module.startswith("numpy_ref."):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            pass  # reported below as an unknown class
     if key not in L.LAYER_CLASSES:
         raise ValueError(f"unknown layer class {key!r}: define (import) it before loading; "
                          f"known: {sorted(L.LAYER_CLASSES)}")

@@ -271,3 +271,19 @@ def test_a_twin_saves_and_loads_without_tensorflow_objects(tmp_path, batch):
     assert extra == {} and list(loaded.params) == list(net.params)
     np.testing.assert_array_equal(loaded.predict(x), net.predict(x))
     assert loaded.loss_input == net.loss_input
+
+
+def test_a_saved_twin_loads_with_numpy_alone(tmp_path, batch):
+    """weights.npz is the common format: numpy_ref reads it without TensorFlow or Keras."""
+    import procs  # pylint: disable=import-outside-toplevel
+
+    x, _ = batch
+    net = parity.twin(models.build_model("mymodel", dtype=F64, input_shape=(28, 28)))
+    serialization.save_npz(net, tmp_path / "twin.npz")
+    np.save(tmp_path / "x.npy", x)
+    expected = net.predict(x)
+    statement = (f"from numpy_ref.serialization import load_npz; import numpy as np; "
+                 f"net, _ = load_npz({str(tmp_path / 'twin.npz')!r}); "
+                 f"np.save({str(tmp_path / 'y.npy')!r}, net.predict(np.load({str(tmp_path / 'x.npy')!r})))")
+    assert procs.heavy_modules_after(statement) == "[]"
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), expected)
