@@ -63,9 +63,6 @@ class ReLU(L.Relu):
         self._plain = negative_slope == 0 and max_value is None and threshold == 0
         self._leaky = negative_slope != 0 and max_value is None and threshold == 0
 
-    def get_config(self):
-        return {"negative_slope": self.negative_slope, "max_value": self.max_value,
-                "threshold": self.threshold}
 
     def forward(self, x, training=False):
         if self._plain:
@@ -112,8 +109,6 @@ class LeakyReLU(L.Layer):
                              f"Received: negative_slope={negative_slope}")
         self.negative_slope = negative_slope
 
-    def get_config(self):
-        return {"negative_slope": self.negative_slope}
 
     def forward(self, x, training=False):
         self.x = x
@@ -134,9 +129,6 @@ class Softmax(L.Layer):
     def __init__(self, axis=-1):
         super().__init__()
         self.axis = tuple(axis) if isinstance(axis, (list, tuple)) else axis
-
-    def get_config(self):
-        return {"axis": list(self.axis) if isinstance(self.axis, tuple) else self.axis}
 
     def forward(self, x, training=False):
         self.out = F.softmax(x, axis=self.axis)
@@ -169,8 +161,6 @@ class ELU(L.Layer):
         super().__init__()
         self.alpha = alpha
 
-    def get_config(self):
-        return {"alpha": self.alpha}
 
     def forward(self, x, training=False):
         self.positive = x > 0
@@ -242,8 +232,6 @@ class GELU(L.Layer):
         super().__init__()
         self.approximate = bool(approximate)
 
-    def get_config(self):
-        return {"approximate": self.approximate}
 
     def forward(self, x, training=False):
         self.x = x

@@ -29,13 +29,7 @@ class Dense(L.Layer):
 
     def __init__(self, kernel, bias=None, activation="linear"):
         super().__init__()
-        kernel = np.asarray(kernel)
-        if kernel.ndim != 2 or (bias is not None and np.shape(bias) != (kernel.shape[1],)):
-            raise ValueError(f"Dense needs a kernel of shape (D, M) and a bias of shape (M,). "
-                             f"Received: kernel.shape={kernel.shape}, bias.shape={np.shape(bias)}")
-        self.params["kernel"] = kernel
-        if bias is not None:
-            self.params["bias"] = np.asarray(bias)
+        L.set_kernel_and_bias(self, kernel, bias)
         self.activation = (activation if isinstance(activation, L.Layer)
                            else activations.get(activation))
 
@@ -82,8 +76,6 @@ class Flatten(L.Layer):
                              f"Received: data_format={data_format!r}")
         self.data_format = data_format
 
-    def get_config(self):
-        return {"data_format": self.data_format}
 
     def _channels_first(self, ndim):
         return self.data_format == "channels_first" and ndim >= 3
@@ -108,9 +100,6 @@ class Reshape(L.Layer):
         super().__init__()
         self.target_shape = tuple(int(d) for d in target_shape)
 
-    def get_config(self):
-        return {"target_shape": list(self.target_shape)}
-
     def forward(self, x, training=False):
         self.x_shape = x.shape
         known = math.prod(d for d in self.target_shape if d != -1)
@@ -133,8 +122,6 @@ class Cast(L.Layer):
         super().__init__()
         self.dtype = np.dtype(dtype).name
 
-    def get_config(self):
-        return {"dtype": self.dtype}
 
     def forward(self, x, training=False):
         self.x_dtype = x.dtype

@@ -24,6 +24,8 @@ name), which is how a saved network finds its layer classes again.
 Shape letters: N batch, D input features, M output units, C classes.
 """
 
+import inspect
+
 import numpy as np
 
 from numpy_ref import functions as F
@@ -53,13 +55,39 @@ class Layer:
         self.backward(dout)
 
     def get_config(self):
-        """Constructor arguments other than weights and state (JSON-able)."""
-        return {}
+        """Constructor arguments other than weights and state, read back from the
+        attributes of the same names (a layer storing one under another name overrides
+        this)."""
+        signature = inspect.signature(type(self).__init__)
+        config = {}
+        for name, arg in list(signature.parameters.items())[1:]:
+            if arg.kind in (arg.VAR_POSITIONAL, arg.VAR_KEYWORD) or name in self.params \
+                    or name in self.state:
+                continue
+            if not hasattr(self, name):
+                raise TypeError(f"{type(self).__name__}.get_config: the constructor argument "
+                                f"{name!r} is not an attribute; override get_config")
+            config[name] = getattr(self, name)
+        return config
 
     @classmethod
     def from_config(cls, config, params=None, state=None):
         """The layer rebuilt around the given weight arrays (used, not copied)."""
         return cls(**config, **(params or {}), **(state or {}))
+
+
+def set_kernel_and_bias(layer, kernel, bias, names=("kernel", "bias")):
+    """Stores a (D, M) kernel and an (M,) bias (or None) in ``layer.params``, as given
+    (a list becomes an array); a ValueError names the arguments otherwise."""
+    kernel = np.asarray(kernel)
+    if kernel.ndim != 2 or (bias is not None and np.shape(bias) != (kernel.shape[1],)):
+        raise ValueError(f"{type(layer).__name__} needs {names[0]} of shape (D, M) and "
+                         f"{names[1]} of shape (M,). Received: {names[0]}.shape={kernel.shape}, "
+                         f"{names[1]}.shape={np.shape(bias)}")
+    layer.params["kernel"] = kernel
+    if bias is not None:
+        layer.params["bias"] = bias if isinstance(bias, np.ndarray) else np.asarray(bias,
+                                                                                   kernel.dtype)
 
 
 class MulLayer:
@@ -131,19 +159,16 @@ class Affine(Layer):
 
     def __init__(self, W, b=None):
         super().__init__()
-        W = np.asarray(W)
-        if W.ndim != 2 or (b is not None and np.shape(b) != (W.shape[1],)):
-            raise ValueError(f"Affine needs W of shape (D, M) and b of shape (M,). "
-                             f"Received: W.shape={W.shape}, b.shape={np.shape(b)}")
-        self.params["kernel"] = W
-        if b is not None:
-            self.params["bias"] = b if isinstance(b, np.ndarray) else np.asarray(b, W.dtype)
+        set_kernel_and_bias(self, W, b, names=("W", "b"))
 
     # The book's attribute names, kept as views onto the two dicts.
     W = property(lambda self: self.params["kernel"])
     b = property(lambda self: self.params.get("bias"))
     dW = property(lambda self: self.grads.get("kernel"))
     db = property(lambda self: self.grads.get("bias"))
+
+    def get_config(self):
+        return {}  # W and b are its only arguments: the weights
 
     @classmethod
     def from_config(cls, config, params=None, state=None):
@@ -204,9 +229,6 @@ class SoftmaxWithLoss(Layer):
                              f"Received: variant={variant!r}")
         super().__init__()
         self.variant = variant
-
-    def get_config(self):
-        return {"variant": self.variant}
 
     def forward(self, x, t):
         self.y = F.softmax(x)  # (N, C)

@@ -63,8 +63,6 @@ class Loss(L.Layer):
         self.dtype = None if dtype is None else np.dtype(dtype).name
         self.mask = None  # set by a loss that leaves samples out (ignore_class)
 
-    def get_config(self):
-        return {"reduction": self.reduction, "dtype": self.dtype}
 
     def forward(self, y_pred, y_true):
         y_pred = np.asarray(y_pred)

@@ -45,9 +45,6 @@ class SparseCategoricalCrossentropy(Loss):
             raise ValueError(f"Only axis=-1 is supported. Received: axis={axis}")
         self.from_logits, self.ignore_class, self.axis = from_logits, ignore_class, axis
 
-    def get_config(self):
-        return {**super().get_config(), "from_logits": self.from_logits,
-                "ignore_class": self.ignore_class}
 
     def values(self, y_true, y_pred):
         if y_true.ndim == y_pred.ndim and y_true.shape[-1] == 1:
@@ -87,9 +84,6 @@ class _Crossentropy(Loss):
         super().__init__(reduction, dtype)
         self.from_logits, self.label_smoothing, self.axis = from_logits, label_smoothing, axis
 
-    def get_config(self):
-        return {**super().get_config(), "from_logits": self.from_logits,
-                "label_smoothing": self.label_smoothing, "axis": self.axis}
 
     @staticmethod
     def check_shapes(y_true, y_pred):
@@ -201,8 +195,6 @@ class CategoricalFocalCrossentropy(CategoricalCrossentropy):
         super().__init__(from_logits, label_smoothing, axis, reduction, dtype)
         self.alpha, self.gamma = alpha, gamma
 
-    def get_config(self):
-        return {**super().get_config(), "alpha": self.alpha, "gamma": self.gamma}
 
     def values(self, y_true, y_pred):
         self.check_shapes(y_true, y_pred)
@@ -241,9 +233,6 @@ class BinaryFocalCrossentropy(BinaryCrossentropy):
         super().__init__(from_logits, label_smoothing, axis, reduction, dtype)
         self.apply_class_balancing, self.alpha, self.gamma = apply_class_balancing, alpha, gamma
 
-    def get_config(self):
-        return {**super().get_config(), "apply_class_balancing": self.apply_class_balancing,
-                "alpha": self.alpha, "gamma": self.gamma}
 
     def values(self, y_true, y_pred):
         self.bce = self.elements(y_true, y_pred)

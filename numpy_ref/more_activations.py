@@ -41,8 +41,6 @@ class SoftShrink(_Masked):
         super().__init__()
         self.threshold = threshold
 
-    def get_config(self):
-        return {"threshold": self.threshold}
 
     def forward(self, x, training=False):
         self.mask = (x > self.threshold) | (x < -self.threshold)
@@ -60,8 +58,6 @@ class CELU(L.Layer):
         super().__init__()
         self.alpha = alpha
 
-    def get_config(self):
-        return {"alpha": self.alpha}
 
     def forward(self, x, training=False):
         self.x = x
@@ -147,8 +143,6 @@ class Squareplus(L.Layer):
         super().__init__()
         self.b = b
 
-    def get_config(self):
-        return {"b": self.b}
 
     def forward(self, x, training=False):
         self.x, self.s = x, np.sqrt(x * x + self.b)

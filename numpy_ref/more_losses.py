@@ -36,9 +36,6 @@ class Huber(Loss):
         super().__init__(reduction, dtype)
         self.delta = delta
 
-    def get_config(self):
-        return {**super().get_config(), "delta": self.delta}
-
     def values(self, y_true, y_pred):
         self.error = y_pred - y_true
         abs_error = np.abs(self.error)
