@@ -16,6 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from numpy_ref import activations
 from tfmodels.parity import twins
 
 F64, F32 = "float64", "float32"
@@ -49,9 +50,10 @@ def keras_side(model, x, y, loss):
                 {v.path: g.numpy() for v, g in zip(variables, grads[len(inputs):])})
 
 
-def twin_of(model, loss):
-    """The twin of ``model`` with ``loss``, computing dL/d(inputs) too (for ``twin_side``)."""
-    return twins.build(model, loss, input_grad=True).net
+def twin_of(model, loss, x=None):
+    """The twin of ``model`` with ``loss``, computing dL/d(inputs) too (for ``twin_side``);
+    ``x``, an example batch, for a model that does not record its input shape."""
+    return twins.build(model, loss, x, input_grad=True).net
 
 
 def twin_side(net, x, y):
@@ -103,6 +105,18 @@ def assert_agree(model, x, y, loss, tol, net=None):
     return found
 
 
+def keras_activation_names():
+    """Every ``numpy_ref.activations`` name that this Keras knows too."""
+    names = []
+    for name in activations.ACTIVATIONS:
+        try:
+            keras.activations.get(name)
+        except ValueError:
+            continue
+        names.append(name)
+    return names
+
+
 def mse(dtype):
     """Mean squared error computing in ``dtype`` (a Keras loss computes in float32 unless told)."""
     return keras.losses.MeanSquaredError(dtype=dtype)
@@ -112,3 +126,20 @@ def targets_like(net, x, rng):
     """Random regression targets shaped like the twin's output on ``x``."""
     output = net.predict(x)
     return rng.normal(size=output.shape).astype(output.dtype)
+
+
+class Tally:
+    """How many models a test compared, and the largest of each kind of difference."""
+
+    def __init__(self):
+        self.models = 0
+        self.largest = {}
+
+    def add(self, found):
+        self.models += 1
+        for kind, value in found.items():
+            self.largest[kind] = max(self.largest.get(kind, 0.0), value)
+
+    def __str__(self):
+        return f"{self.models} models; largest scaled differences: " + ", ".join(
+            f"{kind} {value:.2g}" for kind, value in self.largest.items())

@@ -26,23 +26,10 @@ import keras
 import numpy as np
 import pytest
 
-from keras_twins import F32, F64, assert_agree, mse, targets_like, twin_of
-from numpy_ref import activations as A
+from keras_twins import F32, F64, assert_agree, keras_activation_names, mse, targets_like, twin_of
 
 TOL = {F64: 1e-12, F32: 2e-6}
 BATCHES = (1, 5)
-
-
-def keras_activation_names():
-    """Every numpy_ref activation name that this Keras knows too."""
-    names = []
-    for name in A.ACTIVATIONS:
-        try:
-            keras.activations.get(name)
-        except ValueError:
-            continue
-        names.append(name)
-    return names
 
 
 KERAS_ACTIVATIONS = keras_activation_names()
