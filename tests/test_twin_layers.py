@@ -29,9 +29,9 @@ import pytest
 from keras_twins import F32, F64, assert_agree, keras_activation_names, mse, targets_like, twin_of
 
 TOL = {F64: 1e-12, F32: 2e-6}
+# No merge case has a feature of size 5: Keras's ops.add misreads a (5, 1) operand
+# as a bias when the batch size equals a feature size (random_models.batch_sizes).
 BATCHES = (1, 5)
-
-
 KERAS_ACTIVATIONS = keras_activation_names()
 
 
