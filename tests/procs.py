@@ -68,11 +68,15 @@ def script_env(data_dir=None, **extra):
     return env
 
 
-def run_script(name, *args, data_dir=None, timeout=300, cwd=ROOT, env=None):
-    """scripts/<name> run to completion, output captured."""
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / name), *args],
-                          env=env or script_env(data_dir), capture_output=True, text=True,
-                          timeout=timeout, cwd=cwd)
+def run_python(path, *args, data_dir=None, timeout=300, cwd=ROOT, env=None):
+    """The Python file ``path`` run to completion, output captured."""
+    return subprocess.run([sys.executable, str(path), *args], env=env or script_env(data_dir),
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd)
+
+
+def run_script(name, *args, **kwargs):
+    """scripts/<name> run to completion, output captured (``run_python``'s options)."""
+    return run_python(ROOT / "scripts" / name, *args, **kwargs)
 
 
 def run_with_fault(fault, fault_args, name, *args, data_dir=None, timeout=300):

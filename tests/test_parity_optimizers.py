@@ -213,7 +213,9 @@ def test_twin_of_a_built_optimizer_continues_its_trajectory(name):
 
 
 def test_twin_of_a_compiled_models_optimizer_is_keyed_by_variable_path():
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4), keras.layers.Dense(2)])
+    # Named: Keras numbers default names per process, so they depend on the tests before.
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, name="dense"),
+                              keras.layers.Dense(2, name="dense_1")], name="sequential")
     model.compile(optimizer=K.Adam(0.01, amsgrad=True), loss="mse")
     rng = np.random.default_rng(3)
     model.fit(rng.normal(size=(8, 3)), rng.normal(size=(8, 2)), epochs=1, verbose=0)

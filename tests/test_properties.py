@@ -2,17 +2,14 @@
 and dtypes for every layer; backprop against numerical gradients; softmax and
 cross-entropy at extreme inputs; no layer touches the caller's arrays.
 
-Every test is derandomized (CI sees the same examples on every run) and keeps
-no example database, so nothing is written into the repository.
+Every test is derandomized and keeps no example database (property_settings).
 """
 
 import dataclasses
-import pathlib
-import tempfile
 
 import numpy as np
 import pytest
-from hypothesis import assume, configuration, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -20,13 +17,7 @@ from numpy_ref import activations as A
 from numpy_ref import functions as F
 from numpy_ref import gradient as G
 from numpy_ref import layers as L
-
-# deadline=None: a busy CI machine must not turn a slow example into a failure.
-PROPERTIES = settings(max_examples=30, deadline=None, derandomize=True, database=None)
-# Even with no database, hypothesis caches the constants it finds in local source
-# files under its storage directory (./.hypothesis by default) while pytest
-# collects the tests, before any fixture runs: point it outside the repository.
-configuration.set_hypothesis_home_dir(pathlib.Path(tempfile.gettempdir()) / "tfmodels-hypothesis")
+from property_settings import PROPERTIES
 
 DTYPES = st.sampled_from([np.float32, np.float64])
 ACTIVATIONS = ["relu", "sigmoid", "tanh"]

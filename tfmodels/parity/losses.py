@@ -7,6 +7,8 @@ same arguments, reduction and dtype (Keras losses compute in their own dtype,
 float32 unless told otherwise, whatever the model's).
 """
 
+import functools
+
 import keras
 from keras.src.losses.losses import LossFunctionWrapper
 import tensorflow as tf
@@ -29,7 +31,10 @@ def resolve(model, loss=None):
                          "name the one you mean, e.g. 'sparse_categorical_crossentropy'")
     obj = keras.losses.get(loss) if not isinstance(loss, keras.losses.Loss) else loss
     if not isinstance(obj, keras.losses.Loss):  # a loss function, as compile wraps it
-        obj = LossFunctionWrapper(obj, name=getattr(obj, "__name__", None))
+        fn, kwargs = obj, {}
+        if isinstance(fn, functools.partial) and not fn.args:  # from_logits=True bound to it
+            fn, kwargs = fn.func, dict(fn.keywords)
+        obj = LossFunctionWrapper(fn, name=getattr(fn, "__name__", None), **kwargs)
     return obj
 
 

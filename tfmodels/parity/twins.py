@@ -62,6 +62,8 @@ def build(model, loss=None, x=None, input_grad=False):
                          "build it with an input shape) before twinning it")
     specs = input_specs(model, x)
     keras_loss = twin_losses.resolve(model, loss)
+    if keras_loss is not None:  # a loss without a twin is named before the trace calls it
+        twin_losses.twin_loss(keras_loss)
     recorded = tracing.trace(model, specs, probe=lambda out: _loss_probe(keras_loss, out))
     return _network(model, recorded, recorded.probe.get("loss", keras_loss), specs, input_grad)
 

@@ -1,0 +1,145 @@
+"""Shared helpers for tests that hold a Keras model against its NumPy twin.
+
+``keras_side`` and ``twin_side`` run one batch through each and return the same
+record (output, loss, dL/d(each input), dL/d(each weight, by variable path));
+``differences`` reduces two records to their largest scaled differences, and
+``assert_agree`` checks them against a tolerance.
+
+A difference is scaled by the size of the values it is measured on,
+``max|numpy - keras| / max(1, max|keras|)``: rounding errors are relative to the
+values involved, and values of order 1 or below get an absolute bound.
+"""
+
+import dataclasses
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from numpy_ref import activations
+from tfmodels.parity import twins
+
+F64, F32 = "float64", "float32"
+
+
+@dataclasses.dataclass
+class Side:
+    """What one side computed on a batch."""
+
+    output: np.ndarray
+    loss: float
+    input_grads: list  # dL/d(input), one per model input
+    weight_grads: dict  # variable path -> dL/d(variable)
+
+
+def as_list(x):
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+def keras_side(model, x, y, loss):
+    """Keras's output, loss and gradients, under a GradientTape (in training mode, which
+    changes nothing the supported layers compute)."""
+    inputs = [tf.constant(a) for a in as_list(x)]
+    with tf.GradientTape() as tape:
+        tape.watch(inputs)
+        output = model(inputs if len(inputs) > 1 else inputs[0], training=True)
+        value = loss(y, output)
+    variables = model.trainable_variables
+    grads = tape.gradient(value, [*inputs, *variables])
+    return Side(output.numpy(), float(value), [g.numpy() for g in grads[:len(inputs)]],
+                {v.path: g.numpy() for v, g in zip(variables, grads[len(inputs):])})
+
+
+def twin_of(model, loss, x=None):
+    """The twin of ``model`` with ``loss``, computing dL/d(inputs) too (for ``twin_side``);
+    ``x``, an example batch, for a model that does not record its input shape."""
+    return twins.build(model, loss, x, input_grad=True).net
+
+
+def twin_side(net, x, y):
+    """The same record from a twin made by ``twin_of``."""
+    output = net.predict(x)
+    loss, grads = net.loss_and_gradient(x, y)
+    return Side(output, float(loss), [net.value_grads[name] for name in net.inputs], grads)
+
+
+def scaled(numpy_value, keras_value):
+    """max|numpy - keras| / max(1, max|keras|); inf when the shapes differ."""
+    a, b = np.asarray(numpy_value, np.float64), np.asarray(keras_value, np.float64)
+    if a.shape != b.shape:
+        return float("inf")
+    if not a.size:
+        return 0.0
+    return float(np.max(np.abs(a - b)) / max(1.0, float(np.max(np.abs(b)))))
+
+
+def differences(numpy_side, keras_side_):
+    """{'output', 'loss', 'input_grads', 'weight_grads': largest scaled difference}.
+
+    The weight gradients must have the same keys on both sides (inf otherwise).
+    """
+    same_keys = set(numpy_side.weight_grads) == set(keras_side_.weight_grads)
+    weight = max((scaled(numpy_side.weight_grads[k], g)
+                  for k, g in keras_side_.weight_grads.items()), default=0.0)
+    return {
+        "output": scaled(numpy_side.output, keras_side_.output),
+        "loss": scaled(numpy_side.loss, keras_side_.loss),
+        "input_grads": max((scaled(n, k) for n, k in zip(numpy_side.input_grads,
+                                                           keras_side_.input_grads)),
+                           default=0.0),
+        "weight_grads": weight if same_keys else float("inf"),
+    }
+
+
+def compare_sides(model, x, y, loss, net=None):
+    """``differences`` of the twin (``twin_of(model, loss)`` unless given) and Keras."""
+    net = net or twin_of(model, loss)
+    return differences(twin_side(net, x, y), keras_side(model, x, y, loss))
+
+
+def assert_agree(model, x, y, loss, tol, net=None):
+    """Every scaled difference of ``compare_sides`` within ``tol``; returns them."""
+    found = compare_sides(model, x, y, loss, net)
+    worst = {k: v for k, v in found.items() if not v <= tol}
+    assert not worst, f"differences above {tol:g}: {worst}"
+    return found
+
+
+def keras_activation_names():
+    """Every ``numpy_ref.activations`` name that this Keras knows too."""
+    names = []
+    for name in activations.ACTIVATIONS:
+        try:
+            keras.activations.get(name)
+        except ValueError:
+            continue
+        names.append(name)
+    return names
+
+
+def mse(dtype):
+    """Mean squared error computing in ``dtype`` (a Keras loss computes in float32 unless told)."""
+    return keras.losses.MeanSquaredError(dtype=dtype)
+
+
+def targets_like(net, x, rng):
+    """Random regression targets shaped like the twin's output on ``x``."""
+    output = net.predict(x)
+    return rng.normal(size=output.shape).astype(output.dtype)
+
+
+class Tally:
+    """How many models a test compared, and the largest of each kind of difference."""
+
+    def __init__(self):
+        self.models = 0
+        self.largest = {}
+
+    def add(self, found):
+        self.models += 1
+        for kind, value in found.items():
+            self.largest[kind] = max(self.largest.get(kind, 0.0), value)
+
+    def __str__(self):
+        return f"{self.models} models; largest scaled differences: " + ", ".join(
+            f"{kind} {value:.2g}" for kind, value in self.largest.items())

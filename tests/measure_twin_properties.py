@@ -1,0 +1,31 @@
+"""Runs the random-model properties of test_twin_properties once outside pytest and
+prints how many models they compared and the largest float64 differences.
+
+    .venv/bin/python tests/measure_twin_properties.py
+
+The properties are derandomized, so these are the models the test suite runs.
+"""
+
+import os
+import sys
+import warnings
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import test_twin_properties as properties  # noqa: E402  pylint: disable=wrong-import-position
+
+
+def main():
+    warnings.simplefilter("ignore", UserWarning)  # Keras's softmax-over-one-entry warning
+    for test in (properties.test_random_sequential_models,
+                 properties.test_random_functional_models,
+                 properties.test_random_subclassed_models):
+        before = properties.TALLY.models
+        test()
+        print(f"{test.__name__}: {properties.TALLY.models - before} models")
+    print(properties.TALLY)
+
+
+if __name__ == "__main__":
+    main()
