@@ -19,11 +19,12 @@ from tfmodels.run import artifacts
 
 def load_model(path):
     """The Keras model in ``path``, loaded in safe mode (a file holding code is refused)."""
-    from tfmodels.run import backend_tf  # pylint: disable=import-outside-toplevel
+    from tfmodels.run import backend_tf  # pylint: disable=import-outside-toplevel  (slow)
 
     path = pathlib.Path(path).expanduser()
     if not path.is_file():
         raise WeightsFileError(f"--model_file={path}: no such file")
+    artifacts.check_keras_archive(path)
     return backend_tf.load_keras_model(path)
 
 
