@@ -76,14 +76,17 @@ class Layer:
         return cls(**config, **(params or {}), **(state or {}))
 
 
-def set_kernel_and_bias(layer, kernel, bias, names=("kernel", "bias")):
-    """Stores a (D, M) kernel and an (M,) bias (or None) in ``layer.params``, as given
-    (a list becomes an array); a ValueError names the arguments otherwise."""
+def set_kernel_and_bias(layer, kernel, bias, names=("kernel", "bias"), layout=("D", "M"),
+                        units="M"):
+    """Stores a kernel of the given layout (default (D, M)) and a bias (units,) (or None)
+    in ``layer.params``, as given (a list becomes an array); a ValueError names the
+    arguments otherwise."""
     kernel = np.asarray(kernel)
-    if kernel.ndim != 2 or (bias is not None and np.shape(bias) != (kernel.shape[1],)):
-        raise ValueError(f"{type(layer).__name__} needs {names[0]} of shape (D, M) and "
-                         f"{names[1]} of shape (M,). Received: {names[0]}.shape={kernel.shape}, "
-                         f"{names[1]}.shape={np.shape(bias)}")
+    if kernel.ndim != len(layout) or (
+            bias is not None and np.shape(bias) != (kernel.shape[layout.index(units)],)):
+        raise ValueError(f"{type(layer).__name__} needs {names[0]} of shape "
+                         f"({', '.join(layout)}) and {names[1]} of shape ({units},). Received: "
+                         f"{names[0]}.shape={kernel.shape}, {names[1]}.shape={np.shape(bias)}")
     layer.params["kernel"] = kernel
     if bias is not None:
         layer.params["bias"] = bias if isinstance(bias, np.ndarray) else np.asarray(bias,
