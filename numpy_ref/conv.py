@@ -26,34 +26,39 @@ PADDINGS = ("valid", "same")
 class _MatrixConv(I.WindowedLayer):
     """What the two convolutions share: the product, and its three gradients."""
 
-    col = None
+    _col = None  # im2col of the last input, with a column of ones when there is a bias
+
+    @property
+    def col(self):
+        """im2col of the last input, (M, K) (the book's attribute)."""
+        return None if self._col is None else self._col[:, :self.windows(self.x.shape).columns]
 
     def _product(self, x, w_matrix):
-        """z = im2col(x) @ w_matrix + bias, (M, F); keeps x and col for the backward."""
+        """z = im2col(x) @ w_matrix + bias, (M, F), as one product [col 1] @ [w; bias];
+        keeps x and the columns for the backward."""
         self.x = x
-        windows = self.windows(x.shape)
-        self.col = windows.matrix(x, out=self.col)  # (M, K), the last batch's buffer reused
-        z = self.col @ w_matrix  # (M, F)
-        if "bias" in self.params:
-            # One row per (n, p): rows of out_w * F, not F, make a faster inner loop.
-            rows = z.reshape(-1, windows.out_hw[1] * z.shape[1])  # (N*oh, ow*F)
-            rows += np.tile(self.params["bias"], windows.out_hw[1])
-        return z
+        bias = self.params.get("bias")
+        # The last batch's buffer is reused: allocating 5.8 MB per SimpleConvNet step
+        # cost 1 ms in page faults.
+        self._col = self.windows(x.shape).matrix(x, out=self._col, ones_column=bias is not None)
+        if bias is not None:
+            w_matrix = np.concatenate([w_matrix, bias.reshape(1, -1)])  # (K + 1, F)
+        return self._col @ w_matrix  # (M, F)
 
     def _weight_grads(self, dz):
-        """dW_matrix = col^T dz (K, F); stores dbias = sum(dz) over the rows."""
+        """dW_matrix = col^T dz (K, F), and dbias = sum(dz) over the rows from the same
+        product (the column of ones), stored."""
+        grads = self._col.T @ dz  # (K [+ 1], F)
         if "bias" in self.params:
-            # Summed per output row first, then over the rows: 3x faster than one sum
-            # down M rows of F, and a shorter chain of float32 additions.
-            ow, f = self.windows(self.x.shape).out_hw[1], dz.shape[1]
-            self.grads["bias"] = dz.reshape(-1, ow * f).sum(axis=0).reshape(ow, f).sum(axis=0)
-        return self.col.T @ dz  # (K, F)
+            self.grads["bias"] = grads[-1]  # (F,)
+            grads = grads[:-1]
+        return grads
 
     def _input_grad(self, dz, w_matrix):
         """dx = col2im(dz @ w_matrix^T), built in the memory layout im2col chose."""
         windows = self.windows(self.x.shape)
         dcol = dz @ w_matrix.T if windows.row_major else (w_matrix @ dz.T).T  # (M, K)
-        return windows.image(dcol, self.x.dtype)
+        return windows.image(dcol, self.x.dtype, like=self.x)
 
 
 class Convolution(_MatrixConv):

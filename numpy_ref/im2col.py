@@ -126,6 +126,22 @@ class Windows:
         shape[self.spatial_axes[0]], shape[self.spatial_axes[1]] = self.padded_hw
         return tuple(shape)
 
+    def new_padded(self, dtype, fill=0, like=None):
+        """A new array of the padded input's shape, filled with ``fill`` (None: not
+        filled). An input of the book's (N, C, H, W) layers stored channels-last (the
+        transposed output of a convolution, as in the book) makes a gradient stored the
+        same way, so the layers before it multiply arrays of one memory order."""
+        n, c, h, w = self.padded_shape if self.channels_last else (
+            self.padded_shape[0], *self.padded_shape[2:], self.padded_shape[1])
+        if self.channels_last or like is None or like.flags.c_contiguous or \
+                not like.transpose(0, 2, 3, 1).flags.c_contiguous:
+            return self._filled(self.padded_shape, dtype, fill)
+        return self._filled((n, c, h, w), dtype, fill).transpose(0, 3, 1, 2)
+
+    @staticmethod
+    def _filled(shape, dtype, fill):
+        return np.empty(shape, dtype) if fill is None else np.full(shape, fill, dtype)
+
     def pad(self, x, value=0):
         """x with its spatial borders padded by ``value`` (x itself without padding)."""
         if not self.padded:
@@ -167,26 +183,33 @@ class Windows:
 
     # -- im2col and col2im
 
-    def matrix(self, x, out=None):
+    def matrix(self, x, out=None, ones_column=False):
         """im2col: the (M, K) matrix whose row m is the window of output position m
         (rows ordered N, out_h, out_w), its columns in ``order``.
 
+        ``ones_column``: append a column of ones, (M, K + 1), so that a product with a
+        kernel matrix whose last row is the bias adds the bias (and the product of its
+        transpose with dout sums dout for the bias gradient) inside the one matrix product.
         ``out``: a matrix an earlier call returned for this geometry and dtype, to be
         overwritten (saves allocating and faulting in a fresh one per batch); ignored
         when it does not fit.
         """
         v = self._in_column_order(self.view(self.pad(x)))  # (N, oh, ow, *column_shape)
-        fits = (out is not None and out.shape == (self.rows, self.columns)
-                and out.dtype == x.dtype
+        k = self.columns + bool(ones_column)
+        fits = (out is not None and out.shape == (self.rows, k) and out.dtype == x.dtype
                 and (out.flags.c_contiguous if self.row_major else out.T.flags.c_contiguous))
         if self.row_major:
-            col = out.reshape(v.shape) if fits else np.empty(v.shape, x.dtype)
-            col[...] = v
-            return col.reshape(self.rows, self.columns)
-        col_t = (out.T.reshape(self.column_shape + self.row_shape) if fits
-                 else np.empty(self.column_shape + self.row_shape, x.dtype))  # (K..., N, oh, ow)
-        col_t[...] = v.transpose(3, 4, 5, 0, 1, 2)
-        return col_t.reshape(self.columns, self.rows).T  # (M, K), column-major
+            col = out if fits else np.empty((self.rows, k), x.dtype)
+            col[:, :self.columns].reshape(v.shape, copy=False)[...] = v
+            if ones_column:
+                col[:, -1] = 1
+            return col
+        col_t = out.T if fits else np.empty((k, self.rows), x.dtype)  # (K', N*oh*ow)
+        cells = col_t[:self.columns].reshape(self.column_shape + self.row_shape, copy=False)
+        cells[...] = v.transpose(3, 4, 5, 0, 1, 2)
+        if ones_column:
+            col_t[-1] = 1
+        return col_t.T  # (M, K'), column-major
 
     def blocks(self, col):
         """An (M, K) matrix as a canonical (N, oh, ow, C, kh, kw) array, a view when
@@ -200,10 +223,11 @@ class Windows:
             b = col.reshape(self.row_shape + self.column_shape)
         return b if self.order == "ckk" else b.transpose(0, 1, 2, 5, 3, 4)
 
-    def add_windows(self, blocks, dtype):
+    def add_windows(self, blocks, dtype, like=None):
         """col2im: the padded-size image where each window position (n, p, q) adds
-        ``blocks[n, p, q]`` (C, kh, kw) onto the pixels it read; overlaps sum."""
-        xp = np.zeros(self.padded_shape, dtype)
+        ``blocks[n, p, q]`` (C, kh, kw) onto the pixels it read; overlaps sum.
+        ``like``: the input, whose memory order the result takes (``new_padded``)."""
+        xp = self.new_padded(dtype, like=like)
         target = self.view(xp, writeable=True)  # (N, oh, ow, C, kh, kw)
         for i in range(self.kernel_size[0]):
             for j in range(self.kernel_size[1]):
@@ -211,10 +235,10 @@ class Windows:
                 target[..., i, j] += blocks[..., i, j]
         return xp
 
-    def image(self, col, dtype=None):
+    def image(self, col, dtype=None, like=None):
         """col2im of an (M, K) matrix: the image-shaped gradient of ``matrix``."""
         dtype = dtype or col.dtype
-        return self.crop(self.add_windows(self.blocks(col), dtype))
+        return self.crop(self.add_windows(self.blocks(col), dtype, like))
 
 
 class WindowedLayer(L.Layer):

@@ -56,11 +56,12 @@ def first_max_masks(view, out):
         yield hit
 
 
-def route_to_max(windows, xp, out, dout, dtype):
-    """The gradient of ``max_over_windows(windows.view(xp))``, padded size: each dout
-    goes to the first maximum of its window (summed where windows overlap)."""
+def route_to_max(windows, xp, out, dout, dtype, like=None):
+    """The gradient of ``max_over_windows(windows.view(xp))``, padded size, in the memory
+    order of ``like`` (``Windows.new_padded``): each dout goes to the first maximum of
+    its window (summed where windows overlap)."""
     # Every pixel written exactly once needs no zeros first.
-    dxp = (np.empty if windows.tiling else np.zeros)(windows.padded_shape, dtype)
+    dxp = windows.new_padded(dtype, fill=None if windows.tiling else 0, like=like)
     target = _cells(windows.view(dxp, writeable=True))
     for cell, hit in zip(target, first_max_masks(windows.view(xp), out)):
         if windows.overlapping:
@@ -112,7 +113,7 @@ class Pooling(I.WindowedLayer):
     def backward(self, dout):
         windows = self.windows(self.x.shape)
         dxp = route_to_max(windows, self._xp, self._out, dout.transpose(0, 2, 3, 1),
-                           self.x.dtype)
+                           self.x.dtype, like=self.x)
         return windows.crop(dxp)
 
 
@@ -184,7 +185,7 @@ class AveragePooling2D(_KerasPool):
     def backward(self, dout):
         windows = self.windows(self.x_shape)
         share = dout / self._count  # (N, oh, ow, C)
-        dxp = np.zeros(windows.padded_shape, self.dtype)
+        dxp = windows.new_padded(self.dtype)
         for cell in _cells(windows.view(dxp, writeable=True)):
             cell += share
         return windows.crop(dxp)

@@ -20,6 +20,7 @@ import pytest
 
 from numpy_ref import conv, im2col as I, pooling
 from numpy_ref import gradient as G
+from numpy_ref import layers as L
 from numpy_ref import network
 
 RTOL64 = 1e-12
@@ -246,6 +247,30 @@ def test_pooling_is_the_book_formula_on_random_input():
 def test_pooling_gradients(pool, stride, pad):
     x = np.random.default_rng(7).permutation(2 * 2 * 7 * 6).reshape(2, 2, 7, 6) / 10.0
     _check_gradients(pooling.Pooling(*pool, stride=stride, pad=pad), x)  # distinct values
+
+
+def test_the_book_chain_convolution_relu_pooling():
+    """The book's ch07 order. The convolution's output is the transposed view of an
+    (N, H, W, C) array, as in the book; the gradients coming back keep that memory
+    order (so Relu multiplies arrays of one order) and are right."""
+    rng = np.random.default_rng(13)
+    conv_layer = conv.Convolution(rng.normal(size=(4, 2, 3, 3)), rng.normal(size=4), 1, 1)
+    relu, pool = L.Relu(), pooling.Pooling(2, 2, stride=2)
+    x = rng.normal(size=(2, 2, 6, 6))
+    r = rng.normal(size=(2, 4, 3, 3))
+
+    def loss(_):
+        return float(np.sum(pool.forward(relu.forward(conv_layer.forward(x))) * r))
+
+    y = conv_layer.forward(x)
+    assert y.transpose(0, 2, 3, 1).flags.c_contiguous  # stored (N, H, W, C)
+    pool.forward(relu.forward(y))
+    dpool = pool.backward(r)
+    assert dpool.transpose(0, 2, 3, 1).flags.c_contiguous  # the order of its input
+    dx = conv_layer.backward(relu.backward(dpool))
+    np.testing.assert_allclose(dx, G.numerical_gradient(loss, x), **GRAD_TOL)
+    dW = conv_layer.dW.copy()
+    np.testing.assert_allclose(dW, G.numerical_gradient(loss, conv_layer.W), **GRAD_TOL)
 
 
 # --- the Keras twins, against their definitions ------------------------------------
