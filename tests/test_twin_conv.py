@@ -76,28 +76,18 @@ def test_conv2d(input_shape, kwargs, n, dtype):
     assert_agrees(model, *batch(input_shape, dtype, n), dtype)
 
 
-POOL_CASES = pytest.mark.parametrize("pool_size, strides, padding, input_shape", [
+@DTYPES
+@pytest.mark.parametrize("layer_class", [LAYERS.MaxPooling2D, LAYERS.AveragePooling2D])
+@pytest.mark.parametrize("pool_size, strides, padding, input_shape", [
     (2, None, "valid", (8, 6, 3)),
     (2, None, "same", (7, 5, 2)),  # padding on the bottom and right
     ((3, 2), 1, "valid", (6, 5, 2)),  # overlapping windows
     (3, 2, "same", (7, 8, 2)),
     ((2, 3), (1, 2), "same", (5, 7, 3)),
 ], ids=["2x2", "2x2-same-odd", "3x2-overlap", "3x3-s2-same", "2x3-same-mixed"])
-
-
-@DTYPES
-@POOL_CASES
-def test_max_pooling2d(pool_size, strides, padding, input_shape, dtype):
-    layer = LAYERS.MaxPooling2D(pool_size, strides, padding, dtype=dtype)
+def test_pooling2d(layer_class, pool_size, strides, padding, input_shape, dtype):
+    layer = layer_class(pool_size, strides, padding, dtype=dtype)
     keras.utils.set_random_seed(2)
-    assert_agrees(model_around(layer, input_shape, dtype), *batch(input_shape, dtype), dtype)
-
-
-@DTYPES
-@POOL_CASES
-def test_average_pooling2d(pool_size, strides, padding, input_shape, dtype):
-    layer = LAYERS.AveragePooling2D(pool_size, strides, padding, dtype=dtype)
-    keras.utils.set_random_seed(3)
     assert_agrees(model_around(layer, input_shape, dtype), *batch(input_shape, dtype), dtype)
 
 
