@@ -61,7 +61,7 @@ class _MatrixConv(I.WindowedLayer):
         return windows.image(dcol, self.x.dtype, like=self.x)
 
 
-class Convolution(_MatrixConv):
+class Convolution(L.BookWeightNames, _MatrixConv):
     """The book's convolution layer on (N, C, H, W) images.
 
     out[n, f, p, q] = sum_{c, i, j} xp[n, c, p*stride + i, q*stride + j] * W[f, c, i, j] + b[f]
@@ -80,10 +80,6 @@ class Convolution(_MatrixConv):
                               units="FN")
         self.stride, self.pad = int(stride), int(pad)
 
-    W = property(lambda self: self.params["kernel"])
-    b = property(lambda self: self.params.get("bias"))
-    dW = property(lambda self: self.grads.get("kernel"))
-    db = property(lambda self: self.grads.get("bias"))
     col_W = property(lambda self: self.W.reshape(self.W.shape[0], -1).T)  # (C*FH*FW, FN)
 
     def get_config(self):

@@ -147,7 +147,18 @@ class Tanh(Layer):
         return dout * (1 - self.out * self.out)
 
 
-class Affine(Layer):
+class BookWeightNames:
+    """The book's attribute names ``W``, ``b``, ``dW``, ``db``: views onto ``params`` and
+    ``grads`` under Keras's keys ``kernel`` and ``bias`` (None where there is no bias or
+    no gradient yet)."""
+
+    W = property(lambda self: self.params["kernel"])
+    b = property(lambda self: self.params.get("bias"))
+    dW = property(lambda self: self.grads.get("kernel"))
+    db = property(lambda self: self.grads.get("bias"))
+
+
+class Affine(BookWeightNames, Layer):
     """The book's fully connected layer: out = x @ W + b.
 
     Input of any rank (N, ...) is flattened to (N, D) first, so an image batch
@@ -163,12 +174,6 @@ class Affine(Layer):
     def __init__(self, W, b=None):
         super().__init__()
         set_kernel_and_bias(self, W, b, names=("W", "b"))
-
-    # The book's attribute names, kept as views onto the two dicts.
-    W = property(lambda self: self.params["kernel"])
-    b = property(lambda self: self.params.get("bias"))
-    dW = property(lambda self: self.grads.get("kernel"))
-    db = property(lambda self: self.grads.get("bias"))
 
     def get_config(self):
         return {}  # W and b are its only arguments: the weights

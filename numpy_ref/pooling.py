@@ -117,6 +117,12 @@ class Pooling(I.WindowedLayer):
         return windows.crop(dxp)
 
 
+def _check_images(layer, x):
+    if x.ndim != 4:
+        raise ValueError(f"{type(layer).__name__} expects images (N, H, W, C). "
+                         f"Received: input shape {x.shape}")
+
+
 class _KerasPool(I.WindowedLayer):
     """Keras's 2-D pooling options on channels_last images."""
 
@@ -131,9 +137,7 @@ class _KerasPool(I.WindowedLayer):
         return I.Windows(input_shape, self.pool_size, self.strides, pads, channels_last=True)
 
     def _windows_of(self, x):
-        if x.ndim != 4:
-            raise ValueError(f"{type(self).__name__} expects images (N, H, W, C). "
-                             f"Received: input shape {x.shape}")
+        _check_images(self, x)
         self.x_shape, self.dtype = x.shape, x.dtype
         return self.windows(x.shape)
 
@@ -199,9 +203,7 @@ class _GlobalPool(L.Layer):
         self.keepdims = bool(keepdims)
 
     def _check(self, x):
-        if x.ndim != 4:
-            raise ValueError(f"{type(self).__name__} expects images (N, H, W, C). "
-                             f"Received: input shape {x.shape}")
+        _check_images(self, x)
         self.x_shape = x.shape
 
     def _kept(self, dout):

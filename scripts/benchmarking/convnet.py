@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from benchmarking import machine, stats
+from benchmarking import machine, stats, throughput
 
 BATCH_SIZE = 100
 INPUT_SHAPE = (28, 28, 1)
@@ -34,34 +34,6 @@ def simple_conv_net():
         layers.Dense(100, activation="relu"),
         layers.Dense(10, activation="softmax"),
     ], name="simple_conv_net")
-
-
-class _CustomLoop:
-    def __init__(self, x, y, model, seed):
-        import keras  # pylint: disable=import-outside-toplevel
-        from tfmodels import data, training  # pylint: disable=import-outside-toplevel
-        self.x, self.y, self.seed, self.data, self.fit = x, y, seed, data, training.fit
-        self.trainer = training.Trainer(model, keras.optimizers.Adam())
-
-    def epoch(self, i):
-        ds = self.data.make_dataset(self.x, self.y, BATCH_SIZE, seed=self.seed + i)
-        self.fit(self.trainer.model, ds, epochs=1, trainer=self.trainer)
-
-
-class _NumpyRef:
-    def __init__(self, x, y, model, seed):
-        import keras  # pylint: disable=import-outside-toplevel
-        from numpy_ref import training  # pylint: disable=import-outside-toplevel
-        from tfmodels import data, parity  # pylint: disable=import-outside-toplevel
-        self.x, self.y, self.seed, self.fit = x, y, seed, training.fit
-        self.scale = lambda images: data.scale_images(images, np.float32)
-        self.net = parity.twin(model)
-        self.optimizer = parity.twin_optimizer(keras.optimizers.Adam(),
-                                               model.trainable_variables)
-
-    def epoch(self, i):
-        self.fit(self.net, self.optimizer, (self.x, self.y), epochs=1, batch_size=BATCH_SIZE,
-                 seed=self.seed + i, preprocess=self.scale)
 
 
 def layer_milliseconds(net, x, y, repeats=20):
@@ -110,8 +82,9 @@ def measure(x, y, repeats, seed=0):
     x = x.reshape(len(x), *INPUT_SHAPE)
     keras.utils.set_random_seed(seed)
     model = simple_conv_net()
-    runners = {"custom_loop": _CustomLoop(x, y, model, seed)}
-    runners["numpy_ref"] = _NumpyRef(x, y, model, seed)  # twinned before any training
+    runners = {"custom_loop": throughput.CustomLoopRunner(model, x, y, BATCH_SIZE, seed),
+               # twinned before any training: both start from the same weights
+               "numpy_ref": throughput.TwinRunner(model, x, y, BATCH_SIZE, seed)}
     seconds = stats.interleaved({name: r.epoch for name, r in runners.items()}, repeats)
     rates = {name: [len(x) / s for s in seconds[name]] for name in runners}
     batch = x[:BATCH_SIZE].astype(np.float32) / np.float32(255)
