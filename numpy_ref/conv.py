@@ -38,8 +38,8 @@ class _MatrixConv(I.WindowedLayer):
         keeps x and the columns for the backward."""
         self.x = x
         bias = self.params.get("bias")
-        # The last batch's buffer is reused: allocating 5.8 MB per SimpleConvNet step
-        # cost 1 ms in page faults.
+        # The last batch's buffer is reused: a fresh 5.8 MB one per SimpleConvNet step
+        # cost 0.5 ms (of 16) in page faults.
         self._col = self.windows(x.shape).matrix(x, out=self._col, ones_column=bias is not None)
         if bias is not None:
             w_matrix = np.concatenate([w_matrix, bias.reshape(1, -1)])  # (K + 1, F)

@@ -131,12 +131,11 @@ class Windows:
         filled). An input of the book's (N, C, H, W) layers stored channels-last (the
         transposed output of a convolution, as in the book) makes a gradient stored the
         same way, so the layers before it multiply arrays of one memory order."""
-        n, c, h, w = self.padded_shape if self.channels_last else (
-            self.padded_shape[0], *self.padded_shape[2:], self.padded_shape[1])
-        if self.channels_last or like is None or like.flags.c_contiguous or \
-                not like.transpose(0, 2, 3, 1).flags.c_contiguous:
+        if (self.channels_last or like is None or like.flags.c_contiguous
+                or not like.transpose(0, 2, 3, 1).flags.c_contiguous):
             return self._filled(self.padded_shape, dtype, fill)
-        return self._filled((n, c, h, w), dtype, fill).transpose(0, 3, 1, 2)
+        n, c, h, w = self.padded_shape
+        return self._filled((n, h, w, c), dtype, fill).transpose(0, 3, 1, 2)  # (N, C, H, W)
 
     @staticmethod
     def _filled(shape, dtype, fill):
@@ -198,14 +197,15 @@ class Windows:
         k = self.columns + bool(ones_column)
         fits = (out is not None and out.shape == (self.rows, k) and out.dtype == x.dtype
                 and (out.flags.c_contiguous if self.row_major else out.T.flags.c_contiguous))
+        # The reshapes below split axes whose elements are evenly spaced: views, written through.
         if self.row_major:
             col = out if fits else np.empty((self.rows, k), x.dtype)
-            col[:, :self.columns].reshape(v.shape, copy=False)[...] = v
+            col[:, :self.columns].reshape(v.shape)[...] = v
             if ones_column:
                 col[:, -1] = 1
             return col
         col_t = out.T if fits else np.empty((k, self.rows), x.dtype)  # (K', N*oh*ow)
-        cells = col_t[:self.columns].reshape(self.column_shape + self.row_shape, copy=False)
+        cells = col_t[:self.columns].reshape(self.column_shape + self.row_shape)
         cells[...] = v.transpose(3, 4, 5, 0, 1, 2)
         if ones_column:
             col_t[-1] = 1

@@ -169,9 +169,9 @@ class AveragePooling2D(_KerasPool):
     def _counts(self, windows):
         """(oh, ow, 1): how many real cells each window covers."""
         counts = []
-        for size, padded, (before, _), k, s, out in zip(
-                windows.input_shape[1:3], windows.padded_hw, windows.pads,
-                windows.kernel_size, windows.strides, windows.out_hw):
+        for size, (before, _), k, s, out in zip(windows.input_shape[1:3], windows.pads,
+                                                windows.kernel_size, windows.strides,
+                                                windows.out_hw):
             start = np.arange(out) * s - before  # first row (column) of each window
             counts.append(np.minimum(start + k, size) - np.maximum(start, 0))
         return (counts[0][:, None] * counts[1][None, :])[:, :, None]
