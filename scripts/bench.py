@@ -1,6 +1,6 @@
 """Benchmarks both implementations side by side; writes BENCHMARKS.md and benchmarks/latest.json.
 
-    .venv/bin/python scripts/bench.py            # the full run (about 4 minutes on 2 cores)
+    .venv/bin/python scripts/bench.py            # the full run (about 5 minutes on 2 cores)
     .venv/bin/python scripts/bench.py --quick --output_dir=/tmp/bench   # < 1 minute
 
 Sections: training throughput (Keras fit, the custom loop, numpy_ref), backprop against
