@@ -197,7 +197,8 @@ class Conv2D(_MatrixConv):
         """Stores dkernel and dbias; returns dL/dz as an (M, F) matrix."""
         dz = self.activation.backward(dout)
         dz = dz.reshape(-1, dz.shape[-1])  # (M, F)
-        self.grads["kernel"] = self._weight_grads(dz).reshape(self.params["kernel"].shape)
+        kernel_shape = self.params["kernel"].shape
+        self.grads["kernel"] = self._weight_grads(dz).reshape(kernel_shape)  # (kh, kw, C, F)
         return dz
 
 

@@ -200,13 +200,13 @@ class Windows:
         # The reshapes below split axes whose elements are evenly spaced: views, written through.
         if self.row_major:
             col = out if fits else np.empty((self.rows, k), x.dtype)
-            col[:, :self.columns].reshape(v.shape)[...] = v
+            col[:, :self.columns].reshape(v.shape)[...] = v  # (N, oh, ow, *column_shape)
             if ones_column:
                 col[:, -1] = 1
             return col
         col_t = out.T if fits else np.empty((k, self.rows), x.dtype)  # (K', N*oh*ow)
         cells = col_t[:self.columns].reshape(self.column_shape + self.row_shape)
-        cells[...] = v.transpose(3, 4, 5, 0, 1, 2)
+        cells[...] = v.transpose(3, 4, 5, 0, 1, 2)  # (K..., N, oh, ow)
         if ones_column:
             col_t[-1] = 1
         return col_t.T  # (M, K'), column-major
@@ -218,9 +218,10 @@ class Windows:
             raise ValueError(f"expected a matrix of shape {(self.rows, self.columns)} for "
                              f"input shape {self.input_shape}. Received: {col.shape}")
         if col.flags.f_contiguous and not col.flags.c_contiguous:
-            b = col.T.reshape(self.column_shape + self.row_shape).transpose(3, 4, 5, 0, 1, 2)
+            b = col.T.reshape(self.column_shape + self.row_shape)  # (K..., N, oh, ow)
+            b = b.transpose(3, 4, 5, 0, 1, 2)  # (N, oh, ow, K...)
         else:
-            b = col.reshape(self.row_shape + self.column_shape)
+            b = col.reshape(self.row_shape + self.column_shape)  # (N, oh, ow, K...)
         return b if self.order == "ckk" else b.transpose(0, 1, 2, 5, 3, 4)
 
     def add_windows(self, blocks, dtype, like=None):

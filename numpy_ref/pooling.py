@@ -108,7 +108,7 @@ class Pooling(I.WindowedLayer):
         for k, hit in enumerate(first_max_masks(self.windows(self.x.shape).view(self._xp),
                                                 self._out)):
             arg[hit] = k
-        return arg.reshape(-1)
+        return arg.reshape(-1)  # (N*oh*ow*C,)
 
     def backward(self, dout):
         windows = self.windows(self.x.shape)
@@ -232,7 +232,7 @@ class GlobalMaxPooling2D(_GlobalPool):
         self._check(x)
         out = x.max(axis=(1, 2), keepdims=True)  # (N, 1, 1, C)
         self._hits = x == out
-        return out if self.keepdims else out.reshape(out.shape[0], out.shape[-1])
+        return out if self.keepdims else out.reshape(out.shape[0], out.shape[-1])  # (N, C)
 
     def backward(self, dout):
         hits = self._hits.astype(dout.dtype)

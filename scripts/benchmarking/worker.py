@@ -33,7 +33,8 @@ def run(spec):
     if spec.get("threads"):
         tf.config.threading.set_intra_op_parallelism_threads(spec["threads"])
         tf.config.threading.set_inter_op_parallelism_threads(spec["threads"])
-    from benchmarking import convnet, pipeline, throughput  # pylint: disable=import-outside-toplevel
+    # pylint: disable-next=import-outside-toplevel
+    from benchmarking import convnet, pipeline, throughput
     section = spec["section"]
     if section == "throughput":
         x, y, source = _mnist_like(spec)
