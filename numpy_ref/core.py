@@ -16,6 +16,17 @@ from numpy_ref import activations
 from numpy_ref import layers as L
 
 
+def activation_config(activation):
+    """How a layer saves its activation: {"activation": name, **the activation's arguments}."""
+    return {"activation": activations.name_of(activation), **activation.get_config()}
+
+
+def activation_from_config(config):
+    """The activation layer that ``activation_config`` describes."""
+    config = dict(config)
+    return activations.get(config.pop("activation"), **config)
+
+
 class Dense(L.Layer):
     """y = activation(x @ kernel + bias) on the last axis, the twin of ``keras.layers.Dense``.
 
@@ -34,14 +45,11 @@ class Dense(L.Layer):
                            else activations.get(activation))
 
     def get_config(self):
-        return {"activation": activations.name_of(self.activation),
-                **self.activation.get_config()}
+        return activation_config(self.activation)
 
     @classmethod
     def from_config(cls, config, params=None, state=None):
-        config = dict(config)
-        name = config.pop("activation")
-        return cls(params["kernel"], params.get("bias"), activations.get(name, **config))
+        return cls(params["kernel"], params.get("bias"), activation_from_config(config))
 
     def forward(self, x, training=False):
         self.x = x

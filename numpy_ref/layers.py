@@ -76,14 +76,17 @@ class Layer:
         return cls(**config, **(params or {}), **(state or {}))
 
 
-def set_kernel_and_bias(layer, kernel, bias, names=("kernel", "bias")):
-    """Stores a (D, M) kernel and an (M,) bias (or None) in ``layer.params``, as given
-    (a list becomes an array); a ValueError names the arguments otherwise."""
+def set_kernel_and_bias(layer, kernel, bias, names=("kernel", "bias"), layout=("D", "M"),
+                        units="M"):
+    """Stores a kernel of the given layout (default (D, M)) and a bias (units,) (or None)
+    in ``layer.params``, as given (a list becomes an array); a ValueError names the
+    arguments otherwise."""
     kernel = np.asarray(kernel)
-    if kernel.ndim != 2 or (bias is not None and np.shape(bias) != (kernel.shape[1],)):
-        raise ValueError(f"{type(layer).__name__} needs {names[0]} of shape (D, M) and "
-                         f"{names[1]} of shape (M,). Received: {names[0]}.shape={kernel.shape}, "
-                         f"{names[1]}.shape={np.shape(bias)}")
+    if kernel.ndim != len(layout) or (
+            bias is not None and np.shape(bias) != (kernel.shape[layout.index(units)],)):
+        raise ValueError(f"{type(layer).__name__} needs {names[0]} of shape "
+                         f"({', '.join(layout)}) and {names[1]} of shape ({units},). Received: "
+                         f"{names[0]}.shape={kernel.shape}, {names[1]}.shape={np.shape(bias)}")
     layer.params["kernel"] = kernel
     if bias is not None:
         layer.params["bias"] = bias if isinstance(bias, np.ndarray) else np.asarray(bias,
@@ -144,7 +147,18 @@ class Tanh(Layer):
         return dout * (1 - self.out * self.out)
 
 
-class Affine(Layer):
+class BookWeightNames:
+    """The book's attribute names ``W``, ``b``, ``dW``, ``db``: views onto ``params`` and
+    ``grads`` under Keras's keys ``kernel`` and ``bias`` (None where there is no bias or
+    no gradient yet)."""
+
+    W = property(lambda self: self.params["kernel"])
+    b = property(lambda self: self.params.get("bias"))
+    dW = property(lambda self: self.grads.get("kernel"))
+    db = property(lambda self: self.grads.get("bias"))
+
+
+class Affine(BookWeightNames, Layer):
     """The book's fully connected layer: out = x @ W + b.
 
     Input of any rank (N, ...) is flattened to (N, D) first, so an image batch
@@ -160,12 +174,6 @@ class Affine(Layer):
     def __init__(self, W, b=None):
         super().__init__()
         set_kernel_and_bias(self, W, b, names=("W", "b"))
-
-    # The book's attribute names, kept as views onto the two dicts.
-    W = property(lambda self: self.params["kernel"])
-    b = property(lambda self: self.params.get("bias"))
-    dW = property(lambda self: self.grads.get("kernel"))
-    db = property(lambda self: self.grads.get("bias"))
 
     def get_config(self):
         return {}  # W and b are its only arguments: the weights

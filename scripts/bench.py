@@ -1,10 +1,11 @@
 """Benchmarks both implementations side by side; writes BENCHMARKS.md and benchmarks/latest.json.
 
-    .venv/bin/python scripts/bench.py            # the full run (about 4 minutes on 2 cores)
+    .venv/bin/python scripts/bench.py            # the full run (about 5 minutes on 2 cores)
     .venv/bin/python scripts/bench.py --quick --output_dir=/tmp/bench   # < 1 minute
 
 Sections: training throughput (Keras fit, the custom loop, numpy_ref), backprop against
-numerical gradients on the material's DNN, and the input pipeline on a full-size SVHN file.
+numerical gradients on the material's DNN, the input pipeline on a full-size SVHN file,
+and the book's SimpleConvNet (numpy_ref against the custom loop, one thread).
 """
 
 import os

@@ -15,7 +15,7 @@ import procs
 from numpy_ref import gradient as G
 from numpy_ref import networks as N
 from tfmodels import data
-from benchmarking import pipeline, report, stats, throughput
+from benchmarking import pipeline, report, runner, stats, throughput
 
 VARIANTS = ("keras_fit", "custom_loop", "numpy_ref")
 BATCH_SIZES = ("32", "128", "1024")
@@ -56,6 +56,14 @@ def test_quick_run_writes_every_figure_to_the_json(quick_run):
         assert 0 < run["gflops"]["numpy_ref"][batch]["fraction_of_ceiling"]
     for goal in next(iter(results["goals"].values())):
         assert isinstance(goal["holds"], bool), goal
+    convnet_run = results["convnet"]["OpenBLAS picks its kernel"]
+    for variant in ("custom_loop", "numpy_ref"):
+        assert convnet_run["examples_per_s"][variant]["median"] > 0, variant
+    assert convnet_run["ratio"]["ratio"] > 0 and convnet_run["blas"]
+    assert [row["class"] for row in convnet_run["profile"]["layers"]] == [
+        "Conv2D", "MaxPooling2D", "Flatten", "Dense", "Dense", "Softmax"]
+    assert results["convnet_goal"]["target"] == 0.5
+    assert isinstance(results["convnet_goal"]["holds"], bool)
 
 
 def test_quick_run_writes_every_section_to_the_markdown(quick_run):
@@ -64,13 +72,31 @@ def test_quick_run_writes_every_section_to_the_markdown(quick_run):
         assert section in text, section
     assert "Quick mode" in text
     for fragment in ("custom / fit", "numpy_ref / custom", "GFLOP/s", "parameters",
-                     "load_svhn_mat", "peak RSS", "kernel"):
+                     "load_svhn_mat", "peak RSS", "kernel", "SimpleConvNet, batch 100",
+                     "Where a numpy_ref step goes"):
         assert fragment in text, fragment
 
 
 def test_training_multiply_adds_of_mymodel():
     # forward 70,656 + kernel gradients 70,656 + input gradients of layers 2..5 45,568
     assert throughput.training_macs_per_example(784) == 186_880
+
+
+def test_the_convnet_section_runs_without_the_forced_blas_kernel(monkeypatch):
+    """The SimpleConvNet worker drops OPENBLAS_CORETYPE/L2_SIZE (and runs once more with
+    them when the environment sets them); the other sections keep the environment."""
+    calls = []
+    monkeypatch.setattr(runner, "_worker", lambda spec, threads, tmp, timeout, unset=():
+                        calls.append((spec["section"], threads, unset)) or {"ratio": {"ratio": 0.7}})
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    monkeypatch.delenv("OPENBLAS_L2_SIZE", raising=False)
+    runs = runner._convnet(runner.QUICK, None, "/tmp")  # pylint: disable=protected-access
+    assert list(runs) == ["OpenBLAS picks its kernel", "OPENBLAS_CORETYPE=Haswell"]
+    assert calls == [("convnet", 1, runner.FORCED_BLAS_ENV), ("convnet", 1, ())]
+    assert runner.convnet_goal(runs)["value"] == 0.7
+    monkeypatch.delenv("OPENBLAS_CORETYPE")
+    calls.clear()
+    assert list(runner._convnet(runner.QUICK, None, "/tmp")) == ["OpenBLAS picks its kernel"]
 
 
 def test_interleaved_rotates_the_order_and_warms_up_first():

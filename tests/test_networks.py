@@ -337,5 +337,5 @@ def test_numpy_ref_imports_no_tensorflow():
     """numpy_ref works with NumPy alone: none of its modules pulls in TF, Keras or SciPy."""
     modules = ", ".join(f"numpy_ref.{m}" for m in (
         "functions", "gradient", "layers", "mnist", "networks", "optimizers", "perceptron",
-        "serialization", "training"))
+        "serialization", "training", "im2col", "conv", "pooling"))
     assert procs.heavy_modules_after(f"import {modules}") == "[]"

@@ -3,7 +3,8 @@
 import pathlib
 
 SECTIONS = ("## Machine", "## Goals", "## 1. Training throughput",
-            "## 2. Backprop against numerical gradients", "## 3. Input pipeline")
+            "## 2. Backprop against numerical gradients", "## 3. Input pipeline",
+            "## 4. Convolution: the book's SimpleConvNet")
 NOTES_FILE = pathlib.Path("benchmarks") / "notes.md"
 _NAMES = {"keras_fit": "Keras `fit`", "custom_loop": "custom loop", "numpy_ref": "numpy_ref"}
 
@@ -59,7 +60,12 @@ def _goals(results):
         rows.append((g["goal"], f"{g['comparison']} {g['target']:g}", *shown, " / ".join(holds)))
     note = (f"Judged on the first column ({labels[0]}); 'holds' lists each column in turn. "
             "Ratios are of medians from the same interleaved repeats.")
-    return _table(header, rows) + "\n\n" + note
+    conv = results["convnet_goal"]
+    conv_table = _table(("goal", "target", "measured (1 thread)", "holds"), [
+        (conv["goal"], f"{conv['comparison']} {conv['target']:g}", f"{conv['value']:.2f}",
+         "yes" if conv["holds"] else "**no**")])
+    return (_table(header, rows) + "\n\n" + note + "\n\n" + conv_table
+            + "\n\nSection 4; judged with the BLAS kernel OpenBLAS picks for this CPU.")
 
 
 def _throughput(results, config):
@@ -178,6 +184,43 @@ def _pipeline(p, rss):
             "MB = 10^6 bytes.\n\n" + _table(("measure", "median (range)"), rows))
 
 
+def _convnet(runs):
+    rows = []
+    for label, run in runs.items():
+        eps, blas = run["examples_per_s"], run["blas"]
+        rows.append((f"`{label}`" if "=" in label else label, blas.get("kernel"),
+                     _spread(eps["custom_loop"]), _spread(eps["numpy_ref"]),
+                     _ratio(run["ratio"]),
+                     f"{1e5 / eps['custom_loop']['median']:.1f} / "
+                     f"{1e5 / eps['numpy_ref']['median']:.1f}"))
+    first = next(iter(runs.values()))
+    profile = first["profile"]
+    prows = [(r["layer"], r["class"], f"{r['forward']:.2f}", f"{r['backward']:.2f}")
+             for r in profile["layers"]]
+    layers_total = sum(r["forward"] + r["backward"] for r in profile["layers"])
+    ptable = _table(("layer", "class", "forward (ms)", "backward (ms)"), prows)
+    return (
+        "The book's ch07 network in Keras (channels_last): Conv2D(30, 5x5, ReLU) -> "
+        "MaxPooling2D(2x2, stride 2) -> Flatten -> Dense(100, ReLU) -> Dense(10, softmax), "
+        f"float32, Adam, batch {first['batch_size']}, on the first {_n(first['examples'])} "
+        f"{first['data']} training images (28x28x1, uint8 in memory, scaled per batch). The "
+        "custom loop (`tfmodels.training.fit`) trains the Keras model; numpy_ref trains "
+        "its twin (`parity.twin`, `parity.twin_optimizer(Adam)`) with "
+        "`numpy_ref.training.fit`, from the same initial weights. One thread: TensorFlow's "
+        "intra- and inter-op threads and `OPENBLAS_NUM_THREADS` set to 1. One timed call is "
+        "one epoch, the two variants interleaved; median (range) of "
+        "repeats after a warm-up epoch. Each row is its own process: OpenBLAS with the "
+        "kernel it picks for this CPU (`OPENBLAS_CORETYPE` and `OPENBLAS_L2_SIZE` "
+        "removed from the worker's environment), and, when the environment forces a "
+        "kernel, with that setting as well.\n\n"
+        + _table(("OpenBLAS", "kernel", "custom loop (ex/s)", "numpy_ref (ex/s)",
+                  "numpy_ref / custom", "ms per step (custom / numpy_ref)"), rows)
+        + "\n\nWhere a numpy_ref step goes (first row's setting; median of repeated calls "
+        "on one batch, each layer alone, so caches are warmer than in training: the layers "
+        f"add up to {layers_total:.1f} ms, a whole step takes {profile['step_ms']:.1f} ms):"
+        "\n\n" + ptable)
+
+
 def render(results, notes=None):
     """The whole report as Markdown."""
     quick = ("\n> **Quick mode**: small sizes, to check the benchmark runs. Do not quote these "
@@ -192,7 +235,8 @@ def render(results, notes=None):
             SECTIONS[1] + "\n\n" + _goals(results),
             SECTIONS[2] + "\n\n" + _throughput(results, results["config"]),
             SECTIONS[3] + "\n\n" + _gradients(results["gradients"]),
-            SECTIONS[4] + "\n\n" + _pipeline(results["pipeline"], results["peak_rss"])]
+            SECTIONS[4] + "\n\n" + _pipeline(results["pipeline"], results["peak_rss"]),
+            SECTIONS[5] + "\n\n" + _convnet(results["convnet"])]
     if notes:
         body.append("## Notes\n\n" + notes.strip())
     return "\n\n".join(body) + "\n"

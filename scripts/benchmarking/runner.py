@@ -40,6 +40,8 @@ class BenchConfig:
     pipeline_repeats: int = 9
     pipeline_train_steps: int = 600
     rss_train_steps: int = 500
+    convnet_examples: int = 6_000
+    convnet_repeats: int = 11
     worker_timeout_s: int = 900
 
 
@@ -47,20 +49,25 @@ FULL = BenchConfig()
 QUICK = BenchConfig(throughput_examples=2048, throughput_repeats=3, thread_settings=(1,),
                     gradient_batch=20, gradient_repeats=2, backprop_steps=20,
                     svhn_images=2000, pipeline_repeats=2, pipeline_train_steps=20,
-                    rss_train_steps=20, worker_timeout_s=120)
+                    rss_train_steps=20, convnet_examples=500, convnet_repeats=2,
+                    worker_timeout_s=120)
+# Set in this environment to force OpenBLAS's Haswell kernels (slower on AVX-512 CPUs);
+# the convnet section runs without them, with the kernel OpenBLAS picks for the CPU.
+FORCED_BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
 def threads_label(threads):
     return "library defaults" if threads is None else f"{threads} thread" + "s" * (threads > 1)
 
 
-def _worker(spec, threads, tmp_dir, timeout_s):
-    """Runs `worker.py` on `spec` in a fresh process with `threads`; returns its result."""
+def _worker(spec, threads, tmp_dir, timeout_s, unset=()):
+    """Runs `worker.py` on `spec` in a fresh process with `threads` and without the
+    environment variables `unset`; returns its result."""
     spec = {**spec, "threads": threads}
     spec_path = pathlib.Path(tmp_dir) / f"{spec['section']}-spec.json"
     out_path = pathlib.Path(tmp_dir) / f"{spec['section']}-out.json"
     spec_path.write_text(json.dumps(spec))
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+    env = {**{k: v for k, v in os.environ.items() if k not in unset}, "TF_CPP_MIN_LOG_LEVEL": "2",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), str(SCRIPTS_DIR),
                                                        os.environ.get("PYTHONPATH")]))}
     if threads is not None:
@@ -83,6 +90,23 @@ def _throughput(config, mnist_dir, tmp_dir):
              "batch_sizes": list(config.batch_sizes), "repeats": config.throughput_repeats,
              "mnist_dir": mnist_dir and str(mnist_dir)},
             threads, tmp_dir, config.worker_timeout_s)
+    return runs
+
+
+def _convnet(config, mnist_dir, tmp_dir):
+    """The SimpleConvNet section, 1 thread: with OpenBLAS's own kernel choice, and also
+    with the environment's forced one when it forces one."""
+    forced = {k: os.environ[k] for k in FORCED_BLAS_ENV if k in os.environ}
+    settings = {"OpenBLAS picks its kernel": FORCED_BLAS_ENV}
+    if forced:
+        settings[", ".join(f"{k}={v}" for k, v in forced.items())] = ()
+    runs = {}
+    for label, unset in settings.items():
+        logging.info("SimpleConvNet, %s ...", label)
+        runs[label] = _worker({"section": "convnet", "examples": config.convnet_examples,
+                               "repeats": config.convnet_repeats,
+                               "mnist_dir": mnist_dir and str(mnist_dir)},
+                              1, tmp_dir, config.worker_timeout_s, unset=unset)
     return runs
 
 
@@ -110,6 +134,12 @@ def _goal(name, value, target, higher_is_better=True):
     holds = value >= target if higher_is_better else value < target
     return {"goal": name, "target": target, "value": value, "holds": bool(holds),
             "comparison": ">=" if higher_is_better else "<"}
+
+
+def convnet_goal(runs):
+    """Issue 11's goal, judged on the first SimpleConvNet run (OpenBLAS's own kernel)."""
+    ratio = next(iter(runs.values()))["ratio"]["ratio"]
+    return _goal("numpy_ref / custom loop, SimpleConvNet, batch 100", ratio, 0.5)
 
 
 def goals(run, pipeline_result, rss):
@@ -163,6 +193,7 @@ def run(config, output_dir, mnist_dir=None, quick=False):
             "growth": grads.get("growth"),
             "setup": {k: grads[k] for k in ("batch", "dtype", "activation")}}
         pipe, rss = _pipeline(config, tmp_dir)
+        results["convnet"] = _convnet(config, mnist_dir, tmp_dir)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)  # the .mat is hundreds of MB
     results["pipeline"] = {**pipe, "examples_per_s": pipe["examples_per_s"]["median"],
@@ -172,6 +203,7 @@ def run(config, output_dir, mnist_dir=None, quick=False):
     results["peak_rss_mb"] = rss["peak_rss_mb"]
     results["peak_rss"] = rss
     results["goals"] = {label: goals(r, pipe, rss) for label, r in runs.items()}
+    results["convnet_goal"] = convnet_goal(results["convnet"])
     results["elapsed_s"] = time.perf_counter() - started
     (output_dir / "benchmarks").mkdir(parents=True, exist_ok=True)
     (output_dir / "benchmarks" / "latest.json").write_text(json.dumps(results, indent=1) + "\n")

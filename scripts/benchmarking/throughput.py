@@ -45,12 +45,15 @@ class _KerasFit:
         self.model.fit(ds, epochs=1, verbose=0, shuffle=False)  # ds is shuffled already
 
 
-class _CustomLoop:
-    def __init__(self, x, y, batch_size, seed):
+class CustomLoopRunner:
+    """One epoch per call of `tfmodels.training.fit` (the `Trainer`'s steps, Keras's Adam)
+    on `model`, over `make_dataset` of the uint8 images."""
+
+    def __init__(self, model, x, y, batch_size, seed):
         import keras  # pylint: disable=import-outside-toplevel
-        from tfmodels import data, models, training  # pylint: disable=import-outside-toplevel
+        from tfmodels import data, training  # pylint: disable=import-outside-toplevel
         self.x, self.y, self.batch_size, self.seed, self.data = x, y, batch_size, seed, data
-        self.trainer = training.Trainer(models.Mymodel(), keras.optimizers.Adam())
+        self.trainer = training.Trainer(model, keras.optimizers.Adam())
         self.fit = training.fit
 
     def epoch(self, i):
@@ -58,18 +61,17 @@ class _CustomLoop:
         self.fit(self.trainer.model, ds, epochs=1, trainer=self.trainer)
 
 
-class _NumpyRef:
-    """The twin of Mymodel and of Keras's Adam: what `--backend=numpy` trains."""
+class TwinRunner:
+    """One epoch per call of `numpy_ref.training.fit` on the twin of `model` (its weights
+    now) with the twin of Keras's Adam, uint8 batches scaled as the NumPy backend does."""
 
-    def __init__(self, x, y, batch_size, seed):
+    def __init__(self, model, x, y, batch_size, seed):
         import keras  # pylint: disable=import-outside-toplevel
         from numpy_ref import training  # pylint: disable=import-outside-toplevel
-        from tfmodels import data, models, parity  # pylint: disable=import-outside-toplevel
+        from tfmodels import data, parity  # pylint: disable=import-outside-toplevel
         self.x, self.y, self.batch_size, self.seed = x, y, batch_size, seed
         self.fit = training.fit
         self.scale = lambda images: data.scale_images(images, np.float32)
-        model = models.build_model("mymodel", HIDDEN_UNITS, num_classes=NUM_CLASSES,
-                                   input_shape=x.shape[1:])
         self.net = parity.twin(model)
         self.optimizer = parity.twin_optimizer(keras.optimizers.Adam(),
                                                model.trainable_variables)
@@ -77,6 +79,21 @@ class _NumpyRef:
     def epoch(self, i):
         self.fit(self.net, self.optimizer, (self.x, self.y), epochs=1, batch_size=self.batch_size,
                  seed=self.seed + i, preprocess=self.scale)
+
+
+class _CustomLoop(CustomLoopRunner):
+    def __init__(self, x, y, batch_size, seed):
+        from tfmodels import models  # pylint: disable=import-outside-toplevel
+        super().__init__(models.Mymodel(), x, y, batch_size, seed)
+
+
+class _NumpyRef(TwinRunner):
+    """The twin of Mymodel and of Keras's Adam: what `--backend=numpy` trains."""
+
+    def __init__(self, x, y, batch_size, seed):
+        from tfmodels import models  # pylint: disable=import-outside-toplevel
+        super().__init__(models.build_model("mymodel", HIDDEN_UNITS, num_classes=NUM_CLASSES,
+                                            input_shape=x.shape[1:]), x, y, batch_size, seed)
 
 
 VARIANTS = {"keras_fit": _KerasFit, "custom_loop": _CustomLoop, "numpy_ref": _NumpyRef}

@@ -33,11 +33,15 @@ def run(spec):
     if spec.get("threads"):
         tf.config.threading.set_intra_op_parallelism_threads(spec["threads"])
         tf.config.threading.set_inter_op_parallelism_threads(spec["threads"])
-    from benchmarking import pipeline, throughput  # pylint: disable=import-outside-toplevel
+    # pylint: disable-next=import-outside-toplevel
+    from benchmarking import convnet, pipeline, throughput
     section = spec["section"]
     if section == "throughput":
         x, y, source = _mnist_like(spec)
         return {"data": source, **throughput.measure(x, y, spec["batch_sizes"], spec["repeats"])}
+    if section == "convnet":
+        x, y, source = _mnist_like(spec)
+        return {"data": source, **convnet.measure(x, y, spec["repeats"])}
     if section == "pipeline":
         return pipeline.measure(spec["path"], spec["batch_size"], spec["repeats"],
                                 spec["train_steps"])

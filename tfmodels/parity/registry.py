@@ -18,7 +18,7 @@ import functools
 import keras
 import numpy as np
 
-from numpy_ref import activations, core, merge
+from numpy_ref import activations, conv, core, merge, pooling
 
 _TWINS = {}  # keras layer class -> builder(keras_layer) -> numpy_ref layer
 
@@ -108,6 +108,39 @@ def _relu(layer):
                                       if v not in (None, 0, 0.0)})
 
 
+def _no_option(layer, option, value, supported):
+    return unsupported_error(layer, f"has {option}={value!r}, which has no NumPy twin "
+                                    f"(supported: {supported})")
+
+
+def _channels_last(layer):
+    if layer.data_format != "channels_last":
+        raise _no_option(layer, "data_format", layer.data_format, "'channels_last'")
+    return layer
+
+
+def _conv2d(layer):
+    _channels_last(layer)
+    if layer.groups != 1:
+        raise _no_option(layer, "groups", layer.groups, "1")
+    if layer.lora_enabled:
+        raise _no_option(layer, "lora_rank", layer.lora_rank, "None")
+    bias = weights(layer.bias) if layer.use_bias else None
+    return conv.Conv2D(weights(layer.kernel), bias, layer.strides, layer.padding,
+                       layer.dilation_rate, twin_activation(layer.activation, layer))
+
+
+def _pooling(twin_class):
+    def build(layer):
+        _channels_last(layer)
+        return twin_class(layer.pool_size, layer.strides, layer.padding)
+    return build
+
+
+def _global_pooling(twin_class):
+    return lambda layer: twin_class(_channels_last(layer).keepdims)
+
+
 _BUILTIN = {
     keras.layers.Dense: _dense,
     keras.layers.Flatten: lambda layer: core.Flatten(layer.data_format),
@@ -126,6 +159,13 @@ _BUILTIN = {
     keras.layers.Maximum: lambda layer: merge.Maximum(),
     keras.layers.Minimum: lambda layer: merge.Minimum(),
     keras.layers.Concatenate: lambda layer: merge.Concatenate(layer.axis),
+    keras.layers.Conv2D: _conv2d,
+    keras.layers.MaxPooling2D: _pooling(pooling.MaxPooling2D),
+    keras.layers.AveragePooling2D: _pooling(pooling.AveragePooling2D),
+    keras.layers.GlobalAveragePooling2D: _global_pooling(pooling.GlobalAveragePooling2D),
+    keras.layers.GlobalMaxPooling2D: _global_pooling(pooling.GlobalMaxPooling2D),
+    keras.layers.ZeroPadding2D: lambda layer: conv.ZeroPadding2D(
+        _channels_last(layer).padding),
 }
 for _cls, _builder in _BUILTIN.items():
     register_twin(_cls, _builder)
