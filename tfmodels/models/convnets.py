@@ -37,18 +37,22 @@ def _classifier(x, num_classes, dtype, initializer="glorot_uniform", dropout=0.0
 
 
 def simple_convnet(input_shape, hidden_units=(100,), activation="relu", num_classes=10,
-                   filters=30, kernel_size=5, dtype=None, name="simple_convnet"):
+                   filters=30, kernel_size=5, weight_init_std=0.01, dtype=None,
+                   name="simple_convnet"):
     """The book's SimpleConvNet: Conv 30 5x5 -> activation -> MaxPool 2x2 (stride 2)
-    -> Dense(hidden) -> activation -> Dense(num_classes) -> softmax."""
+    -> Dense(hidden) -> activation -> Dense(num_classes) -> softmax, its kernels drawn
+    from N(0, weight_init_std^2) and its biases zero, as the book's."""
     (hidden,) = hidden_units
     check_args((hidden, filters), activation, num_classes)
+    init = keras.initializers.RandomNormal(stddev=weight_init_std)
     inputs, x = _image_input(input_shape, dtype)
-    x = keras.layers.Conv2D(filters, kernel_size, activation=activation, dtype=dtype,
-                            name="conv1")(x)  # (N, H-4, W-4, 30)
+    x = keras.layers.Conv2D(filters, kernel_size, activation=activation, kernel_initializer=init,
+                            dtype=dtype, name="conv1")(x)  # (N, H-4, W-4, 30)
     x = keras.layers.MaxPooling2D(2, dtype=dtype, name="pool1")(x)  # (N, 12, 12, 30) for MNIST
     x = keras.layers.Flatten(dtype=dtype, name="flatten")(x)
-    x = keras.layers.Dense(hidden, activation=activation, dtype=dtype, name="dense1")(x)
-    return keras.Model(inputs, _classifier(x, num_classes, dtype), name=name)
+    x = keras.layers.Dense(hidden, activation=activation, kernel_initializer=init, dtype=dtype,
+                           name="dense1")(x)
+    return keras.Model(inputs, _classifier(x, num_classes, dtype, init), name=name)
 
 
 # (filters, padding) of the book's six 3x3 convolutions; a max-pool follows every second one.
