@@ -17,7 +17,7 @@ import numpy as np
 from numpy_ref import layers as L
 
 
-def _training_flag(train_flg, training):
+def training_mode(train_flg, training):
     """The mode of a call: ``training=`` (the protocol's name) wins over ``train_flg``."""
     return bool(train_flg if training is None else training)
 
@@ -42,7 +42,7 @@ class Dropout(L.Layer):
         return {"dropout_ratio": self.dropout_ratio}  # a generator is not configuration
 
     def forward(self, x, train_flg=True, training=None):
-        self.train_flg = _training_flag(train_flg, training)
+        self.train_flg = training_mode(train_flg, training)
         if self.train_flg:
             source = np.random if self.rng is None else self.rng
             self.mask = source.random(x.shape) > self.dropout_ratio
@@ -118,4 +118,4 @@ class KerasDropout(L.Layer):
         return np.where(self.mask, dout, dout.dtype.type(0)) * self.scale
 
 
-__all__ = ["Dropout", "KerasDropout", "concrete_noise_shape"]
+__all__ = ["Dropout", "KerasDropout", "concrete_noise_shape", "training_mode"]

@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from numpy_ref import layers as L
-from numpy_ref.dropout import _training_flag
+from numpy_ref.dropout import training_mode
 
 BOOK_EPSILON = 10e-7  # written so in the book: 1e-6
 
@@ -49,7 +49,7 @@ class BatchNormalization(L.Layer):
     running_var = property(lambda self: self.state["running_var"])
 
     def forward(self, x, train_flg=True, training=None):
-        self.train_flg = _training_flag(train_flg, training)
+        self.train_flg = training_mode(train_flg, training)
         self.input_shape = x.shape
         x = x.reshape(x.shape[0], -1)  # (N, D)
         if self.train_flg:

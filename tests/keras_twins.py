@@ -135,6 +135,15 @@ def targets_like(net, x, rng):
     return rng.normal(size=output.shape).astype(output.dtype)
 
 
+def randomise_batch_normalization(model, rng):
+    """BatchNormalization's weights start as 1, 0, 0, 1, which hides mistakes: draw them."""
+    for v in model.weights:
+        if v.name in ("gamma", "beta", "moving_mean"):
+            v.assign(rng.normal(0.5 if v.name == "gamma" else 0.0, 0.5, v.shape))
+        elif v.name == "moving_variance":
+            v.assign(rng.uniform(0.5, 2.0, v.shape))
+
+
 class Tally:
     """How many models a test compared, and the largest of each kind of difference."""
 

@@ -28,7 +28,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keras_twins import F64, Tally, assert_agree, twin_of
+from keras_twins import F64, Tally, assert_agree, randomise_batch_normalization, twin_of
 from property_settings import PROPERTIES
 from random_models import (CLASSES, OPS, TWINNED_SPECIALS, UNSUPPORTED, batch_sizes,
                            functional, programs, sequential, subclassed, uses)
@@ -63,15 +63,6 @@ def built(form, program, seed, created=None):
         model(x)  # a subclassed model is built by its first call
     randomise_batch_normalization(model, np.random.default_rng(seed + 1))
     return model, x, rng
-
-
-def randomise_batch_normalization(model, rng):
-    """BatchNormalization's weights start as 1, 0, 0, 1: draw them instead."""
-    for v in model.weights:
-        if v.name in ("gamma", "beta", "moving_mean"):
-            v.assign(rng.normal(0.5 if v.name == "gamma" else 0.0, 0.5, v.shape))
-        elif v.name == "moving_variance":
-            v.assign(rng.uniform(0.5, 2.0, v.shape))
 
 
 def check_random_model(form, program, seed, loss_name, training):
