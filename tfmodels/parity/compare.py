@@ -189,7 +189,7 @@ def _keras_run(model, built, xs, y, training):
             tape.watch(t)
         with tracing.recording() as calls, dropout_masks.capturing(calls) as masks:
             outputs = tracing.call_model(model, inputs, training=training)
-        loss = with_regularization(built.keras_loss(y, outputs), model.losses)
+        loss = _with_regularization(built.keras_loss(y, outputs), model.losses)
     leaves = tracing.leaf_calls(tracing.root_call(calls))
     layer_outputs = [call.outputs[0] for call in leaves]
     variables = model.trainable_variables
@@ -203,7 +203,7 @@ def _keras_run(model, built, xs, y, training):
             "input_grads": [None if g is None else g.numpy() for g in grads[n + len(variables):]]}
 
 
-def with_regularization(loss, losses):
+def _with_regularization(loss, losses):
     """``loss + sum(losses)``, what a custom loop adds (and ``fit`` minimises), in the wider
     of the two dtypes as NumPy would promote them."""
     if not losses:

@@ -99,9 +99,9 @@ def recording():
 
 def _own(value, inputs):
     """``value``, or a copy of it (``tf.identity``) when it is one of the call's inputs
-    itself: a layer that passes its input through (Dropout or BatchNormalization's
-    siblings in inference, Identity) still gets an output of its own, so two such calls
-    on one tensor, or a later reader of that tensor, are told apart."""
+    itself: a layer that passes its input through (Dropout in inference, Identity)
+    still gets an output of its own, so two such calls on one tensor, or a later reader
+    of that tensor, are told apart."""
     if tf.is_tensor(value) and any(value is t for t in inputs):
         return tf.identity(value)
     return value
