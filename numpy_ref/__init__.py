@@ -2,5 +2,6 @@
 
 Modules, bottom-up: ``functions`` (pure math), ``gradient`` (numerical
 differentiation), ``perceptron``, ``layers`` (forward/backward pairs),
+``dropout``, ``normalization``, ``regularizers`` (weight decay, penalties),
 ``networks``, ``optimizers``, ``training``, ``mnist`` (idx reader).
 """

@@ -58,14 +58,17 @@ class NumpyBackend:
         return np.concatenate([self.net.predict(xb) for xb, _ in source.batches(batch_size)])
 
     def state_arrays(self):
-        """Weights and optimizer state, for a checkpoint."""
+        """Weights, non-trainable state (moving statistics) and optimizer state, for a
+        checkpoint."""
         state = {f"param/{k}": np.array(v) for k, v in self.net.params.items()}
+        state.update({f"state/{k}": np.array(v) for k, v in self.net.state.items()})
         state.update({f"optimizer/{k}": v for k, v in self.optimizer.get_state().items()})
         return state
 
     def restore(self, arrays):
-        for key in self.net.params:
-            self.net.params[key] = arrays[f"param/{key}"]
+        for kind, view in (("param", self.net.params), ("state", self.net.state)):
+            for key in view:
+                view[key] = arrays[f"{kind}/{key}"]
         prefix = "optimizer/"
         self.optimizer.set_state({k[len(prefix):]: v for k, v in arrays.items()
                                   if k.startswith(prefix)})
@@ -78,6 +81,7 @@ class NumpyBackend:
         return parity.to_keras(self.net, self.model)
 
     def load_net(self, net):
-        """Takes over the weights of a numpy_ref twin (e.g. from weights.npz)."""
-        for key in self.net.params:
-            self.net.params[key] = net.params[key]
+        """Takes over the weights and state of a numpy_ref twin (e.g. from weights.npz)."""
+        for mine, theirs in ((self.net.params, net.params), (self.net.state, net.state)):
+            for key in mine:
+                mine[key] = theirs[key]
