@@ -56,7 +56,8 @@ def assert_histories_agree(histories):
 @pytest.mark.parametrize("model", ["simple_convnet", "deep_convnet"])
 def test_convnets_train_alike_on_both_backends(tmp_path, tiny_data, model):
     histories = run_both(tmp_path, tiny_data, model=model)
-    assert_histories_agree(histories)
+    if model != "deep_convnet":  # its dropout masks are each backend's own draws
+        assert_histories_agree(histories)
     for backend in BACKENDS:
         saved = json.loads((tmp_path / backend / "history.json").read_text())
         assert saved["flags"]["model"] == model and len(saved["epochs"]) == 2
@@ -164,10 +165,44 @@ def test_the_model_registry_declares_each_kind_once():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model, epochs, examples, floor", [
-    ("simple_convnet", 1, 12_000, 0.85), ("deep_convnet", 1, 6_000, 0.85)])
+    ("simple_convnet", 1, 12_000, 0.85), ("deep_convnet", 2, 12_000, 0.9)])
 def test_convnets_learn_real_mnist(tmp_path, mnist_dir, model, epochs, examples, floor):
     """Short real runs (TensorFlow backend): measured 0.888 (the book's small initial
-    weights start slowly) and 0.931."""
+    weights start slowly) and 0.941 (its two dropouts slow the first epoch down)."""
     config = RunConfig(model=model, data_dir=str(mnist_dir), epochs=epochs, batch_size=100,
                        max_train_examples=examples, model_dir=str(tmp_path / "run"))
     assert experiment.run(config)["epochs"][-1]["test_accuracy"] > floor
+
+
+@pytest.fixture(scope="module")
+def svhn_dir(tmp_path_factory):
+    """train_32x32.mat and test_32x32.mat in the Stanford layout (X (32, 32, 3, N) uint8,
+    y (N, 1) labels 1..10), written as the benchmark writes full-size ones."""
+    from benchmarking.pipeline import write_svhn_mat  # pylint: disable=import-outside-toplevel
+
+    folder = tmp_path_factory.mktemp("svhn")
+    write_svhn_mat(folder / "train_32x32.mat", 96, seed=0)
+    write_svhn_mat(folder / "test_32x32.mat", 32, seed=1)
+    return folder
+
+
+@pytest.mark.parametrize("model", sorted(models.MODELS))
+def test_every_model_trains_on_svhn_files(tmp_path, svhn_dir, model):
+    """From the .mat files through the loader, one epoch on the NumPy backend."""
+    config = RunConfig(model=model, dataset="svhn", data_dir=str(svhn_dir), backend="numpy",
+                       epochs=1, batch_size=32, model_dir=str(tmp_path / "run"))
+    entry = experiment.run(config)["epochs"][-1]
+    assert np.isfinite(entry["train_loss"]) and 0 <= entry["test_accuracy"] <= 1
+
+
+@pytest.mark.parametrize("model", sorted(models.MODELS))
+def test_every_model_and_its_twin_agree_on_the_real_svhn_crops(svhn_sample_file, model):
+    """The four real crops, scaled as the pipeline scales them, through each model in
+    float64 and its twin (compare: every layer agrees)."""
+    from tfmodels import data, parity  # pylint: disable=import-outside-toplevel
+
+    images, labels = data.load_svhn_mat(svhn_sample_file)
+    keras.utils.set_random_seed(0)
+    model = models.build_model(model, dtype="float64", input_shape=images.shape[1:])
+    report = parity.compare(model, data.scale_images(images, np.float64), labels)
+    assert report.ok, report
