@@ -130,7 +130,7 @@ class Network:
         self.outputs = list(outputs) if outputs is not None else [self.nodes[-1].name]
         self.last_layer = loss_layer
         self.loss_input = loss_input or self.outputs[0]
-        self.input_grad = input_grad
+        self._input_grad = input_grad
         self._check_graph()
         self._needs_grad = self._values_needing_grad()
         self.params = ArrayView(self._gather("params"), "params")
@@ -165,6 +165,16 @@ class Network:
                 raise ValueError(f"penalty {p!r} names {target!r}, which is not a "
                                  f"{'parameter' if known is self.params else 'node'} "
                                  "of the network")
+
+    @property
+    def input_grad(self):
+        """Whether ``backward`` computes dL/d(inputs) (and so every value's gradient)."""
+        return self._input_grad
+
+    @input_grad.setter
+    def input_grad(self, value):
+        self._input_grad = bool(value)
+        self._needs_grad = self._values_needing_grad()
 
     def _values_needing_grad(self):
         """Names of the values whose gradient backward must compute."""

@@ -163,7 +163,8 @@ def compare(model, x, y, loss=None, training=False, net=None):
     """
     built = twinning.build(model, loss, x, input_grad=True)
     if net is not None:
-        built = dataclasses.replace(built, net=_with_input_grad(net))
+        net.input_grad = True  # every value's gradient is compared
+        built = dataclasses.replace(built, net=net)
     xs = list(x) if isinstance(x, (list, tuple)) else [x]
     dtype = np.dtype(built.net.dtype).name
     tolerance = TOLERANCES.get(dtype, TOLERANCES["float32"])
@@ -172,13 +173,6 @@ def compare(model, x, y, loss=None, training=False, net=None):
                              keras_side["masks"]):
         numpy_loss, numpy_grads = built.net.loss_and_gradient(x, y, training=training)
     return _report(model, built, keras_side, float(numpy_loss), numpy_grads, tolerance, dtype)
-
-
-def _with_input_grad(net):
-    if not net.input_grad:  # gradients of every value are wanted
-        net.input_grad = True
-        net._needs_grad = net._values_needing_grad()  # pylint: disable=protected-access
-    return net
 
 
 def _keras_run(model, built, xs, y, training):
