@@ -15,7 +15,9 @@ import numpy as np
 _THREAD_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS",
                "OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS",
                "TF_NUM_INTEROP_THREADS", "TF_ENABLE_ONEDNN_OPTS")
-_PACKAGES = ("numpy", "scipy", "tensorflow", "keras")
+# package -> the distributions that install it (TensorFlow comes as tensorflow-cpu by default)
+_PACKAGES = {"numpy": ("numpy",), "scipy": ("scipy",),
+             "tensorflow": ("tensorflow", "tensorflow-cpu"), "keras": ("keras",)}
 
 
 def _cpuinfo():
@@ -79,17 +81,22 @@ def blas_info():
     return info
 
 
+def _version(distribution):
+    """The installed version of ``distribution``, or None."""
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def describe():
     """A dict naming the machine and the software, for the report."""
     cpu = _cpuinfo()
     flags = cpu.get("flags", "").split()
     simd = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16") if f in flags]
     versions = {}
-    for package in _PACKAGES:
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = None
+    for package, distributions in _PACKAGES.items():
+        versions[package] = next(filter(None, map(_version, distributions)), None)
     versions["python"] = platform.python_version()
     return {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
