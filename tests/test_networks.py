@@ -336,8 +336,11 @@ def test_book_variant_is_close_when_probabilities_are_not_tiny():
 
 
 def test_numpy_ref_imports_no_tensorflow():
-    """numpy_ref works with NumPy alone: none of its modules pulls in TF, Keras or SciPy."""
+    """numpy_ref works with NumPy alone: none of its modules pulls in TF, Keras or SciPy,
+    the book's packages (numpy_ref.book) included."""
+    from numpy_ref import book  # pylint: disable=import-outside-toplevel
     modules = ", ".join(f"numpy_ref.{m}" for m in (
         "functions", "gradient", "layers", "mnist", "networks", "optimizers", "perceptron",
-        "serialization", "training", "im2col", "conv", "pooling"))
+        "serialization", "training", "im2col", "conv", "pooling", "book", "book.dataset.mnist",
+        "book.book_net", *(f"book.{name}" for name in book.COMMON_MODULES + book.CHAPTER_MODULES)))
     assert procs.heavy_modules_after(f"import {modules}") == "[]"
