@@ -46,13 +46,9 @@ class Momentum:
             params[key] += self.v[key]
 
 
-class Nesterov:
+class Nesterov(Momentum):
     """Nesterov's accelerated gradient as the book writes it:
     v = momentum * v - lr * g;  p += momentum^2 * v - (1 + momentum) * lr * g."""
-
-    def __init__(self, lr=0.01, momentum=0.9):
-        self.lr, self.momentum = lr, momentum
-        self.v = {}
 
     def update(self, params, grads):
         for key in params.keys():
@@ -73,23 +69,25 @@ class AdaGrad:
     def update(self, params, grads):
         for key in params.keys():
             h = _zeros_for(self.h, key, params[key])
-            h += grads[key] * grads[key]
+            self._accumulate(h, grads[key])
             params[key] -= self.lr * grads[key] / (np.sqrt(h) + EPSILON)
 
+    def _accumulate(self, h, g):
+        """h += g * g, in place."""
+        h += g * g
 
-class RMSprop:
-    """h = decay_rate * h + (1 - decay_rate) * g * g;  p -= lr * g / (sqrt(h) + 1e-7)."""
+
+class RMSprop(AdaGrad):
+    """AdaGrad with a decaying h: h = decay_rate * h + (1 - decay_rate) * g * g;
+    p -= lr * g / (sqrt(h) + 1e-7)."""
 
     def __init__(self, lr=0.01, decay_rate=0.99):
-        self.lr, self.decay_rate = lr, decay_rate
-        self.h = {}
+        super().__init__(lr)
+        self.decay_rate = decay_rate
 
-    def update(self, params, grads):
-        for key in params.keys():
-            h = _zeros_for(self.h, key, params[key])
-            h *= self.decay_rate
-            h += (1 - self.decay_rate) * grads[key] * grads[key]
-            params[key] -= self.lr * grads[key] / (np.sqrt(h) + EPSILON)
+    def _accumulate(self, h, g):
+        h *= self.decay_rate
+        h += (1 - self.decay_rate) * g * g
 
 
 class Adam:
