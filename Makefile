@@ -3,7 +3,11 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+# GPU=1 (e.g. `make train GPU=1`): TensorFlow with CUDA (Linux, NVIDIA driver) instead of the
+# CPU build; each variant has its own stamp, so switching reinstalls.
+GPU ?=
+TF_GPU := "tensorflow[and-cuda]>=2.21,<2.22"
+STAMP := $(VENV)/.installed$(if $(GPU),-gpu,-cpu)
 
 .PHONY: setup train test clean-venv
 
@@ -12,8 +16,11 @@ setup: $(STAMP)
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip uninstall --quiet --yes $(if $(GPU),tensorflow-cpu,tensorflow) 2>/dev/null || true
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(if $(GPU),$(PY) -m pip uninstall --quiet --yes tensorflow-cpu && $(PY) -m pip install --quiet $(TF_GPU))
 	$(PY) -m pip install --quiet --no-deps -e .
+	rm -f $(VENV)/.installed*
 	touch $(STAMP)
 
 # The main job. Extra flags go through ARGS, e.g. `make train ARGS="--epochs=2"`.

@@ -11,6 +11,12 @@ variable path ``dense_1/kernel``). Two nodes may share a name: they then hold
 the *same* array (a layer applied twice shares its weights), and the gradient
 under that name is the sum over the nodes.
 
+Penalties (``numpy_ref.regularizers``: the book's weight decay, Keras's weight
+and activity regularizers) add to the loss: ``loss`` returns the data loss plus
+their sum, what training minimises (what Keras's ``fit`` minimises: the
+compiled loss plus ``sum(model.losses)``), and their gradients add to the
+weight gradients; ``data_loss`` keeps the data term of the last ``loss``.
+
 Shape letters: N batch; the rest depends on the layers.
 """
 
@@ -22,6 +28,7 @@ import numpy as np
 
 from numpy_ref import gradient as G
 from numpy_ref import layers as L
+from numpy_ref import regularizers as R
 
 NETWORK_CLASSES = {}  # "module.QualName" -> Network class, filled by __init_subclass__
 
@@ -108,6 +115,8 @@ class Network:
             none: then only values downstream of some weight get a gradient,
             a layer whose inputs need none computes just its weight gradients
             (``backward_weights``), and a layer with neither is skipped.
+        penalties: ``regularizers.WeightPenalty`` (on a parameter name) and
+            ``ActivityPenalty`` (on a node) terms, added to the loss in this order.
     """
 
     def __init_subclass__(cls, **kwargs):
@@ -115,18 +124,21 @@ class Network:
         NETWORK_CLASSES[L.class_key(cls)] = cls
 
     def __init__(self, nodes, inputs=("input",), outputs=None, loss_layer=None,
-                 loss_input=None, input_grad=False):
+                 loss_input=None, input_grad=False, penalties=()):
         self.nodes = list(nodes)
         self.inputs = list(inputs)
         self.outputs = list(outputs) if outputs is not None else [self.nodes[-1].name]
         self.last_layer = loss_layer
         self.loss_input = loss_input or self.outputs[0]
-        self.input_grad = input_grad
+        self._input_grad = input_grad
         self._check_graph()
         self._needs_grad = self._values_needing_grad()
         self.params = ArrayView(self._gather("params"), "params")
         self.state = ArrayView(self._gather("state"), "state")
         self.values = {}  # node or input name -> value of the last forward pass
+        self.penalties = list(penalties)
+        self._check_penalties()
+        self.data_loss = None  # the data term of the last ``loss``
 
     def _check_graph(self):
         known = set(self.inputs)
@@ -143,6 +155,26 @@ class Network:
         unknown = [name for name in [*self.outputs, self.loss_input] if name not in known]
         if unknown:
             raise ValueError(f"outputs or loss_input {unknown} are not nodes of the network")
+
+    def _check_penalties(self):
+        nodes = {node.name for node in self.nodes}
+        for p in self.penalties:
+            target, known = ((p.param, self.params) if isinstance(p, R.WeightPenalty)
+                             else (getattr(p, "node", None), nodes))
+            if target not in known:
+                raise ValueError(f"penalty {p!r} names {target!r}, which is not a "
+                                 f"{'parameter' if known is self.params else 'node'} "
+                                 "of the network")
+
+    @property
+    def input_grad(self):
+        """Whether ``backward`` computes dL/d(inputs) (and so every value's gradient)."""
+        return self._input_grad
+
+    @input_grad.setter
+    def input_grad(self, value):
+        self._input_grad = bool(value)
+        self._needs_grad = self._values_needing_grad()
 
     def _values_needing_grad(self):
         """Names of the values whose gradient backward must compute."""
@@ -205,9 +237,18 @@ class Network:
         return self.values[self.outputs[0]]
 
     def loss(self, x, t, training=False):
-        """The loss of a batch (the outputs stay in ``last_output``)."""
+        """The loss of a batch plus the penalties (the outputs stay in ``last_output``,
+        the data term alone in ``data_loss``)."""
         self.forward(x, training=training)
-        return self.last_layer.forward(self.values[self.loss_input], t)
+        return self._penalised(self.last_layer.forward(self.values[self.loss_input], t))
+
+    def _penalised(self, data_loss):
+        """data_loss + (p1 + p2 + ...), the penalties at the current weights and values
+        (the sum in the order of ``penalties``, as Python's ``sum(model.losses)``)."""
+        self.data_loss = data_loss
+        if not self.penalties:
+            return data_loss
+        return data_loss + sum(p.value(self) for p in self.penalties)
 
     def accuracy(self, x, t, batch_size=10_000):
         """Fraction of samples whose arg-max output equals the label (or one-hot label)."""
@@ -232,6 +273,10 @@ class Network:
         reaches to dL/d(its value).
         """
         grads = {self.loss_input: self.last_layer.backward(dout)}
+        for p in self.penalties:  # an activity penalty's gradient starts at its node
+            if isinstance(p, R.ActivityPenalty):
+                dy = p.gradient(self.values[p.node], dout)
+                grads[p.node] = dy if p.node not in grads else grads[p.node] + dy
         for node in reversed(self.nodes):
             dy = grads.get(node.name)
             if dy is None or node.name not in self._needs_grad:
@@ -251,9 +296,9 @@ class Network:
                 if dx is not None:
                     grads[name] = dx if name not in grads else grads[name] + dx
         self.value_grads = grads
-        return self._gathered_grads(grads)
+        return self._gathered_grads(grads, dout)
 
-    def _gathered_grads(self, reached):
+    def _gathered_grads(self, reached, dout=1):
         out = {}
         for name, owners in self.params._slots.items():  # pylint: disable=protected-access
             parts = [node.layer.grads[key] for node, key in owners if node.name in reached]
@@ -261,6 +306,9 @@ class Network:
                 out[name] = np.zeros_like(self.params[name])
             else:
                 out[name] = parts[0] if len(parts) == 1 else sum(parts[1:], parts[0])
+        for p in self.penalties:
+            if isinstance(p, R.WeightPenalty):
+                out[p.param] = out[p.param] + p.regularizer.gradient(self.params[p.param], dout)
         return out
 
     def loss_and_gradient(self, x, t, training=True):
@@ -295,7 +343,7 @@ class Network:
     def _loss_from(self, k, t):
         """The loss with nodes k.. re-run on the cached values of the nodes before k."""
         self._run(k, training=False)
-        return self.last_layer.forward(self.values[self.loss_input], t)
+        return self._penalised(self.last_layer.forward(self.values[self.loss_input], t))
 
     # -- serialization
 
@@ -311,6 +359,7 @@ class Network:
             "loss": None if self.last_layer is None else {
                 "class": L.class_key(type(self.last_layer)),
                 "config": self.last_layer.get_config()},
+            "penalties": [p.get_config() for p in self.penalties],
         }
 
     @classmethod
@@ -329,8 +378,9 @@ class Network:
         loss_layer = (None if loss is None else
                       layer_class(loss["class"]).from_config(loss["config"]))
         net = cls.__new__(cls)  # the graph is given: no subclass constructor runs
+        penalties = [R.penalty_from_config(p) for p in config.get("penalties", ())]
         Network.__init__(net, nodes, config["inputs"], config["outputs"], loss_layer,
-                         config["loss_input"], config["input_grad"])
+                         config["loss_input"], config["input_grad"], penalties)
         return net
 
 

@@ -22,6 +22,17 @@ MODEL = flags.DEFINE_enum("model", "mymodel", cfg.MODELS, "; ".join(
 HIDDEN_UNITS = flags.DEFINE_list("hidden_units", None,
                                  "Hidden layer sizes, e.g. 512,512; default: the model's own.")
 ACTIVATION = flags.DEFINE_enum("activation", "relu", cfg.ACTIVATIONS, "Hidden activation.")
+DROPOUT = flags.DEFINE_float("dropout", 0.0, "mymodel, two_layer_net: a Dropout of this rate "
+                             "after every hidden layer.")
+BATCHNORM = flags.DEFINE_bool("batchnorm", False, "mymodel, two_layer_net: "
+                              "BatchNormalization between each hidden Dense and its activation.")
+WEIGHT_DECAY = flags.DEFINE_float("weight_decay", 0.0, "mymodel, two_layer_net: Keras's L2 "
+                                  "penalty, this factor times the sum of every squared kernel "
+                                  "weight (the book's weight_decay_lambda is twice it).")
+MODEL_FILE = flags.DEFINE_string("model_file", None,
+                                 "A saved Keras model (.keras, loaded in safe mode) to train "
+                                 "instead of --model, with its compiled loss and optimizer if "
+                                 "it has them (--optimizer/--learning_rate override the latter).")
 BACKEND = flags.DEFINE_enum("backend", "tensorflow", cfg.BACKENDS,
                             "tensorflow: Keras custom loop; numpy: the model's numpy_ref twin, "
                             "from the same initial weights, on the same batches.")
@@ -31,7 +42,8 @@ BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Global mini-batch size.", l
 SHUFFLE_BUFFER = flags.DEFINE_integer("shuffle_buffer", 1024, "Shuffle buffer (examples).",
                                       lower_bound=1)
 OPTIMIZER = flags.DEFINE_enum("optimizer", "adam", cfg.OPTIMIZERS, "Optimizer: " + ", ".join(
-    f"{name}: {optimizers.describe(name)}" for name in cfg.OPTIMIZERS) + ".")
+    f"{name}: {optimizers.describe(name)}" for name in cfg.OPTIMIZERS) + ". With "
+    "--model_file, default: the file's compiled optimizer.")
 LEARNING_RATE = flags.DEFINE_float("learning_rate", None,
                                    "Learning rate; default: the optimizer's Keras default.")
 SEED = flags.DEFINE_integer("seed", 0, "Seeds the initial weights and the shuffling.")
@@ -60,16 +72,26 @@ flags.register_validator("hidden_units",
                          message="--hidden_units must be positive integers, e.g. 512,512")
 flags.register_validator("learning_rate", lambda v: v is None or v > 0,
                          message="--learning_rate must be > 0")
+# What --model_file replaces: given together, one of them would be silently ignored.
+ARCHITECTURE_FLAGS = (MODEL, HIDDEN_UNITS, ACTIVATION, DROPOUT, BATCHNORM, WEIGHT_DECAY)
 
 
 def config_from_flags():
+    if MODEL_FILE.value is not None:
+        given = [f"--{f.name}" for f in ARCHITECTURE_FLAGS if flags.FLAGS[f.name].present]
+        if given:
+            raise cfg.ConfigError(f"--model_file brings its own architecture; drop "
+                                  f"{', '.join(given)}")
     units = HIDDEN_UNITS.value
+    optimizer = (OPTIMIZER.value if MODEL_FILE.value is None or flags.FLAGS["optimizer"].present
+                 else None)  # None: the model file's own
     return cfg.RunConfig(
         dataset=DATASET.value, model=MODEL.value,
         hidden_units=tuple(int(u) for u in units) if units is not None else None,
-        activation=ACTIVATION.value, backend=BACKEND.value, epochs=EPOCHS.value,
-        batch_size=BATCH_SIZE.value, shuffle_buffer=SHUFFLE_BUFFER.value,
-        optimizer=OPTIMIZER.value, learning_rate=LEARNING_RATE.value, seed=SEED.value,
+        activation=ACTIVATION.value, dropout=DROPOUT.value, batchnorm=BATCHNORM.value,
+        weight_decay=WEIGHT_DECAY.value, model_file=MODEL_FILE.value, backend=BACKEND.value,
+        epochs=EPOCHS.value, batch_size=BATCH_SIZE.value, shuffle_buffer=SHUFFLE_BUFFER.value,
+        optimizer=optimizer, learning_rate=LEARNING_RATE.value, seed=SEED.value,
         data_dir=DATA_DIR.value, model_dir=MODEL_DIR.value, device=DEVICE.value,
         dtype=DTYPE.value,
         mixed_precision=MIXED_PRECISION.value, distribution_strategy=STRATEGY.value,

@@ -1,7 +1,8 @@
 """Shared helpers for tests that hold a Keras model against its NumPy twin.
 
 ``keras_side`` and ``twin_side`` run one batch through each and return the same
-record (output, loss, dL/d(each input), dL/d(each weight, by variable path));
+record (output, loss, dL/d(each input), dL/d(each weight, by variable path),
+the non-trainable weights after the pass: BatchNormalization's moving statistics);
 ``differences`` reduces two records to their largest scaled differences, and
 ``assert_agree`` checks them against a tolerance.
 
@@ -30,24 +31,27 @@ class Side:
     loss: float
     input_grads: list  # dL/d(input), one per model input
     weight_grads: dict  # variable path -> dL/d(variable)
+    state: dict  # variable path -> non-trainable weight after the pass
 
 
 def as_list(x):
     return list(x) if isinstance(x, (list, tuple)) else [x]
 
 
-def keras_side(model, x, y, loss):
-    """Keras's output, loss and gradients, under a GradientTape (in training mode, which
-    changes nothing the supported layers compute)."""
+def keras_side(model, x, y, loss, training=True):
+    """Keras's output, loss (plus ``sum(model.losses)``, the regularizers) and gradients,
+    under a GradientTape; the moving statistics of a BatchNormalization move in training
+    mode, and a Dropout drops units then (use ``parity.compare`` for those)."""
     inputs = [tf.constant(a) for a in as_list(x)]
     with tf.GradientTape() as tape:
         tape.watch(inputs)
-        output = model(inputs if len(inputs) > 1 else inputs[0], training=True)
-        value = loss(y, output)
+        output = model(inputs if len(inputs) > 1 else inputs[0], training=training)
+        value = loss(y, output) + sum(model.losses)
     variables = model.trainable_variables
     grads = tape.gradient(value, [*inputs, *variables])
     return Side(output.numpy(), float(value), [g.numpy() for g in grads[:len(inputs)]],
-                {v.path: g.numpy() for v, g in zip(variables, grads[len(inputs):])})
+                {v.path: g.numpy() for v, g in zip(variables, grads[len(inputs):])},
+                {v.path: v.numpy() for v in model.non_trainable_weights})
 
 
 def twin_of(model, loss, x=None):
@@ -56,11 +60,11 @@ def twin_of(model, loss, x=None):
     return twins.build(model, loss, x, input_grad=True).net
 
 
-def twin_side(net, x, y):
+def twin_side(net, x, y, training=True):
     """The same record from a twin made by ``twin_of``."""
-    output = net.predict(x)
-    loss, grads = net.loss_and_gradient(x, y)
-    return Side(output, float(loss), [net.value_grads[name] for name in net.inputs], grads)
+    loss, grads = net.loss_and_gradient(x, y, training=training)
+    return Side(net.last_output, float(loss), [net.value_grads[name] for name in net.inputs],
+                grads, {name: np.array(value) for name, value in net.state.items()})
 
 
 def scaled(numpy_value, keras_value):
@@ -74,11 +78,12 @@ def scaled(numpy_value, keras_value):
 
 
 def differences(numpy_side, keras_side_):
-    """{'output', 'loss', 'input_grads', 'weight_grads': largest scaled difference}.
+    """{'output', 'loss', 'input_grads', 'weight_grads', 'state': largest scaled difference}.
 
-    The weight gradients must have the same keys on both sides (inf otherwise).
+    The weight gradients and the states must have the same keys on both sides (inf otherwise).
     """
     same_keys = set(numpy_side.weight_grads) == set(keras_side_.weight_grads)
+    same_state = set(numpy_side.state) == set(keras_side_.state)
     weight = max((scaled(numpy_side.weight_grads[k], g)
                   for k, g in keras_side_.weight_grads.items()), default=0.0)
     return {
@@ -88,18 +93,20 @@ def differences(numpy_side, keras_side_):
                                                            keras_side_.input_grads)),
                            default=0.0),
         "weight_grads": weight if same_keys else float("inf"),
+        "state": max((scaled(numpy_side.state[k], v) for k, v in keras_side_.state.items()),
+                     default=0.0) if same_state else float("inf"),
     }
 
 
-def compare_sides(model, x, y, loss, net=None):
+def compare_sides(model, x, y, loss, net=None, training=True):
     """``differences`` of the twin (``twin_of(model, loss)`` unless given) and Keras."""
     net = net or twin_of(model, loss)
-    return differences(twin_side(net, x, y), keras_side(model, x, y, loss))
+    return differences(twin_side(net, x, y, training), keras_side(model, x, y, loss, training))
 
 
-def assert_agree(model, x, y, loss, tol, net=None):
+def assert_agree(model, x, y, loss, tol, net=None, training=True):
     """Every scaled difference of ``compare_sides`` within ``tol``; returns them."""
-    found = compare_sides(model, x, y, loss, net)
+    found = compare_sides(model, x, y, loss, net, training)
     worst = {k: v for k, v in found.items() if not v <= tol}
     assert not worst, f"differences above {tol:g}: {worst}"
     return found
@@ -126,6 +133,15 @@ def targets_like(net, x, rng):
     """Random regression targets shaped like the twin's output on ``x``."""
     output = net.predict(x)
     return rng.normal(size=output.shape).astype(output.dtype)
+
+
+def randomise_batch_normalization(model, rng):
+    """BatchNormalization's weights start as 1, 0, 0, 1, which hides mistakes: draw them."""
+    for v in model.weights:
+        if v.name in ("gamma", "beta", "moving_mean"):
+            v.assign(rng.normal(0.5 if v.name == "gamma" else 0.0, 0.5, v.shape))
+        elif v.name == "moving_variance":
+            v.assign(rng.uniform(0.5, 2.0, v.shape))
 
 
 class Tally:

@@ -20,7 +20,8 @@ def main():
     warnings.simplefilter("ignore", UserWarning)  # Keras's softmax-over-one-entry warning
     for test in (properties.test_random_sequential_models,
                  properties.test_random_functional_models,
-                 properties.test_random_subclassed_models):
+                 properties.test_random_subclassed_models,
+                 properties.test_random_models_with_batch_normalization_or_dropout):
         before = properties.TALLY.models
         test()
         print(f"{test.__name__}: {properties.TALLY.models - before} models")

@@ -38,7 +38,8 @@ ELEMENTWISE = ["Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"]
 MERGES = {*ELEMENTWISE, "Concatenate"}
 # Layers without a twin, and operations in ``call`` that are not layers:
 # name -> (TensorFlow operation, the Keras layer the error suggests).
-UNSUPPORTED = ["GaussianNoise", "Conv1D", "LayerNormalization", "Dropout"]
+UNSUPPORTED = ["GaussianNoise", "Conv1D", "LayerNormalization", "GaussianDropout"]
+TWINNED_SPECIALS = ["BatchNormalization", "Dropout"]  # kinds a program can be asked to hold
 OPS = {"+": ("AddV2", "keras.layers.Add"), "*": ("Mul", "keras.layers.Multiply"),
        "tf.concat": ("ConcatV2", "keras.layers.Concatenate"),
        "tf.nn.relu": ("Relu", "keras.layers.ReLU")}
@@ -106,10 +107,11 @@ def _reshape_targets(s):
 
 
 @st.composite
-def unary_specs(draw, shape):
-    """A layer with a twin that takes one value of ``shape``."""
-    kind = draw(st.sampled_from(["Dense", "Dense", "Activation", "ReLU", "LeakyReLU", "ELU",
-                                 "Softmax", "Identity", "Flatten", "Reshape"]))
+def unary_specs(draw, shape, kind=None):
+    """A layer with a twin (of ``kind``, or of any kind) that takes one value of ``shape``."""
+    kind = kind or draw(st.sampled_from(["Dense", "Dense", "Activation", "ReLU", "LeakyReLU",
+                                         "ELU", "Softmax", "Identity", "Flatten", "Reshape",
+                                         "Dropout", "BatchNormalization"]))
     activation = st.sampled_from([*ACTIVATIONS, *PARTIALS])
     options = {
         "Dense": lambda: {"units": draw(st.integers(1, 5)), "activation": draw(activation),
@@ -122,6 +124,12 @@ def unary_specs(draw, shape):
         "Flatten": lambda: {"data_format": draw(st.sampled_from(["channels_last",
                                                                  "channels_first"]))},
         "Reshape": lambda: {"target_shape": draw(st.sampled_from(_reshape_targets(shape)))},
+        "Dropout": lambda: {"rate": draw(st.sampled_from([0.0, 0.3, 0.5]))},
+        "BatchNormalization": lambda: {
+            "axis": draw(st.sampled_from([-1, *range(1, len(shape) + 1)])),
+            "center": draw(st.booleans()), "scale": draw(st.booleans()),
+            "momentum": draw(st.sampled_from([0.99, 0.5])),
+            "epsilon": draw(st.sampled_from([1e-3, 0.1]))},
     }.get(kind, dict)()
     return Spec(kind, options)
 
@@ -170,14 +178,19 @@ class _Builder:
 
 
 def _special_step(draw, b, value, special):
-    """The special step on ``value`` (a layer without a twin, or an 'Op')."""
+    """The special step on ``value``: a layer without a twin, an 'Op', or a layer of
+    the twinned kind ``special`` (e.g. 'BatchNormalization')."""
+    if special in TWINNED_SPECIALS:
+        return b.layer(draw(unary_specs(b.shapes[value], kind=special)), value)
     if special in UNSUPPORTED:
-        options = {"GaussianNoise": {"stddev": 0.1}, "Dropout": {"rate": 0.5},
+        options = {"GaussianNoise": {"stddev": 0.1}, "GaussianDropout": {"rate": 0.5},
                    "Conv1D": {"filters": 2, "kernel_size": 1}}.get(special, {})
         if special == "Conv1D" and len(b.shapes[value]) != 2:  # it takes (steps, channels)
             s = b.shapes[value]
             value = b.layer(Spec("Reshape", {"target_shape": (-1, s[-1])}), value)
         return b.layer(Spec(special, options), value)
+    if not b.program.layers:  # a block made of an operation alone has no layer to look into
+        value = b.layer(Spec("Identity"), value)
     return b.layer(Spec("Op", {"name": special}), value)
 
 
@@ -259,6 +272,12 @@ def programs(draw, chain=False, input_shapes=None, max_steps=5, special=None, he
         activation = draw(st.sampled_from(["linear", "softmax"]))
         b.layer(Spec("Dense", {"units": CLASSES, "activation": activation}), end)
     return b.program
+
+
+def uses(program, kind):
+    """Whether the program (nested programs included) has a layer of that kind."""
+    return any(spec.kind == kind or (spec.kind == "Nested" and uses(spec.options["program"], kind))
+               for spec in program.layers)
 
 
 def dims(program):

@@ -188,10 +188,18 @@ class Trainer:
         first = tf.cast(tf.equal(context.replica_id_in_sync_group, 0), batch_loss.dtype)
         metric.update_state(batch_loss, sample_weight=first)
 
+    def _regularization(self):
+        """The penalties the model's layers add (``kernel_regularizer``...), as Keras's fit
+        adds them to the loss; under a strategy each replica adds its share."""
+        if not self.model.losses:
+            return 0.0
+        penalty = tf.add_n(self.model.losses)
+        return penalty if self.strategy is None else tf.nn.scale_regularization_loss(penalty)
+
     def _train_step(self, images, labels):
         with tf.GradientTape() as tape:
             predictions = self.model(images, training=True)
-            loss = self.compute_loss(labels, predictions)
+            loss = self.compute_loss(labels, predictions) + self._regularization()
             # Multiplied by the loss scale under mixed precision (LossScaleOptimizer divides
             # the gradients by it again, and skips steps with non-finite ones); else `loss`.
             scaled_loss = self.optimizer.scale_loss(loss)

@@ -47,14 +47,16 @@ class ImageBatches:
       x: uint8 images (N, ...), e.g. (N, 28, 28) or (N, 32, 32, 3).
       y: integer class labels (N,).
       dtype: the float dtype of the scaled batches.
+      shape: reshape each batch's images to (B, *shape) (a model's own input shape).
     """
 
-    def __init__(self, x, y, dtype="float32"):
+    def __init__(self, x, y, dtype="float32", shape=None):
         import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
         x, y = _check_arrays(x, y)
         self.size = len(x)
         self.dtype = tf.as_dtype(dtype)
+        self.shape = None if shape is None else tuple(shape)
         self.images = tf.constant(x)  # TensorFlow's one copy of the set
         self.labels = tf.constant(y.astype(np.int64))
 
@@ -62,6 +64,8 @@ class ImageBatches:
         import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
         batch = tf.cast(tf.gather(self.images, indices), self.dtype)
+        if self.shape is not None:
+            batch = tf.reshape(batch, (-1, *self.shape))
         return batch / tf.constant(255, self.dtype), tf.gather(self.labels, indices)
 
     def dataset(self, batch_size, order=None, shuffle_buffer=None, seed=None):

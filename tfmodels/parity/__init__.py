@@ -9,7 +9,8 @@
     compare(model, x, y)         a per-layer report of where model and twin part
 
 Modules: ``registry`` (Keras layer class -> twin builder), ``trace`` (what a model's
-call applies), ``twins``, ``losses``, ``optimizers``, ``compare``.
+call applies), ``twins``, ``losses``, ``regularizers`` (``model.losses`` as penalties),
+``optimizers``, ``compare``, ``dropout_masks`` (the masks Keras drew, for ``compare``).
 """
 
 from tfmodels.parity.compare import Report, compare

@@ -11,6 +11,11 @@ The first divergence is the layer that introduced a difference: going forward,
 the first layer whose output parts while its inputs agree; else, going back
 from the loss, the layer whose output gradient agrees while the gradient it
 passes back (to its inputs) or its weight gradients do not.
+
+The loss on both sides is what ``fit`` minimises: the loss plus
+``sum(model.losses)`` (the regularizers). In training mode the twin's dropout
+layers drop the units Keras dropped in its run (``dropout_masks.py``), and
+both sides' batch normalization update their moving statistics once.
 """
 
 import dataclasses
@@ -19,6 +24,7 @@ import json
 import numpy as np
 import tensorflow as tf
 
+from tfmodels.parity import dropout_masks
 from tfmodels.parity import trace as tracing
 from tfmodels.parity import twins as twinning
 
@@ -157,20 +163,16 @@ def compare(model, x, y, loss=None, training=False, net=None):
     """
     built = twinning.build(model, loss, x, input_grad=True)
     if net is not None:
-        built = dataclasses.replace(built, net=_with_input_grad(net))
+        net.input_grad = True  # every value's gradient is compared
+        built = dataclasses.replace(built, net=net)
     xs = list(x) if isinstance(x, (list, tuple)) else [x]
     dtype = np.dtype(built.net.dtype).name
     tolerance = TOLERANCES.get(dtype, TOLERANCES["float32"])
     keras_side = _keras_run(model, built, xs, y, training)
-    numpy_loss, numpy_grads = built.net.loss_and_gradient(x, y, training=training)
+    with dropout_masks.using(built.net, built.layer_nodes, keras_side["leaves"],
+                             keras_side["masks"]):
+        numpy_loss, numpy_grads = built.net.loss_and_gradient(x, y, training=training)
     return _report(model, built, keras_side, float(numpy_loss), numpy_grads, tolerance, dtype)
-
-
-def _with_input_grad(net):
-    if not net.input_grad:  # gradients of every value are wanted
-        net.input_grad = True
-        net._needs_grad = net._values_needing_grad()  # pylint: disable=protected-access
-    return net
 
 
 def _keras_run(model, built, xs, y, training):
@@ -179,19 +181,30 @@ def _keras_run(model, built, xs, y, training):
     with tf.GradientTape(persistent=True) as tape:
         for t in inputs:
             tape.watch(t)
-        with tracing.recording() as calls:
+        with tracing.recording() as calls, dropout_masks.capturing(calls) as masks:
             outputs = tracing.call_model(model, inputs, training=training)
-        loss = built.keras_loss(y, outputs)
+        loss = _with_regularization(built.keras_loss(y, outputs), model.losses)
     leaves = tracing.leaf_calls(tracing.root_call(calls))
     layer_outputs = [call.outputs[0] for call in leaves]
     variables = model.trainable_variables
     grads = tape.gradient(loss, [*layer_outputs, *variables, *inputs])
     n = len(layer_outputs)
-    return {"outputs": [t.numpy() for t in layer_outputs], "loss": float(loss),
+    return {"leaves": leaves, "masks": masks,
+            "outputs": [t.numpy() for t in layer_outputs], "loss": float(loss),
             "output_grads": [None if g is None else g.numpy() for g in grads[:n]],
             "weight_grads": {v.path: (None if g is None else g.numpy())
                              for v, g in zip(variables, grads[n:n + len(variables)])},
             "input_grads": [None if g is None else g.numpy() for g in grads[n + len(variables):]]}
+
+
+def _with_regularization(loss, losses):
+    """``loss + sum(losses)``, what a custom loop adds (and ``fit`` minimises), in the wider
+    of the two dtypes as NumPy would promote them."""
+    if not losses:
+        return loss
+    total = sum(losses)
+    dtype = np.result_type(loss.dtype.as_numpy_dtype, total.dtype.as_numpy_dtype)
+    return tf.cast(loss, dtype) + tf.cast(total, dtype)
 
 
 def _report(model, built, keras_side, numpy_loss, numpy_grads, tolerance, dtype):

@@ -18,7 +18,7 @@ import functools
 import keras
 import numpy as np
 
-from numpy_ref import activations, conv, core, merge, pooling
+from numpy_ref import activations, conv, core, dropout, merge, normalization, pooling
 
 _TWINS = {}  # keras layer class -> builder(keras_layer) -> numpy_ref layer
 
@@ -139,6 +139,35 @@ def _pooling(twin_class):
 
 def _global_pooling(twin_class):
     return lambda layer: twin_class(_channels_last(layer).keepdims)
+def _dropout(layer, noise_shape=None):
+    """Keras's seed, or the seed its generator drew (from the global seed Keras was given)."""
+    seed = layer.seed
+    generator = getattr(layer, "seed_generator", None)  # none when rate is 0
+    if seed is None and generator is not None:
+        seed = int(generator.state.numpy()[0])
+    return dropout.KerasDropout(layer.rate, noise_shape or layer.noise_shape, seed)
+
+
+def _spatial_dropout(rank):
+    """Spatial dropout: one draw per (sample, channel), shared over the ``rank`` spatial axes."""
+    def build(layer):
+        channels_first = getattr(layer, "data_format", "channels_last") == "channels_first"
+        spatial = (1,) * rank
+        return _dropout(layer, (None, None, *spatial) if channels_first
+                        else (None, *spatial, None))
+    return build
+
+
+def _batch_normalization(layer):
+    for option in ("synchronized", "renorm"):  # other statistics, no twin
+        if getattr(layer, option, False):
+            raise unsupported_error(layer, f"has {option}=True, which has no NumPy twin "
+                                           f"(twin it with {option}=False)")
+    return normalization.KerasBatchNormalization(
+        weights(layer.moving_mean), weights(layer.moving_variance),
+        weights(layer.gamma) if layer.scale else None,
+        weights(layer.beta) if layer.center else None,
+        layer.axis, layer.momentum, layer.epsilon, trainable=layer.trainable)
 
 
 _BUILTIN = {
@@ -166,6 +195,11 @@ _BUILTIN = {
     keras.layers.GlobalMaxPooling2D: _global_pooling(pooling.GlobalMaxPooling2D),
     keras.layers.ZeroPadding2D: lambda layer: conv.ZeroPadding2D(
         _channels_last(layer).padding),
+    keras.layers.Dropout: _dropout,
+    keras.layers.SpatialDropout1D: _spatial_dropout(1),
+    keras.layers.SpatialDropout2D: _spatial_dropout(2),
+    keras.layers.SpatialDropout3D: _spatial_dropout(3),
+    keras.layers.BatchNormalization: _batch_normalization,
 }
 for _cls, _builder in _BUILTIN.items():
     register_twin(_cls, _builder)

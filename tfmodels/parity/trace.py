@@ -46,6 +46,7 @@ class Call:
     parent: "Call" = None
     children: list = dataclasses.field(default_factory=list)
     outputs: list = None  # the returned tensors, flattened
+    mask: bool = False  # given a Keras mask (``mask=``, or one carried by its input)
 
 
 @dataclasses.dataclass
@@ -75,6 +76,8 @@ def recording():
 
     def recording_call(layer, *args, **kwargs):
         call = Call(layer, _tensors(args), parent=stack[-1] if stack else None)
+        call.mask = kwargs.get("mask") is not None or any(
+            getattr(t, "_keras_mask", None) is not None for t in call.inputs)
         if call.parent is not None:
             call.parent.children.append(call)
         calls.append(call)
@@ -83,6 +86,7 @@ def recording():
             outputs = original_call(layer, *args, **kwargs)
         finally:
             stack.pop()
+        outputs = tf.nest.map_structure(lambda t: _own(t, call.inputs), outputs)
         call.outputs = _tensors(outputs)
         return outputs
 
@@ -91,6 +95,16 @@ def recording():
         yield calls
     finally:
         keras.layers.Layer.__call__ = original_call
+
+
+def _own(value, inputs):
+    """``value``, or a copy of it (``tf.identity``) when it is one of the call's inputs
+    itself: a layer that passes its input through (Dropout in inference, Identity)
+    still gets an output of its own, so two such calls on one tensor, or a later reader
+    of that tensor, are told apart."""
+    if tf.is_tensor(value) and any(value is t for t in inputs):
+        return tf.identity(value)
+    return value
 
 
 def call_model(model, inputs, training=False):

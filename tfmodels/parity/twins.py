@@ -8,6 +8,10 @@ two nodes sharing one array per weight. The loss is the twin of the compiled
 loss (or a ``SparseCategoricalCrossentropy``), and where Keras's loss reads the
 logits cached on a softmax or sigmoid output, the twin's loss reads the node
 of those logits, as the Keras graph does.
+
+The twin's ``loss`` is what ``model.fit`` minimises: the compiled loss plus
+the terms of ``model.losses``, one penalty per weight and activity
+regularizer (``regularizers.py``); ``net.data_loss`` is the compiled loss alone.
 """
 
 import dataclasses
@@ -19,7 +23,7 @@ import tensorflow as tf
 from numpy_ref import activations, core
 from numpy_ref.network import Network, Node
 from tfmodels.parity import losses as twin_losses
-from tfmodels.parity import registry, trace as tracing
+from tfmodels.parity import registry, regularizers, trace as tracing
 
 
 @dataclasses.dataclass
@@ -64,7 +68,8 @@ def build(model, loss=None, x=None, input_grad=False):
     keras_loss = twin_losses.resolve(model, loss)
     if keras_loss is not None:  # a loss without a twin is named before the trace calls it
         twin_losses.twin_loss(keras_loss)
-    recorded = tracing.trace(model, specs, probe=lambda out: _loss_probe(keras_loss, out))
+    recorded = tracing.trace(model, specs, probe=lambda out: {
+        **_loss_probe(keras_loss, out), "keras_losses": len(model.losses)})
     return _network(model, recorded, recorded.probe.get("loss", keras_loss), specs, input_grad)
 
 
@@ -126,6 +131,9 @@ def _network(model, recorded, keras_loss, specs, input_grad):
     for call in tracing.leaf_calls(recorded.root):
         if len(call.outputs) != 1:
             raise registry.unsupported_error(call.layer, "returns several tensors")
+        if call.mask:
+            raise registry.unsupported_error(call.layer, "is given a mask, which the NumPy "
+                                                         "twin does not follow")
         consumer = f"layer {call.layer.name!r}"
         refs = [tracing.resolve(t, known, model, consumer, add_cast) for t in call.inputs]
         layer = _twin_layer(call.layer, first)
@@ -137,7 +145,13 @@ def _network(model, recorded, keras_loss, specs, input_grad):
     outputs = [tracing.resolve(t, known, model, "the model's output", add_cast)
                for t in recorded.outputs]
     loss_layer, loss_input = _loss(model, recorded, keras_loss, nodes, outputs, known, taken)
-    net = Network(nodes, input_names, outputs, loss_layer, loss_input, input_grad=input_grad)
+    params = {name for node in nodes for name in node.public_names("params").values()}
+    penalties = regularizers.penalties(
+        model, recorded.root, lambda t, owner: tracing.resolve(t, known, model, owner, add_cast),
+        params)
+    regularizers.check_count(model, penalties, recorded.probe.get("keras_losses"))
+    net = Network(nodes, input_names, outputs, loss_layer, loss_input, input_grad=input_grad,
+                  penalties=penalties)
     return Twin(net, keras_loss, layer_nodes, specs)
 
 

@@ -10,19 +10,24 @@ operations as the tf.data pipeline, in the run's dtype.
 import numpy as np
 
 from numpy_ref import training as np_training
-from tfmodels import data, distribute, optimizers, parity
-from tfmodels.run.backend_tf import build_model
+from tfmodels import data, distribute, parity
+from tfmodels.run.backend_tf import batch_shape, build_model, checked_twin, training_setup
 
 
 class _Source:
-    """One split's uint8 images, batched in a given order and scaled per batch."""
+    """One split's uint8 images, batched in a given order, scaled (and reshaped to
+    ``shape`` when given) per batch."""
 
-    def __init__(self, x, y, dtype):
+    def __init__(self, x, y, dtype, shape=None):
         self.x, self.y, self.dtype = x, np.asarray(y, np.int64), np.dtype(dtype)
+        self.shape = shape
+
+    def scaled(self, images):
+        images = data.scale_images(images, self.dtype)
+        return images if self.shape is None else images.reshape(len(images), *self.shape)
 
     def batches(self, batch_size, order=None):
-        return np_training.array_batches(self.x, self.y, batch_size, order,
-                                         lambda images: data.scale_images(images, self.dtype))
+        return np_training.array_batches(self.x, self.y, batch_size, order, self.scaled)
 
 
 class NumpyBackend:
@@ -34,9 +39,10 @@ class NumpyBackend:
     def __init__(self, config):
         self.config = config
         self.model = build_model(config)
-        self.net = parity.twin(self.model)
-        keras_optimizer = optimizers.make_optimizer(config.optimizer, config.learning_rate)
+        keras_optimizer, loss = training_setup(config, self.model)
+        self.net = checked_twin(config, self.model, loss)
         self.optimizer = parity.twin_optimizer(keras_optimizer, self.model.trainable_variables)
+        self.shape = batch_shape(config, self.model)
         self.stepper = np_training.Stepper(self.net, self.optimizer)
 
     @classmethod
@@ -45,22 +51,24 @@ class NumpyBackend:
         return cls(config)
 
     def source(self, x, y):
-        return _Source(x, y, self.config.dtype)
+        return _Source(x, y, self.config.dtype, self.shape)
 
     def predict_proba(self, x, batch_size):
-        dtype = np.dtype(self.config.dtype)
-        return np.concatenate([self.net.predict(data.scale_images(x[i:i + batch_size], dtype))
-                               for i in range(0, len(x), batch_size)])
+        source = self.source(x, np.zeros(len(x), np.int64))
+        return np.concatenate([self.net.predict(xb) for xb, _ in source.batches(batch_size)])
 
     def state_arrays(self):
-        """Weights and optimizer state, for a checkpoint."""
+        """Weights, non-trainable state (moving statistics) and optimizer state, for a
+        checkpoint."""
         state = {f"param/{k}": np.array(v) for k, v in self.net.params.items()}
+        state.update({f"state/{k}": np.array(v) for k, v in self.net.state.items()})
         state.update({f"optimizer/{k}": v for k, v in self.optimizer.get_state().items()})
         return state
 
     def restore(self, arrays):
-        for key in self.net.params:
-            self.net.params[key] = arrays[f"param/{key}"]
+        for kind, view in (("param", self.net.params), ("state", self.net.state)):
+            for key in view:
+                view[key] = arrays[f"{kind}/{key}"]
         prefix = "optimizer/"
         self.optimizer.set_state({k[len(prefix):]: v for k, v in arrays.items()
                                   if k.startswith(prefix)})
@@ -73,6 +81,7 @@ class NumpyBackend:
         return parity.to_keras(self.net, self.model)
 
     def load_net(self, net):
-        """Takes over the weights of a numpy_ref twin (e.g. from weights.npz)."""
-        for key in self.net.params:
-            self.net.params[key] = net.params[key]
+        """Takes over the weights and state of a numpy_ref twin (e.g. from weights.npz)."""
+        for mine, theirs in ((self.net.params, net.params), (self.net.state, net.state)):
+            for key in mine:
+                mine[key] = theirs[key]

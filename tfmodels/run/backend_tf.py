@@ -15,6 +15,7 @@ import numpy as np
 
 from tfmodels import data, distribute, models, optimizers, parity, training
 from tfmodels.errors import ConfigError, WeightsFileError
+from tfmodels.run import user_model
 
 
 def save_keras_model(model, path):
@@ -41,14 +42,43 @@ def load_keras_model(path):
 
 
 def build_model(config):
-    """The configured Keras model, built, with weights drawn from ``config.seed``.
+    """The configured Keras model, built, with weights drawn from ``config.seed`` (or
+    those of ``--model_file``).
 
     Both backends call this, so for the same seed they start from the same weights.
     """
     keras.utils.set_random_seed(config.seed)
+    if config.model_file is not None:
+        return user_model.load(config)
     dtype = None if config.dtype == "float32" else config.dtype  # None: the global policy
     return models.build_model(config.model, config.hidden_units, config.activation,
-                              config.num_classes, dtype=dtype, input_shape=config.input_shape)
+                              config.num_classes, dtype=dtype, input_shape=config.input_shape,
+                              **config.model_options())
+
+
+def training_setup(config, model):
+    """(Keras optimizer, Keras loss or None for the default) of the run."""
+    if config.model_file is not None:
+        return user_model.optimizer_for(model, config), user_model.loss_for(model)
+    return optimizers.make_optimizer(config.optimizer, config.learning_rate), None
+
+
+def checked_twin(config, model, loss=None):
+    """``parity.twin(model)``; for a model file, a layer or loss without a twin is the
+    file's one-line error (exit 3), before any training."""
+    try:
+        return parity.twin(model, loss=loss)
+    except ValueError as e:
+        if config.model_file is None:
+            raise
+        raise WeightsFileError(f"--model_file={config.model_file}: "
+                               f"{str(e).splitlines()[0]}") from None
+
+
+def batch_shape(config, model):
+    """The shape batches are given to the model in: a model file's own input shape (e.g.
+    (28, 28, 1) or (784,) for MNIST's (28, 28) images), else the data's."""
+    return user_model.input_shape(model) if config.model_file is not None else None
 
 
 def _is_chief(strategy):
@@ -63,8 +93,8 @@ def _is_chief(strategy):
 class _Source:
     """One split's images in TensorFlow, batched in a given order (distributed if need be)."""
 
-    def __init__(self, x, y, dtype, strategy):
-        self.images, self.strategy = data.ImageBatches(x, y, dtype), strategy
+    def __init__(self, x, y, dtype, strategy, shape=None):
+        self.images, self.strategy = data.ImageBatches(x, y, dtype, shape), strategy
 
     def batches(self, batch_size, order=None):
         ds = self.images.dataset(batch_size, order)
@@ -80,10 +110,13 @@ class TensorflowBackend:
         self.config, self.strategy = config, strategy
         with strategy.scope() if strategy is not None else contextlib.nullcontext():
             self.model = build_model(config)
-            self.optimizer = training.maybe_wrap_for_mixed_precision(
-                optimizers.make_optimizer(config.optimizer, config.learning_rate))
+            optimizer, loss = training_setup(config, self.model)
+            self.optimizer = training.maybe_wrap_for_mixed_precision(optimizer)
             self.optimizer.build(self.model.trainable_variables)
-        self.stepper = training.Trainer(self.model, self.optimizer, strategy=strategy)
+        self.shape = batch_shape(config, self.model)
+        self.loss = loss
+        checked_twin(config, self.model, loss)  # weights.npz will need it: fail now, not then
+        self.stepper = training.Trainer(self.model, self.optimizer, loss, strategy=strategy)
         self.is_chief = _is_chief(strategy)
         self.worker_index = None if self.is_chief else strategy.cluster_resolver.task_id
 
@@ -99,10 +132,10 @@ class TensorflowBackend:
         return cls(config, strategy)
 
     def source(self, x, y):
-        return _Source(x, y, self.config.dtype, self.strategy)
+        return _Source(x, y, self.config.dtype, self.strategy, self.shape)
 
     def predict_proba(self, x, batch_size):
-        ds = data.ImageBatches(x, np.zeros(len(x), np.int64), self.config.dtype)
+        ds = data.ImageBatches(x, np.zeros(len(x), np.int64), self.config.dtype, self.shape)
         return np.concatenate([self.model(xb, training=False).numpy()
                                for xb, _ in ds.dataset(batch_size)])
 
@@ -121,7 +154,7 @@ class TensorflowBackend:
 
     def numpy_net(self):
         """The NumPy twin of the current model (what weights.npz holds)."""
-        return parity.twin(self.model)
+        return parity.twin(self.model, loss=self.loss)
 
     def keras_model(self):
         return self.model

@@ -25,8 +25,8 @@ DTYPES = ("float32", "float64")
 # A resumed run must agree on these, as they change the saved state's shape or
 # meaning; the rest (epochs, batch size, device...) may change. A key missing
 # from a saved run's settings counts as the field's default (runs saved before it existed).
-RESUME_KEYS = ("dataset", "model", "hidden_units", "activation", "backend", "optimizer",
-               "mixed_precision", "dtype")
+RESUME_KEYS = ("dataset", "model", "model_file", "hidden_units", "activation", "dropout",
+               "batchnorm", "weight_decay", "backend", "optimizer", "mixed_precision", "dtype")
 
 
 def expand_path(path):
@@ -42,12 +42,16 @@ class RunConfig:
     model: str = "mymodel"
     hidden_units: tuple = None  # None: the model's default sizes
     activation: str = "relu"
+    dropout: float = 0.0  # the MLP options (models.MLP_OPTIONS) ...
+    batchnorm: bool = False
+    weight_decay: float = 0.0  # ... Keras's L2 factor on every kernel
+    model_file: str = None  # a user's saved Keras model, trained instead of --model
     backend: str = "tensorflow"
     epochs: int = 10
     batch_size: int = 32
     shuffle_buffer: int = 1024
-    optimizer: str = "adam"
-    learning_rate: float = None  # None: the optimizer's Keras default
+    optimizer: str = None  # None: the model file's compiled one, else "adam"
+    learning_rate: float = None  # None: the optimizer's own default
     seed: int = 0
     data_dir: str = None  # None: $TFMODELS_DATA_DIR
     model_dir: str = None  # None: runs/<model>-<dataset>-<backend>
@@ -60,6 +64,13 @@ class RunConfig:
 
     def __post_init__(self):
         # Normalise so that equal settings compare (and serialise) equal.
+        if self.model_file is not None:  # its own architecture replaces --model's
+            object.__setattr__(self, "model_file", expand_path(self.model_file))
+            for name, value in (("model", "model_file"), ("hidden_units", ()),
+                                ("activation", None)):
+                object.__setattr__(self, name, value)
+        elif self.optimizer is None:
+            object.__setattr__(self, "optimizer", "adam")
         kind = models.MODELS.get(self.model)
         units = ((kind.hidden_units if kind else ()) if self.hidden_units is None
                  else self.hidden_units)
@@ -68,8 +79,10 @@ class RunConfig:
             object.__setattr__(self, "learning_rate",
                                optimizers.default_learning_rate(self.optimizer))
         if self.model_dir is None:
+            stem = (os.path.splitext(os.path.basename(self.model_file))[0]
+                    if self.model_file else self.model)
             object.__setattr__(self, "model_dir", os.path.join(
-                "runs", f"{self.model}-{self.dataset}-{self.backend}"))
+                "runs", f"{stem}-{self.dataset}-{self.backend}"))
         for name in ("model_dir", "data_dir"):
             object.__setattr__(self, name, expand_path(getattr(self, name)))
 
@@ -83,9 +96,12 @@ class RunConfig:
 
     def validate(self):
         """Raises ConfigError with a one-line message on the first bad setting."""
-        choices = {"dataset": DATASETS, "model": MODELS, "activation": ACTIVATIONS,
-                   "backend": BACKENDS, "optimizer": OPTIMIZERS, "device": DEVICES,
+        choices = {"dataset": DATASETS, "backend": BACKENDS, "device": DEVICES,
                    "distribution_strategy": STRATEGIES, "dtype": DTYPES}
+        if self.model_file is None:
+            choices.update(model=MODELS, activation=ACTIVATIONS, optimizer=OPTIMIZERS)
+        elif self.optimizer is not None:
+            choices.update(optimizer=OPTIMIZERS)
         for name, allowed in choices.items():
             value = getattr(self, name)
             if value not in allowed:
@@ -95,16 +111,17 @@ class RunConfig:
                 raise ConfigError(f"--{name} must be >= 1; got {getattr(self, name)}")
         if self.max_train_examples is not None and self.max_train_examples < 1:
             raise ConfigError(f"--max_train_examples must be >= 1; got {self.max_train_examples}")
-        if not self.learning_rate > 0:
+        if self.learning_rate is not None and not self.learning_rate > 0:
             raise ConfigError(f"--learning_rate must be > 0; got {self.learning_rate}")
-        if not self.hidden_units or min(self.hidden_units) < 1:
-            raise ConfigError(f"--hidden_units must be positive integers; "
-                             f"got {list(self.hidden_units)}")
-        depth = models.MODELS[self.model].fixed_depth
-        if depth is not None and len(self.hidden_units) != depth:
-            raise ConfigError(f"--model={self.model} has exactly {depth} hidden "
-                              f"layer{'s' * (depth > 1)}, so --hidden_units takes {depth} "
-                              f"size{'s' * (depth > 1)}; got {list(self.hidden_units)}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"--dropout must be a rate in [0, 1); got {self.dropout}")
+        if not self.weight_decay >= 0:
+            raise ConfigError(f"--weight_decay must be >= 0; got {self.weight_decay}")
+        if self.model_file is None:
+            self._validate_model()
+        elif self.dropout or self.batchnorm or self.weight_decay:
+            raise ConfigError("--model_file brings its own architecture: it takes no "
+                              "--dropout, --batchnorm or --weight_decay")
         if self.backend == "numpy" and (self.mixed_precision
                                         or self.distribution_strategy != "off"
                                         or self.device == "gpu"):
@@ -114,6 +131,27 @@ class RunConfig:
             raise ConfigError(f"--mixed_precision keeps float32 weights; it does not go with "
                               f"--dtype={self.dtype}")
         return self
+
+    def _validate_model(self):
+        if not self.hidden_units or min(self.hidden_units) < 1:
+            raise ConfigError(f"--hidden_units must be positive integers; "
+                              f"got {list(self.hidden_units)}")
+        kind = models.MODELS[self.model]
+        depth = kind.fixed_depth
+        if depth is not None and len(self.hidden_units) != depth:
+            raise ConfigError(f"--model={self.model} has exactly {depth} hidden "
+                              f"layer{'s' * (depth > 1)}, so --hidden_units takes {depth} "
+                              f"size{'s' * (depth > 1)}; got {list(self.hidden_units)}")
+        given = [name for name in models.MLP_OPTIONS if getattr(self, name)]
+        refused = [name for name in given if name not in kind.options]
+        if refused:
+            takers = [name for name, k in models.MODELS.items() if k.options]
+            raise ConfigError(f"--{refused[0]} applies to --model={' or '.join(takers)}, "
+                              f"not --model={self.model}")
+
+    def model_options(self):
+        """The MLP options as ``models.build_model`` takes them."""
+        return {name: getattr(self, name) for name in models.MLP_OPTIONS}
 
     def to_dict(self):
         out = dataclasses.asdict(self)

@@ -9,6 +9,8 @@ completed epoch.
 """
 
 import pathlib
+import shlex
+import time
 
 from absl import logging
 import numpy as np
@@ -16,6 +18,7 @@ import numpy as np
 from numpy_ref.training import run_epochs
 from tfmodels import data
 from tfmodels.run import names, rundir
+from tfmodels.run.config import BACKENDS
 from tfmodels.run.progress import ProgressBar
 
 COLLAPSE_FRACTION = 0.9  # "essentially one class": at least 90% of predictions
@@ -68,6 +71,7 @@ def run(config, datasets_override=None):
     """
     from tfmodels.run.backends import make_backend  # pylint: disable=import-outside-toplevel
 
+    started = time.monotonic()
     config.validate()
     model_dir = pathlib.Path(config.model_dir)
     rundir.check_writable(model_dir)
@@ -110,7 +114,24 @@ def run(config, datasets_override=None):
         if completed >= config.epochs:
             logging.info("All %d epochs were already done in %s", config.epochs, model_dir)
         run_dir.save_final(backend)
+    log_summary(config, model_dir, history, time.monotonic() - started)
     return {"flags": config.to_dict(), "epochs": history}
+
+
+def log_summary(config, model_dir, history, seconds):
+    """The run's last lines: final and best test accuracy, wall time, where the files are,
+    and the command that evaluates them."""
+    if not history:
+        return
+    final = history[-1]
+    best = max(history, key=lambda e: e["test_accuracy"])
+    logging.info("Done: test accuracy %.2f%% after epoch %d (best %.2f%%, epoch %d); "
+                 "%.0f s in this session", 100 * final["test_accuracy"], final["epoch"],
+                 100 * best["test_accuracy"], best["epoch"], seconds)
+    logging.info("Files: %s (weights.npz, model.keras, history.json, curves.png)", model_dir)
+    other = next(b for b in BACKENDS if b != config.backend)
+    logging.info("Evaluate them with: python scripts/evaluate.py --model_dir=%s --backend=%s",
+                 shlex.quote(str(model_dir)), other)
 
 
 def _write_summaries(writer, epoch, logs):

@@ -1,0 +1,181 @@
+"""Batch normalization twice: the book's layer and the twin of ``keras.layers.BatchNormalization``.
+
+Book, ``BatchNormalization(gamma, beta, momentum=0.9)``: each feature of the
+input flattened per sample, (N, D) (a (N, C, H, W) input is (N, C*H*W)):
+    training   mu, var = mean(x), mean((x - mu)^2) over the batch;
+               running = momentum * running + (1 - momentum) * batch statistic
+    inference  mu, var = running_mean, running_var
+    y = gamma * (x - mu) / sqrt(var + 10e-7) + beta
+Keras, ``KerasBatchNormalization``: one feature per index of ``axis``, the
+statistics over every other axis, as ``tf.nn.moments`` and
+``tf.nn.batch_normalization`` compute them:
+    inv = rsqrt(var + epsilon) * gamma;  y = x * inv + (beta - mean * inv)
+    moving = moving * momentum + batch statistic * (1 - momentum)
+"""
+
+import math
+
+import numpy as np
+
+from numpy_ref import layers as L
+from numpy_ref.dropout import training_mode
+
+BOOK_EPSILON = 10e-7  # written so in the book: 1e-6
+
+
+class BatchNormalization(L.Layer):
+    """The book's batch normalization (Ioffe and Szegedy 2015), statistics per flattened feature.
+
+    ``gamma`` and ``beta`` (D,) are used as given; the running statistics (zeros
+    like ``gamma`` when not given, as the book starts them) live in ``state``
+    and are updated in place by every training pass. ``forward(x, train_flg)``
+    is the book's call, ``training=`` is accepted too; the default is the
+    book's (training).
+    """
+
+    def __init__(self, gamma, beta, momentum=0.9, running_mean=None, running_var=None):
+        super().__init__()
+        self.params["gamma"], self.params["beta"] = np.asarray(gamma), np.asarray(beta)
+        self.momentum = momentum
+        for key, value in (("running_mean", running_mean), ("running_var", running_var)):
+            self.state[key] = np.zeros_like(self.params["gamma"]) if value is None else value
+
+    # The book's attribute names, views onto the dicts.
+    gamma = property(lambda self: self.params["gamma"])
+    beta = property(lambda self: self.params["beta"])
+    dgamma = property(lambda self: self.grads.get("gamma"))
+    dbeta = property(lambda self: self.grads.get("beta"))
+    running_mean = property(lambda self: self.state["running_mean"])
+    running_var = property(lambda self: self.state["running_var"])
+
+    def forward(self, x, train_flg=True, training=None):
+        self.train_flg = training_mode(train_flg, training)
+        self.input_shape = x.shape
+        x = x.reshape(x.shape[0], -1)  # (N, D)
+        if self.train_flg:
+            mu = x.mean(axis=0)
+            self.xc = x - mu
+            var = np.mean(self.xc ** 2, axis=0)
+            self.std = np.sqrt(var + BOOK_EPSILON)
+            m = self.momentum
+            self.running_mean[...] = m * self.running_mean + (1 - m) * mu
+            self.running_var[...] = m * self.running_var + (1 - m) * var
+        else:
+            self.xc = x - self.running_mean
+            self.std = np.sqrt(self.running_var + BOOK_EPSILON)
+        self.xn = self.xc / self.std
+        self.batch_size = x.shape[0]
+        return (self.gamma * self.xn + self.beta).reshape(self.input_shape)
+
+    def backward(self, dout):
+        """Back through y = gamma * xn + beta, xn = xc / std and, in training mode,
+        std = sqrt(mean(xc^2) + eps) and xc = x - mean(x)."""
+        dout = dout.reshape(self.xn.shape)
+        self.grads["beta"] = dout.sum(axis=0)
+        self.grads["gamma"] = np.sum(self.xn * dout, axis=0)
+        dxn = self.gamma * dout
+        dxc = dxn / self.std
+        if self.train_flg:  # the batch statistics depend on x too
+            n, xc, std = self.batch_size, self.xc, self.std
+            dstd = -np.sum(dxn * xc / (std * std), axis=0)
+            dvar = 0.5 * dstd / std
+            dxc = dxc + (2.0 / n) * xc * dvar
+            dxc = dxc - np.sum(dxc, axis=0) / n  # through mu
+        return dxc.reshape(self.input_shape)
+
+
+class KerasBatchNormalization(L.Layer):
+    """The twin of ``keras.layers.BatchNormalization`` (``axis`` an int).
+
+    Args:
+        moving_mean, moving_variance: (C,), C the size of ``axis``; in ``state``,
+            updated in place by each training pass.
+        gamma, beta: (C,), or None (Keras ``scale=False`` / ``center=False``).
+        trainable: False is a frozen Keras layer: always the moving statistics,
+            and gamma and beta are state, not parameters.
+
+    It computes in ``result_type(x.dtype, float32)`` as Keras does (float16 is
+    upcast), returns x's dtype, and updates the moving statistics in their own.
+    Batch 1 in training mode: the variance is 0 and the output is beta.
+    """
+
+    def __init__(self, moving_mean, moving_variance, gamma=None, beta=None, axis=-1,
+                 momentum=0.99, epsilon=1e-3, trainable=True):
+        super().__init__()
+        self.axis, self.momentum, self.epsilon = int(axis), momentum, epsilon
+        self.trainable = trainable
+        weights = self.params if trainable else self.state
+        for key, value in (("gamma", gamma), ("beta", beta)):
+            if value is not None:
+                weights[key] = np.asarray(value)
+        self.state["moving_mean"] = moving_mean
+        self.state["moving_variance"] = moving_variance
+
+    gamma = property(lambda self: self.params.get("gamma", self.state.get("gamma")))
+    beta = property(lambda self: self.params.get("beta", self.state.get("beta")))
+
+    def forward(self, x, training=False):
+        work = np.result_type(x.dtype, np.float32)
+        axis = self.axis % x.ndim
+        size = self.state["moving_mean"].shape[0]
+        if x.shape[axis] != size:
+            raise ValueError(f"KerasBatchNormalization(axis={self.axis}) expects {size} "
+                             f"features on that axis. Received: input shape {x.shape}")
+        self.x_dtype, self.axes = x.dtype, tuple(i for i in range(x.ndim) if i != axis)
+        self.shape = tuple(size if i == axis else 1 for i in range(x.ndim))  # broadcasts (C,)
+        self.x = x.astype(work, copy=False)
+        self.batch_stats = bool(training) and self.trainable
+        if self.batch_stats:
+            self.n = work.type(math.prod(x.shape[i] for i in self.axes))
+            mean = np.mean(self.x, axis=self.axes)
+            var = np.mean(np.square(self.x - mean.reshape(self.shape)), axis=self.axes)
+            self._update_moving(mean, var, work)
+        else:
+            mean = self.state["moving_mean"].astype(work, copy=False)
+            var = self.state["moving_variance"].astype(work, copy=False)
+        self.mean, self.var = mean, var
+        self.rs = 1 / np.sqrt(var + work.type(self.epsilon))  # TF's rsqrt
+        gamma, beta = self._cast(self.gamma, work), self._cast(self.beta, work)
+        self.inv = self.rs if gamma is None else self.rs * gamma
+        shift = -mean * self.inv if beta is None else beta - mean * self.inv
+        out = self.x * self.inv.reshape(self.shape) + shift.reshape(self.shape)
+        return out.astype(x.dtype, copy=False)
+
+    @staticmethod
+    def _cast(value, dtype):
+        return None if value is None else value.astype(dtype, copy=False)
+
+    def _update_moving(self, mean, var, work):
+        """moving = moving * momentum + statistic * (1 - momentum), in the computation's dtype
+        (the scalars rounded once from double, as TF converts Python floats)."""
+        keep, take = work.type(self.momentum), work.type(1.0 - self.momentum)
+        for key, statistic in (("moving_mean", mean), ("moving_variance", var)):
+            moving = self.state[key]
+            np.copyto(moving, moving.astype(work) * keep + statistic * take, casting="unsafe")
+
+    def backward(self, dout):
+        """TF's gradient of the forward graph: through x * inv, the shift and, with batch
+        statistics, through the mean and the variance (rsqrt' = -0.5 * rs^3)."""
+        g = dout.astype(self.x.dtype, copy=False)
+        dx = g * self.inv.reshape(self.shape)
+        if not self.params and not self.batch_stats:
+            return dx.astype(self.x_dtype, copy=False)
+        gb = g.sum(axis=self.axes)
+        d_inv = (g * self.x).sum(axis=self.axes) - self.mean * gb
+        if "beta" in self.params:
+            self.grads["beta"] = gb.astype(self.params["beta"].dtype, copy=False)
+        if "gamma" in self.params:
+            self.grads["gamma"] = (d_inv * self.rs).astype(self.params["gamma"].dtype,
+                                                            copy=False)
+        if self.batch_stats:
+            gamma = self.gamma
+            d_rs = d_inv if gamma is None else d_inv * gamma.astype(self.x.dtype, copy=False)
+            d_var = -0.5 * (d_rs * self.rs) * (self.rs * self.rs)
+            d_mean = -gb * self.inv
+            centred = self.x - self.mean.reshape(self.shape)
+            dx = (dx + (d_mean / self.n).reshape(self.shape)
+                  + (2 * (d_var / self.n)).reshape(self.shape) * centred)
+        return dx.astype(self.x_dtype, copy=False)
+
+
+__all__ = ["BOOK_EPSILON", "BatchNormalization", "KerasBatchNormalization"]
