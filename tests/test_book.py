@@ -20,7 +20,8 @@ from numpy_ref import layers as NL
 from numpy_ref.book import functions as BF
 from numpy_ref.book import gradient as BG
 from numpy_ref.book import layers as BL
-from numpy_ref.book import multi_layer_net, optimizer as O, simple_convnet, trainer, util
+from numpy_ref.book import deep_convnet, multi_layer_net, multi_layer_net_extend
+from numpy_ref.book import optimizer as O, simple_convnet, trainer, util
 from numpy_ref.book.dataset import mnist as book_mnist
 from numpy_ref.mnist import MnistFileError
 from numpy_ref.serialization import NpzFileError
@@ -355,6 +356,152 @@ def test_simple_convnet_accuracy_counts_every_image():
     t[-10:] = (t[-10:] + 1) % 3  # and 10 in the last, short batch
     assert net.accuracy(x, t) == 190 / 250
     assert net.accuracy(x, np.eye(3)[t], batch_size=7) == 190 / 250
+
+
+# --- MultiLayerNetExtend --------------------------------------------------------------
+
+
+def test_extend_has_the_books_layers_and_multi_layer_nets_weights():
+    np.random.seed(6)
+    plain = multi_layer_net.MultiLayerNet(8, [6, 5], 3)
+    np.random.seed(6)
+    net = multi_layer_net_extend.MultiLayerNetExtend(8, [6, 5], 3, use_dropout=True,
+                                                     dropout_ration=0.3, use_batchnorm=True)
+    assert list(net.layers) == ["Affine1", "BatchNorm1", "Activation_function1", "Dropout1",
+                                "Affine2", "BatchNorm2", "Activation_function2", "Dropout2",
+                                "Affine3"]
+    assert sorted(net.params) == sorted(["W1", "b1", "W2", "b2", "W3", "b3", "gamma1", "beta1",
+                                         "gamma2", "beta2"])
+    for name in plain.params:  # the book draws the weights before building the layers
+        np.testing.assert_array_equal(net.params[name], plain.params[name])
+    np.testing.assert_array_equal(net.params["gamma2"], np.ones(5))
+    np.testing.assert_array_equal(net.params["beta1"], np.zeros(6))
+    assert all(p.dtype == np.float64 for p in net.params.values())
+    assert net.layers["BatchNorm2"].gamma is net.layers["BatchNorm2"].params["gamma"]
+    assert net.layers["Dropout1"].dropout_ratio == 0.3 and net.layers["BatchNorm1"].momentum == 0.9
+    bare = multi_layer_net_extend.MultiLayerNetExtend(8, [6], 3)
+    assert list(bare.layers) == ["Affine1", "Activation_function1", "Affine2"]
+
+
+class _FixedDraws:
+    """A stand-in generator whose ``random(shape)`` repeats one draw per shape, so a
+    dropout layer keeps its mask from one forward pass to the next."""
+
+    def __init__(self, seed):
+        self.source, self.draws = np.random.default_rng(seed), {}
+
+    def random(self, shape):
+        return self.draws.setdefault(shape, self.source.random(shape))
+
+
+@pytest.mark.parametrize("use_dropout", [False, True])
+def test_extend_gradient_matches_numerical_in_training_mode(use_dropout):
+    np.random.seed(7)
+    net = multi_layer_net_extend.MultiLayerNetExtend(
+        6, [5, 4], 3, activation="sigmoid", weight_init_std=0.5, weight_decay_lambda=0.2,
+        use_dropout=use_dropout, dropout_ration=0.3, use_batchnorm=True)
+    for i in (1, 2):  # the same masks in every evaluation of the loss
+        net.layers[f"Dropout{i}"] = net.layers.get(f"Dropout{i}")
+        if use_dropout:
+            net.layers[f"Dropout{i}"].rng = _FixedDraws(i)
+    x, t = np.random.randn(4, 6), np.array([0, 2, 1, 2])
+    net.last_layer = NL.SoftmaxWithLoss("logits")
+    grads = {k: v.copy() for k, v in net.gradient(x, t).items()}
+    numerical = net.numerical_gradient(x, t, train_flg=True)  # batch statistics, as the book
+    assert sorted(grads) == sorted(numerical) == sorted(net.params)
+    for name in net.params:
+        np.testing.assert_allclose(grads[name], numerical[name], err_msg=name, **GRAD_TOL)
+    if use_dropout:
+        assert not net.layers["Dropout1"].mask.all()  # units were dropped
+
+
+def test_extend_modes_follow_train_flg():
+    np.random.seed(8)
+    net = multi_layer_net_extend.MultiLayerNetExtend(6, [5], 3, use_dropout=True,
+                                                     dropout_ration=0.5, use_batchnorm=True)
+    x, t = np.random.randn(10, 6), np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
+    bn = net.layers["BatchNorm1"]
+    np.testing.assert_array_equal(bn.running_mean, 0)
+    net.predict(x)  # inference: the running statistics are read, not updated
+    np.testing.assert_array_equal(bn.running_mean, 0)
+    train_loss = net.loss(x, t, train_flg=True)
+    np.testing.assert_allclose(bn.running_mean, 0.1 * (x @ net.params["W1"]
+                                                        + net.params["b1"]).mean(axis=0),
+                               rtol=1e-13, atol=1e-15)  # momentum 0.9 from zeros
+    assert net.layers["Dropout1"].train_flg is True
+    assert net.loss(x, t) != train_loss and net.layers["Dropout1"].train_flg is False
+    np.testing.assert_array_equal(net.predict(x), net.predict(x))  # no draws at inference
+
+
+# --- DeepConvNet --------------------------------------------------------------------
+
+
+def test_deep_convnet_is_the_books_list_with_its_weights():
+    np.random.seed(9)
+    net = deep_convnet.DeepConvNet()
+    kinds = [type(layer).__name__ for layer in net.layers]
+    conv_relu = ["Convolution", "Relu"]
+    assert kinds == (conv_relu * 2 + ["Pooling"]) * 3 + ["Affine", "Relu", "Dropout", "Affine",
+                                                         "Dropout"]
+    assert all(net.layers[i].W is net.params[f"W{k}"]
+               for k, i in enumerate((0, 2, 5, 7, 10, 12, 15, 18), start=1))
+    assert [net.layers[i].pad for i in (0, 2, 5, 7, 10, 12)] == [1, 1, 1, 2, 1, 1]
+    np.random.seed(9)  # the book's draw: W1 .. W8 in order, He std from each fan-in
+    fan_ins = [9, 16 * 9, 16 * 9, 32 * 9, 32 * 9, 64 * 9, 64 * 16, 50]
+    for k, fan_in in enumerate(fan_ins, start=1):
+        expected = np.sqrt(2.0 / fan_in) * np.random.randn(*net.params[f"W{k}"].shape)
+        np.testing.assert_array_equal(net.params[f"W{k}"], expected)
+        np.testing.assert_array_equal(net.params[f"b{k}"], 0)
+    assert net.params["W7"].shape == (1024, 50) and net.params["W8"].shape == (50, 10)
+    svhn = deep_convnet.DeepConvNet(input_dim=(3, 32, 32))
+    assert svhn.params["W1"].shape == (16, 3, 3, 3)
+    assert svhn.predict(np.zeros((2, 3, 32, 32))).shape == (2, 10)
+
+
+def _pool_margin(net):
+    """Smallest gap between the two largest entries of any 2x2 pooling window with a
+    positive maximum, in the last forward pass (an all-zero window stays one under +-h)."""
+    margin = np.inf
+    for node in net.nodes:
+        if isinstance(node.layer, BL.Pooling):
+            v = net.values[node.inputs[0]]
+            n, c, h, w = v.shape
+            v = v[:, :, :h // 2 * 2, :w // 2 * 2].reshape(n, c, h // 2, 2, w // 2, 2)
+            windows = np.sort(v.transpose(0, 1, 2, 4, 3, 5).reshape(n, c, h // 2, w // 2, 4))
+            positive = windows[..., -1] > 0
+            if positive.any():
+                margin = min(margin, np.min((windows[..., -1] - windows[..., -2])[positive]))
+    return margin
+
+
+def test_deep_convnet_gradient_matches_numerical():
+    np.random.seed(15)  # a draw with every kink farther than 1e-3 (asserted below)
+    small = {"filter_num": 2}
+    net = deep_convnet.DeepConvNet(input_dim=(1, 8, 8), conv_param_1=small, conv_param_2=small,
+                                   conv_param_3=small, conv_param_4=small, conv_param_5=small,
+                                   conv_param_6=small, hidden_size=5, output_size=3)
+    for layer in net.layers:  # ratio 0: training and inference passes are one function
+        if isinstance(layer, BL.Dropout):
+            layer.dropout_ratio = 0.0
+    for name in net.params:  # zero biases give exact zeros where a window sees only zeros
+        if name.startswith("b"):
+            net.params[name] = 0.1 * np.random.randn(*net.params[name].shape)
+    x, t = np.random.randn(2, 1, 8, 8), np.array([2, 0])
+    net.predict(x)
+    relu_inputs = [net.values[node.inputs[0]] for node in net.nodes
+                   if isinstance(node.layer, NL.Relu)]
+    assert min(np.min(np.abs(v)) for v in relu_inputs) > 1e-3  # no kink within h
+    assert _pool_margin(net) > 1e-3
+    _assert_gradients_match(net, x, t)
+
+
+def test_deep_convnet_trains_with_dropout_and_predicts_without():
+    np.random.seed(11)
+    net = deep_convnet.DeepConvNet(input_dim=(1, 12, 12), hidden_size=8, output_size=4)
+    x, t = np.random.rand(6, 1, 12, 12), np.array([0, 1, 2, 3, 0, 1])
+    assert net.loss(x, t) != net.loss(x, t)  # the book's loss: dropout on, fresh masks
+    np.testing.assert_array_equal(net.predict(x), net.predict(x, train_flg=False))
+    assert net.accuracy(x, t, batch_size=4) == np.mean(net.predict(x).argmax(axis=1) == t)
 
 
 def test_save_params_writes_an_npz_under_the_exact_name(tmp_path):

@@ -14,7 +14,9 @@ import numpy as np
 
 from numpy_ref import gradient as G
 from numpy_ref import networks
+from numpy_ref import regularizers as R
 from numpy_ref import serialization
+from numpy_ref.dropout import training_mode
 from numpy_ref.layers import SoftmaxWithLoss
 from numpy_ref.network import Network, Node, gathered
 
@@ -48,7 +50,14 @@ class BookNet(Network):
         param_names: layer name -> {layer key: public name}, e.g.
             ``{'Affine1': {'kernel': 'W1', 'bias': 'b1'}}``.
         weight_decay_lambda: adds 0.5 * lambda * sum(W^2) over every layer's
-            ``kernel`` to the loss and lambda * W to its gradient (the book's).
+            ``kernel`` to the loss and lambda * W to its gradient (the book's), as
+            ``regularizers.WeightDecay`` penalties of the network.
+        state_names: layer name -> {state key: public name}, for layers with
+            running statistics.
+
+    ``predict``, ``loss`` and ``numerical_gradient`` take the book's ``train_flg``
+    (dropout and batch norm in training mode); ``gradient`` backpropagates a
+    training-mode pass, as the book's networks with those layers do.
     """
 
     def __init__(self, layers, param_names, weight_decay_lambda=0, state_names=None):
@@ -57,40 +66,36 @@ class BookNet(Network):
             nodes.append(Node(name, layer, [previous], param_names=param_names.get(name),
                               state_names=(state_names or {}).get(name)))
             previous = name
-        super().__init__(nodes, loss_layer=SoftmaxWithLoss())
+        decayed = [names["kernel"] for names in param_names.values() if "kernel" in names]
+        penalties = (R.weight_decay_penalties(decayed, weight_decay_lambda)
+                     if weight_decay_lambda else ())
+        super().__init__(nodes, loss_layer=SoftmaxWithLoss(), penalties=penalties)
         self.weight_decay_lambda = weight_decay_lambda
-        self.decayed = [names["kernel"] for names in param_names.values() if "kernel" in names]
 
     @property
     def layers(self):
         """The book's OrderedDict: layer name -> layer, in forward order."""
         return OrderedDict((node.name, node.layer) for node in self.nodes)
 
-    def weight_decay(self):
-        """0.5 * lambda * sum(W^2) over the decayed weights (0 when lambda is 0)."""
-        if not self.weight_decay_lambda:
-            return 0
-        return 0.5 * self.weight_decay_lambda * sum(np.sum(self.params[name] ** 2)
-                                                    for name in self.decayed)
+    def predict(self, x, train_flg=False, training=None):
+        """The scores for ``x``; ``train_flg``: dropout and batch norm in training mode."""
+        return super().predict(x, training=training_mode(train_flg, training))
 
-    def loss(self, x, t, training=False):
+    def loss(self, x, t, train_flg=False, training=None):
         """The batch's cross-entropy plus the weight decay term."""
-        return super().loss(x, t, training=training) + self.weight_decay()
+        return super().loss(x, t, training=training_mode(train_flg, training))
 
-    def backward(self, dout=1):
-        """Backprop; each decayed W's gradient gets lambda * W (the layer's own ``dW``
-        stays the data term, as in the book)."""
-        grads = super().backward(dout)
-        if self.weight_decay_lambda:
-            for name in self.decayed:
-                grads[name] = grads[name] + self.weight_decay_lambda * self.params[name]
-        return grads
+    def numerical_gradient(self, x, t, train_flg=False):
+        """Central differences of ``loss`` (weight decay included), weight by weight.
 
-    def numerical_gradient(self, x, t):
-        """Central differences of ``loss`` (weight decay included), weight by weight."""
-        if not self.weight_decay_lambda:
-            return super().numerical_gradient(x, t)  # re-runs only the layers downstream
-        return {name: G.numerical_gradient(lambda _: self.loss(x, t), self.params[name])
+        With ``train_flg`` each evaluation is a whole training-mode pass (batch
+        statistics, as the book's ``MultiLayerNetExtend`` checks its gradient);
+        otherwise only the layers downstream of the weight are re-run.
+        """
+        if not train_flg:
+            return super().numerical_gradient(x, t)
+        return {name: G.numerical_gradient(lambda _: self.loss(x, t, train_flg=True),
+                                           self.params[name])
                 for name in self.params}
 
     def save_params(self, file_name="params.pkl"):

@@ -1,4 +1,5 @@
-# Backprop against numerical differentiation on three MNIST images (book ch05).
+# Backprop against numerical differentiation on three MNIST images (book ch05)
+# (argv: a seed for the weights; the book: none).
 import sys, os
 sys.path.append(os.pardir)
 import numpy as np
@@ -6,6 +7,9 @@ from dataset.mnist import load_mnist
 from two_layer_net import TwoLayerNet
 
 (x_train, t_train), (x_test, t_test) = load_mnist(normalize=True, one_hot_label=True)
+
+if len(sys.argv) > 1:
+    np.random.seed(int(sys.argv[1]))
 
 network = TwoLayerNet(input_size=784, hidden_size=50, output_size=10)
 
