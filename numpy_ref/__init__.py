@@ -3,5 +3,6 @@
 Modules, bottom-up: ``functions`` (pure math), ``gradient`` (numerical
 differentiation), ``perceptron``, ``layers`` (forward/backward pairs),
 ``dropout``, ``normalization``, ``regularizers`` (weight decay, penalties),
-``networks``, ``optimizers``, ``training``, ``mnist`` (idx reader).
+``networks``, ``optimizers``, ``training``, ``mnist`` (idx reader); ``book``:
+the book's ``common`` and ``dataset`` packages on these modules.
 """

@@ -39,8 +39,11 @@ class _MatrixConv(I.WindowedLayer):
         self.x = x
         bias = self.params.get("bias")
         # The last batch's buffer is reused: a fresh 5.8 MB one per SimpleConvNet step
-        # cost 0.5 ms (of 16) in page faults.
-        self._col = self.windows(x.shape).matrix(x, out=self._col, ones_column=bias is not None)
+        # cost 0.5 ms (of 16) in page faults. Images narrower than the weights (the book's
+        # float32 MNIST, float64 filters) give columns of the weights' dtype: a product of
+        # mixed dtypes would convert the whole matrix first, forward and backward.
+        self._col = self.windows(x.shape).matrix(x, out=self._col, ones_column=bias is not None,
+                                                 dtype=np.result_type(x.dtype, w_matrix.dtype))
         if bias is not None:
             w_matrix = np.concatenate([w_matrix, bias.reshape(1, -1)])  # (K + 1, F)
         return self._col @ w_matrix  # (M, F)

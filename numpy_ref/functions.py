@@ -67,7 +67,8 @@ def softmax(x, axis=-1):
 
 
 def as_batch(y, t):
-    """Views y as (N, C) and t as (N,) integer labels or (N, C) one-hot."""
+    """Views y as (N, C) and t as (N,) integer labels, from labels (N,) or (N, 1)
+    (the book's ch07 gradient check passes (1, 1)) or (N, C) one-hot."""
     y = np.asarray(y)
     t = np.asarray(t)
     if t.ndim == 0:  # one integer label
@@ -77,6 +78,8 @@ def as_batch(y, t):
         t = t.reshape(1, -1) if t.ndim == 1 and t.size == y.shape[1] else t.reshape(1)
     if t.shape == y.shape:  # one-hot -> integer labels
         t = t.argmax(axis=1)
+    elif t.shape == (y.shape[0], 1):  # a column of integer labels
+        t = t[:, 0]
     if t.shape != (y.shape[0],):
         raise ValueError(
             f"Labels must be integers of shape ({y.shape[0]},) or one-hot of "

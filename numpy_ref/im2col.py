@@ -182,7 +182,7 @@ class Windows:
 
     # -- im2col and col2im
 
-    def matrix(self, x, out=None, ones_column=False):
+    def matrix(self, x, out=None, ones_column=False, dtype=None):
         """im2col: the (M, K) matrix whose row m is the window of output position m
         (rows ordered N, out_h, out_w), its columns in ``order``.
 
@@ -192,19 +192,22 @@ class Windows:
         ``out``: a matrix an earlier call returned for this geometry and dtype, to be
         overwritten (saves allocating and faulting in a fresh one per batch); ignored
         when it does not fit.
+        ``dtype``: the matrix's dtype, default x's (a wider one is filled by the same copy,
+        so that a product with wider weights needs no converted copy of the matrix).
         """
         v = self._in_column_order(self.view(self.pad(x)))  # (N, oh, ow, *column_shape)
         k = self.columns + bool(ones_column)
-        fits = (out is not None and out.shape == (self.rows, k) and out.dtype == x.dtype
+        dtype = np.dtype(dtype or x.dtype)
+        fits = (out is not None and out.shape == (self.rows, k) and out.dtype == dtype
                 and (out.flags.c_contiguous if self.row_major else out.T.flags.c_contiguous))
         # The reshapes below split axes whose elements are evenly spaced: views, written through.
         if self.row_major:
-            col = out if fits else np.empty((self.rows, k), x.dtype)
+            col = out if fits else np.empty((self.rows, k), dtype)
             col[:, :self.columns].reshape(v.shape)[...] = v  # (N, oh, ow, *column_shape)
             if ones_column:
                 col[:, -1] = 1
             return col
-        col_t = out.T if fits else np.empty((k, self.rows), x.dtype)  # (K', N*oh*ow)
+        col_t = out.T if fits else np.empty((k, self.rows), dtype)  # (K', N*oh*ow)
         cells = col_t[:self.columns].reshape(self.column_shape + self.row_shape)
         cells[...] = v.transpose(3, 4, 5, 0, 1, 2)  # (K..., N, oh, ow)
         if ones_column:

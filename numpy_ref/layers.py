@@ -147,13 +147,20 @@ class Tanh(Layer):
         return dout * (1 - self.out * self.out)
 
 
+def _set_param(key):
+    def setter(self, value):
+        self.params[key] = value
+    return setter
+
+
 class BookWeightNames:
     """The book's attribute names ``W``, ``b``, ``dW``, ``db``: views onto ``params`` and
     ``grads`` under Keras's keys ``kernel`` and ``bias`` (None where there is no bias or
-    no gradient yet)."""
+    no gradient yet). Assigning ``layer.W = array`` (the book's ``load_params`` does)
+    makes the layer compute with that array."""
 
-    W = property(lambda self: self.params["kernel"])
-    b = property(lambda self: self.params.get("bias"))
+    W = property(lambda self: self.params["kernel"], _set_param("kernel"))
+    b = property(lambda self: self.params.get("bias"), _set_param("bias"))
     dW = property(lambda self: self.grads.get("kernel"))
     db = property(lambda self: self.grads.get("bias"))
 

@@ -70,12 +70,23 @@ def init_weight(rng, fan_in, fan_out, weight_init, dtype):
     if weight_init == "glorot_uniform":
         limit = np.sqrt(6 / (fan_in + fan_out))
         return rng.uniform(-limit, limit, (fan_in, fan_out)).astype(dtype)
-    stds = {"he": np.sqrt(2 / fan_in), "xavier": np.sqrt(1 / fan_in)}
-    if isinstance(weight_init, str) and weight_init not in stds:
+    if isinstance(weight_init, str) and weight_init not in INIT_STD_NAMES:
         raise ValueError("weight_init must be 'he', 'xavier', 'glorot_uniform' or "
                          f"a standard deviation. Received: weight_init={weight_init!r}")
-    std = stds.get(weight_init, weight_init)
-    return (std * rng.standard_normal((fan_in, fan_out))).astype(dtype)
+    return (init_std(weight_init, fan_in) * rng.standard_normal((fan_in, fan_out))).astype(dtype)
+
+
+INIT_STD_NAMES = ("he", "xavier")
+
+
+def init_std(weight_init, fan_in):
+    """The standard deviation of a normal initialisation: 'he' sqrt(2 / fan_in),
+    'xavier' sqrt(1 / fan_in), or ``weight_init`` itself (a number)."""
+    if weight_init == "he":
+        return np.sqrt(2 / fan_in)
+    if weight_init == "xavier":
+        return np.sqrt(1 / fan_in)
+    return weight_init
 
 
 def dense_stack(sizes, activation, weight_init, dtype, seed, activate_output=False):
@@ -117,7 +128,7 @@ class TwoLayerNet(ClassifierNet):
     """
 
     def __init__(self, input_size, hidden_size, output_size, weight_init_std=0.01,
-                 activation="relu", dtype=np.float32, seed=None, loss_variant="book"):
+                 activation="relu", dtype=np.float64, seed=None, loss_variant="book"):
         sizes = [input_size, hidden_size, output_size]
         super().__init__(dense_stack(sizes, activation, weight_init_std, dtype, seed),
                          loss_variant)
@@ -135,7 +146,7 @@ class MultiLayerNet(ClassifierNet):
     """
 
     def __init__(self, input_size, hidden_size_list, output_size, activation="relu",
-                 weight_init="he", dtype=np.float32, seed=None, loss_variant="book"):
+                 weight_init="he", dtype=np.float64, seed=None, loss_variant="book"):
         sizes = [input_size, *hidden_size_list, output_size]
         super().__init__(dense_stack(sizes, activation, weight_init, dtype, seed),
                          loss_variant)

@@ -173,6 +173,24 @@ def test_convolution_uses_its_arrays_and_reuses_no_stale_columns():
     assert y3.shape == (1, 3, 5, 5)
 
 
+def test_convolution_of_float32_images_with_float64_filters_is_the_float64_result():
+    # The book's setting: float32 MNIST, float64 filters. The columns are built in float64
+    # (no converted copy per product); float32 -> float64 is exact, so the results equal
+    # those of float64 images bit for bit.
+    rng = np.random.default_rng(5)
+    W, b = rng.normal(size=(3, 2, 3, 3)), rng.normal(size=3)
+    x32 = rng.normal(size=(2, 2, 6, 6)).astype(np.float32)
+    narrow, wide = conv.Convolution(W, b, 1, 1), conv.Convolution(W, b, 1, 1)
+    out = narrow.forward(x32)
+    assert narrow.col.dtype == np.float64 and out.dtype == np.float64
+    np.testing.assert_array_equal(out, wide.forward(x32.astype(np.float64)))
+    dout = rng.normal(size=out.shape)
+    narrow.backward(dout)
+    wide.backward(dout)
+    for key in ("kernel", "bias"):
+        np.testing.assert_array_equal(narrow.grads[key], wide.grads[key], err_msg=key)
+
+
 def _check_gradients(layer, x, weights=True, seed=0):
     """Backprop of L = sum(forward(x) * r) against central differences, float64."""
     r = np.random.default_rng(seed).normal(size=layer.forward(x).shape)

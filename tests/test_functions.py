@@ -148,6 +148,13 @@ def test_cross_entropy_error_batch_is_the_mean_of_samples_for_both_label_forms()
     assert F.cross_entropy_error(y, np.eye(10)[t]) == F.cross_entropy_error(y, t)
 
 
+def test_cross_entropy_error_takes_a_column_of_labels():
+    # The book's ch07 gradient check passes its one label as np.array([1]).reshape((1, 1)).
+    y = np.stack([BOOK_Y, BOOK_Y_WRONG])
+    t = np.array([2, 7])
+    assert F.cross_entropy_error(y, t.reshape(2, 1)) == F.cross_entropy_error(y, t)
+
+
 def test_cross_entropy_error_is_finite_when_the_true_probability_is_zero():
     # The 1e-7 inside the log turns log(0) = -inf into log(1e-7).
     loss = F.cross_entropy_error(BOOK_Y, 3)

@@ -333,6 +333,15 @@ def test_affine_computes_with_the_arrays_it_is_given():
     np.testing.assert_array_equal(layer.forward(np.ones((1, 2))), [[2.0, 2.0, 2.0]])
 
 
+def test_assigning_the_book_names_rebinds_the_weights():
+    # The book's load_params assigns layer.W and layer.b; the layer then computes with them.
+    layer = L.Affine(np.ones((2, 3)), np.zeros(3))
+    W, b = np.full((2, 3), 2.0), np.ones(3)
+    layer.W, layer.b = W, b
+    assert layer.params["kernel"] is W and layer.params["bias"] is b
+    np.testing.assert_array_equal(layer.forward(np.ones((1, 2))), [[5.0, 5.0, 5.0]])
+
+
 def test_softmax_with_loss_backward_leaves_its_cache_intact():
     layer = L.SoftmaxWithLoss()
     layer.forward(SOFTMAX_X, SOFTMAX_T)

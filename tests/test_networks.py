@@ -73,7 +73,9 @@ def test_two_layer_net_structure_and_init():
     assert [p.shape for p in net.params.values()] == [(784, 50), (50,), (50, 10), (10,)]
     assert [type(layer) for layer in net.layers] == [L.Affine, A.ReLU, L.Affine]
     assert isinstance(net.last_layer, L.SoftmaxWithLoss)
-    assert net.dtype == np.float32 and all(p.dtype == np.float32 for p in net.params.values())
+    # float64 by default, as the book's (float32 gave the book's gradient check 1e-4, not 1e-9)
+    assert net.dtype == np.float64 and all(p.dtype == np.float64 for p in net.params.values())
+    assert N.MultiLayerNet(4, [3], 2).dtype == np.float64
     # weight_init_std * N(0, 1): 39,200 samples estimate the std to ~0.4%.
     assert np.std(net.params["W1"]) == pytest.approx(0.01, rel=0.05)
     assert not np.any(net.params["b1"]) and not np.any(net.params["b2"])
@@ -180,7 +182,7 @@ def test_accuracy_integer_one_hot_and_batched_agree():
 
 
 def test_in_place_update_of_params_changes_predictions():
-    net = N.TwoLayerNet(4, 5, 3, weight_init_std=1.0, seed=2)
+    net = N.TwoLayerNet(4, 5, 3, weight_init_std=1.0, dtype=np.float32, seed=2)
     x = np.random.default_rng(2).normal(size=(3, 4)).astype(np.float32)
     before = net.predict(x).copy()
     kernel = net.layers[0].params["kernel"]
@@ -192,7 +194,7 @@ def test_in_place_update_of_params_changes_predictions():
 
 
 def test_assigning_params_copies_into_the_layer():
-    net = N.TwoLayerNet(4, 5, 3, seed=3)
+    net = N.TwoLayerNet(4, 5, 3, dtype=np.float32, seed=3)
     kernel = net.layers[0].params["kernel"]
     new = np.arange(20, dtype=np.float64).reshape(4, 5)
     net.params["W1"] = new
@@ -334,8 +336,11 @@ def test_book_variant_is_close_when_probabilities_are_not_tiny():
 
 
 def test_numpy_ref_imports_no_tensorflow():
-    """numpy_ref works with NumPy alone: none of its modules pulls in TF, Keras or SciPy."""
+    """numpy_ref works with NumPy alone: none of its modules pulls in TF, Keras or SciPy,
+    the book's packages (numpy_ref.book) included."""
+    from numpy_ref import book  # pylint: disable=import-outside-toplevel
     modules = ", ".join(f"numpy_ref.{m}" for m in (
         "functions", "gradient", "layers", "mnist", "networks", "optimizers", "perceptron",
-        "serialization", "training", "im2col", "conv", "pooling"))
+        "serialization", "training", "im2col", "conv", "pooling", "book", "book.dataset.mnist",
+        "book.book_net", *(f"book.{name}" for name in book.COMMON_MODULES + book.CHAPTER_MODULES)))
     assert procs.heavy_modules_after(f"import {modules}") == "[]"

@@ -30,7 +30,8 @@ EXIT_USAGE, EXIT_DATA, EXIT_MODEL_DIR, EXIT_NONFINITE, EXIT_DIVERGED = 2, 3, 4, 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def _exit(program, code, message):
+def fail(program, code, message):
+    """Writes ``<program>: error: <message>`` on stderr and exits with ``code``."""
     sys.stderr.write(f"{program}: error: {message}\n")
     sys.exit(code)
 
@@ -41,7 +42,7 @@ def parse_flags(argv):
     try:
         return flags.FLAGS(argv)
     except flags.Error as e:
-        _exit(program, EXIT_USAGE, str(e).replace("\n", " "))
+        fail(program, EXIT_USAGE, str(e).replace("\n", " "))
 
 
 def _raise_interrupted(signum, _):
@@ -60,16 +61,16 @@ def guarded(main):
         except Interrupted as e:
             for signum in STOP_SIGNALS:  # a second Ctrl-C must not cut the message short
                 signal.signal(signum, signal.SIG_IGN)
-            _exit(program, 128 + e.signum, e.message)
+            fail(program, 128 + e.signum, e.message)
         except ConfigError as e:
-            _exit(program, EXIT_USAGE, e)
+            fail(program, EXIT_USAGE, e)
         except (DatasetError, WeightsFileError) as e:
-            _exit(program, EXIT_DATA, e)
+            fail(program, EXIT_DATA, e)
         except RunDirError as e:
-            _exit(program, EXIT_MODEL_DIR, e)
+            fail(program, EXIT_MODEL_DIR, e)
         except NonFiniteLossError as e:
             kept = (f"the checkpoint of epoch {e.epoch - 1} is kept" if e.epoch > 1
                     else "no epoch was completed, so no checkpoint was saved")
-            _exit(program, EXIT_NONFINITE, f"{e}; {kept}")
+            fail(program, EXIT_NONFINITE, f"{e}; {kept}")
 
     return wrapped
