@@ -79,7 +79,7 @@ def optimizer_for(model, config):
     compiled = getattr(model, "optimizer", None)
     if config.optimizer is not None or compiled is None:
         return optimizers.make_optimizer(config.optimizer or "adam", config.learning_rate)
-    logging.info("Training with the model file's %s", type(compiled).__name__)
+    logging.info("Optimizer: the model file's %s", type(compiled).__name__)
     return fresh_optimizer(compiled, config.learning_rate)
 
 
