@@ -80,8 +80,11 @@ def set_kernel_and_bias(layer, kernel, bias, names=("kernel", "bias"), layout=("
                         units="M"):
     """Stores a kernel of the given layout (default (D, M)) and a bias (units,) (or None)
     in ``layer.params``, as given (a list becomes an array); a ValueError names the
-    arguments otherwise."""
+    arguments otherwise. A number as the bias (the book's ch07 filters use ``b = 0``)
+    is every unit's bias: a (units,) array of it, in the kernel's dtype."""
     kernel = np.asarray(kernel)
+    if bias is not None and np.ndim(bias) == 0 and kernel.ndim == len(layout):
+        bias = np.full(kernel.shape[layout.index(units)], bias, kernel.dtype)
     if kernel.ndim != len(layout) or (
             bias is not None and np.shape(bias) != (kernel.shape[layout.index(units)],)):
         raise ValueError(f"{type(layer).__name__} needs {names[0]} of shape "

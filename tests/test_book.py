@@ -406,7 +406,7 @@ def test_extend_gradient_matches_numerical_in_training_mode(use_dropout):
     x, t = np.random.randn(4, 6), np.array([0, 2, 1, 2])
     net.last_layer = NL.SoftmaxWithLoss("logits")
     grads = {k: v.copy() for k, v in net.gradient(x, t).items()}
-    numerical = net.numerical_gradient(x, t, train_flg=True)  # batch statistics, as the book
+    numerical = net.numerical_gradient(x, t)  # training mode, batch statistics, as the book
     assert sorted(grads) == sorted(numerical) == sorted(net.params)
     for name in net.params:
         np.testing.assert_allclose(grads[name], numerical[name], err_msg=name, **GRAD_TOL)
@@ -501,6 +501,15 @@ def test_deep_convnet_trains_with_dropout_and_predicts_without():
     assert net.loss(x, t) != net.loss(x, t)  # the book's loss: dropout on, fresh masks
     np.testing.assert_array_equal(net.predict(x), net.predict(x, train_flg=False))
     assert net.accuracy(x, t, batch_size=4) == np.mean(net.predict(x).argmax(axis=1) == t)
+
+
+def test_a_number_as_the_bias_is_every_filters_bias():
+    w = np.random.default_rng(12).normal(size=(2, 1, 3, 3))
+    x = np.random.default_rng(13).normal(size=(1, 1, 5, 5))
+    np.testing.assert_array_equal(BL.Convolution(w, 0).forward(x),
+                                  BL.Convolution(w, np.zeros(2)).forward(x))
+    np.testing.assert_array_equal(BL.Convolution(w, 1.5).b, [1.5, 1.5])
+    np.testing.assert_array_equal(BL.Affine(np.ones((3, 2)), 0).forward(np.ones((1, 3))), [[3, 3]])
 
 
 def test_save_params_writes_an_npz_under_the_exact_name(tmp_path):

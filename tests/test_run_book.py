@@ -226,6 +226,18 @@ def test_ch06_batch_norm_learns_faster(scripts, mnist_dir):
     assert float(values["batch norm train acc"]) > float(values["plain train acc"]) + 0.2
 
 
+def test_ch06_batch_norm_gradient_check(scripts, mnist_dir):
+    values = printed(run_book(scripts / "ch06" / "batch_norm_gradient_check.py", 10, 0,
+                              data_dir=mnist_dir))
+    assert list(values) == ["W1", "b1", "gamma1", "beta1", "W2", "b2", "gamma2", "beta2",
+                            "W3", "b3"]
+    # Measured (10 images, seed 0): 4.7e-18 .. 4.9e-7. A bias before a batch norm cannot
+    # change the loss (the batch mean takes it away): b1 and b2 get ~0 both ways.
+    for key, diff in values.items():
+        assert float(diff) < 1e-5, (key, diff)
+    assert float(values["b1"]) < 1e-12 and float(values["b2"]) < 1e-12
+
+
 def test_ch06_trainer_prints_as_the_book(scripts, mnist_dir):
     proc = run_book(scripts / "ch06" / "train_with_trainer.py", 4, "Momentum", data_dir=mnist_dir)
     values = printed(proc)
@@ -264,3 +276,14 @@ def test_ch08_deep_convnet_trains_saves_and_loads(scripts, mnist_dir):
     assert float(values["test acc"]) > 0.25  # 20 Adam steps: measured 0.44
     assert values["restored test acc"] == values["test acc"]
     assert (scripts / "ch08" / "deep_convnet_params.pkl").read_bytes()[:2] == b"PK"
+
+
+def test_ch07_filters_apply_to_a_picture_with_a_scalar_bias(scripts, tmp_path):
+    from PIL import Image  # matplotlib's own dependency, as the book's imread uses it
+
+    picture = tmp_path / "gray.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (20, 24), np.uint8)).save(picture)
+    values = printed(run_book(scripts / "ch07" / "apply_filter.py", picture))
+    assert values["shape"] == "(16, 20)"  # a 5x5 filter, no padding
+    assert float(values["max difference"]) < 1e-15  # against the window sums by hand
+    assert (scripts / "ch07" / "filters_applied.png").is_file()

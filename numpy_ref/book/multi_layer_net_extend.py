@@ -18,10 +18,9 @@ class MultiLayerNetExtend(BookNet):
     ``dropout_ration``, the book's spelling); the last is ``Affine{n+1}``.
     Parameters ``W{i} b{i}`` (and ``gamma{i} beta{i}``), float64, weights drawn
     from NumPy's global generator as ``MultiLayerNet`` draws them, so a seed gives
-    both the same weights. ``gradient`` and ``numerical_gradient(..)`` follow the
-    book: the first backpropagates a training-mode pass; call the second with
-    ``train_flg=True`` for the book's check of a batch-norm net (without dropout,
-    whose masks change from one evaluation to the next).
+    both the same weights. ``gradient`` and ``numerical_gradient`` follow the
+    book: both differentiate the training-mode loss (batch statistics; with
+    dropout, fresh masks at every evaluation, so check gradients without it).
 
     Args: those of ``MultiLayerNet``, and
         use_dropout: a ``Dropout`` after every hidden activation.
@@ -54,3 +53,8 @@ class MultiLayerNetExtend(BookNet):
                 idx = name.removeprefix("Activation_function")
                 layers[f"Dropout{idx}"] = Dropout(dropout_ration)
         super().__init__(layers, param_names, weight_decay_lambda, state_names)
+
+    def numerical_gradient(self, x, t, train_flg=True):
+        """Central differences of the training-mode loss, as the book's (its ch06
+        ``batch_norm_gradient_check.py`` compares them with ``gradient``)."""
+        return super().numerical_gradient(x, t, train_flg=train_flg)
