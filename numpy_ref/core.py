@@ -1,4 +1,5 @@
-"""Keras's core layers in NumPy: ``Dense``, ``Flatten``, ``Reshape``, ``Identity``, ``Cast``.
+"""Keras's core layers in NumPy: ``Dense``, ``Flatten``, ``Reshape``, ``Identity``, ``Cast``,
+``Rescaling``.
 
 They follow Keras's conventions where they differ from the book's: ``Dense``
 acts on the last axis (the book's ``Affine`` flattens its input first), and
@@ -139,4 +140,32 @@ class Cast(L.Layer):
         return dout.astype(self.x_dtype)
 
 
-__all__ = ["Cast", "Dense", "Flatten", "Identity", "Reshape"]
+class Rescaling(L.Layer):
+    """The twin of ``keras.layers.Rescaling``: y = x * scale + offset, computed in ``dtype``.
+
+    As Keras does, the input is first cast to ``dtype`` (the layer's compute dtype; an
+    image of uint8 becomes floats), and ``scale`` and ``offset`` are rounded to it, so
+    ``1 / 255`` is a float32 number in a float32 layer (``parity.twin`` passes the values
+    Keras computes with: TensorFlow rounds a Python float through float32 even for a
+    float64 layer). A sequence ``scale`` or ``offset`` applies per channel (the last
+    axis). dx = dout * scale.
+    """
+
+    def __init__(self, scale, offset=0.0, dtype="float32"):
+        super().__init__()
+        self.scale, self.offset = scale, offset
+        self.dtype = np.dtype(dtype).name
+
+    def get_config(self):
+        return {"scale": np.asarray(self.scale).tolist(),
+                "offset": np.asarray(self.offset).tolist(), "dtype": self.dtype}
+
+    def forward(self, x, training=False):
+        scale = np.asarray(self.scale, self.dtype)
+        return np.asarray(x).astype(self.dtype) * scale + np.asarray(self.offset, self.dtype)
+
+    def backward(self, dout):
+        return dout * np.asarray(self.scale, dout.dtype)
+
+
+__all__ = ["Cast", "Dense", "Flatten", "Identity", "Rescaling", "Reshape"]

@@ -152,6 +152,10 @@ SHAPE_LAYERS = [
     Case("Reshape-minus1-last", layer(keras.layers.Reshape, target_shape=(2, -1))),
     Case("Reshape-minus1-flat", layer(keras.layers.Reshape, target_shape=(-1,))),
     Case("Reshape-rank4", layer(keras.layers.Reshape, target_shape=(2, 3, 2))),
+    Case("Rescaling", layer(keras.layers.Rescaling, scale=1 / 255)),
+    Case("Rescaling-offset", layer(keras.layers.Rescaling, scale=1 / 127.5, offset=-1)),
+    Case("Rescaling-per-channel", layer(keras.layers.Rescaling, scale=[0.5, 2.0, 1 / 3, 4.0],
+                                        offset=[0.0, 1.0, -1.0, 0.25])),
 ]
 
 
@@ -196,3 +200,13 @@ def test_a_tie_sends_the_whole_gradient_to_the_first_input():
         _, net = run_case(case, F64)
         first, second = (net.value_grads[name] for name in net.inputs)
         assert np.all(first != 0) and np.all(second == 0), name
+
+
+def test_rescaling_takes_uint8_images_as_keras_does():
+    model = keras.Sequential([keras.Input((4, 4, 1), dtype="uint8"),
+                              keras.layers.Rescaling(1 / 255), keras.layers.Flatten(),
+                              keras.layers.Dense(3)])
+    x = np.random.default_rng(0).integers(0, 256, (2, 4, 4, 1), np.uint8)
+    net = twin_of(model, mse(F32))
+    # float32 throughout, 16-term sums: a few ulps of values ~1.
+    np.testing.assert_allclose(net.predict(x), model(x).numpy(), rtol=1e-6, atol=1e-6)

@@ -170,11 +170,22 @@ def _batch_normalization(layer):
         layer.axis, layer.momentum, layer.epsilon, trainable=layer.trainable)
 
 
+def _rescaling(layer):
+    """The scale and offset as the layer computes with them: TensorFlow turns a Python
+    float into a float32 tensor before the cast, so a float64 layer's 1/255 is float32's."""
+    scale, offset = (np.asarray(layer.backend.cast(value, layer.compute_dtype))
+                     for value in (layer.scale, layer.offset))
+    if scale.ndim and keras.config.image_data_format() == "channels_first":
+        scale = scale.reshape(scale.shape + (1,) * (3 - scale.ndim))  # as Keras reshapes it
+    return core.Rescaling(scale.tolist(), offset.tolist(), layer.compute_dtype)
+
+
 _BUILTIN = {
     keras.layers.Dense: _dense,
     keras.layers.Flatten: lambda layer: core.Flatten(layer.data_format),
     keras.layers.Reshape: lambda layer: core.Reshape(layer.target_shape),
     keras.layers.Identity: lambda layer: core.Identity(),
+    keras.layers.Rescaling: _rescaling,
     keras.layers.Activation: lambda layer: twin_activation(layer.activation, layer),
     keras.layers.ReLU: _relu,
     keras.layers.LeakyReLU: lambda layer: activations.get(
