@@ -634,3 +634,27 @@ def test_load_mnist_without_a_directory_says_how_to_set_one(monkeypatch):
 def test_book_layers_are_numpy_refs():
     assert BL.Affine is NL.Affine and BL.Relu is NL.Relu
     assert BL.Convolution.__module__ == "numpy_ref.conv"
+
+
+def test_rebound_weights_are_the_ones_a_layer_uses():
+    # The book's own chapter networks load saved weights by rebinding ``layer.W`` and
+    # ``layer.b`` to new arrays; ch08's half-float check then rounds those arrays in
+    # place (``param[...] = param.astype(np.float16)``) and feeds float16 images.
+    rng = np.random.default_rng(14)
+    x = rng.normal(size=(2, 1, 6, 6))
+    conv = BL.Convolution(np.zeros((2, 1, 3, 3)), np.zeros(2))
+    affine = BL.Affine(np.zeros((8, 3)), 0)
+    conv.W, conv.b = rng.normal(size=(2, 1, 3, 3)), rng.normal(size=2)
+    affine.W, affine.b = rng.normal(size=(8, 3)), rng.normal(size=3)
+    fresh = BL.Convolution(conv.W.copy(), conv.b.copy())
+    np.testing.assert_array_equal(conv.forward(x), fresh.forward(x))
+    flat = x[:, 0, :2, :4]
+    np.testing.assert_array_equal(affine.forward(flat), flat.reshape(2, 8) @ affine.W + affine.b)
+
+    for array in (conv.W, conv.b):
+        array[...] = array.astype(np.float16)
+    x16 = x.astype(np.float16)
+    out = conv.forward(x16)
+    assert out.dtype == np.float64  # as the book's im2col, which fills float64 columns
+    expected = BL.Convolution(conv.W.copy(), conv.b.copy()).forward(x16.astype(np.float64))
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
