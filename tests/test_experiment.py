@@ -228,3 +228,23 @@ def test_float64_backends_train_alike_on_real_mnist(tmp_path, mnist_dir):
                               max_train_examples=6000)
     _assert_backends_agree(runs, history_atol=1e-13, weights_atol=1e-11)
     assert runs["numpy"][0][-1]["test_accuracy"] > 0.85
+
+
+def test_the_numpy_backend_runs_blas_on_one_thread_unless_told(monkeypatch):
+    import threadpoolctl  # pylint: disable=import-outside-toplevel
+
+    from tfmodels.run import backend_numpy  # pylint: disable=import-outside-toplevel
+
+    def blas_threads():
+        return {lib["num_threads"] for lib in threadpoolctl.threadpool_info()
+                if lib["user_api"] == "blas"}
+
+    for name in backend_numpy.THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    before = blas_threads()
+    with backend_numpy.blas_threads():
+        assert blas_threads() == {1}
+    assert blas_threads() == before  # restored afterwards
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    with backend_numpy.blas_threads():  # the user's choice stands
+        assert blas_threads() == before

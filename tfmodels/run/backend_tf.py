@@ -120,6 +120,11 @@ class TensorflowBackend:
         self.is_chief = _is_chief(strategy)
         self.worker_index = None if self.is_chief else strategy.cluster_resolver.task_id
 
+    @staticmethod
+    def threads():
+        """The context its compute runs in: TensorFlow sets its own thread pools."""
+        return contextlib.nullcontext()
+
     @classmethod
     def create(cls, config):
         """Sets up the device, mixed precision and strategy, then the backend."""

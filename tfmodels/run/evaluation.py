@@ -156,8 +156,9 @@ def _evaluate_locked(model_dir, backend, data_dir, test_data):
     x_test, y_test = test_data
     runner = make_backend(config, backend)
     runner.load_net(net)
-    loss = test_loss(runner, x_test, y_test)
-    predictions = np.argmax(runner.predict_proba(x_test, experiment.EVAL_BATCH), axis=1)
+    with runner.threads():
+        loss = test_loss(runner, x_test, y_test)
+        predictions = np.argmax(runner.predict_proba(x_test, experiment.EVAL_BATCH), axis=1)
     counts = confusion_matrix(np.asarray(y_test), predictions)
     # Accuracy from the counts, not a float32 metric: both backends then report
     # the identical number whenever they agree on every prediction.

@@ -81,7 +81,8 @@ def run(config, datasets_override=None):
     backend = make_backend(config)
     if not backend.is_chief:  # another worker of a multi-worker run: keep its files apart
         model_dir = model_dir / f"worker-{backend.worker_index}"
-    with rundir.opened(config, model_dir) as run_dir:  # locked; failures keep the last state
+    # Locked; failures keep the last state. The backend's compute in its thread setting.
+    with rundir.opened(config, model_dir) as run_dir, backend.threads():
         completed, history = run_dir.start(backend)
         writer = _summaries(config, model_dir)
         train, test = backend.source(x_train, y_train), backend.source(x_test, y_test)
