@@ -46,7 +46,10 @@ def blas_threads():
     when another process keeps a core busy. Measured on 2 cores with another training
     run going (`train.py --backend=numpy --epochs=2`, Mymodel, batch 32, twice each,
     interleaved): 17 s and 24 s with OpenBLAS's two threads, 7 s and 7 s with one,
-    the same weights either way. The numbers do not depend on the thread count.
+    the same weights either way. On a quiet machine two threads are faster for wide
+    layers (512-512: 6 s against 8 s an epoch of 12,000 images), and there OpenBLAS
+    splits the sums differently, so float32 weights differ in their last bits and
+    drift apart as training goes on; set OPENBLAS_NUM_THREADS=2 to take that.
     """
     chosen = {name: os.environ[name] for name in THREAD_VARIABLES if name in os.environ}
     if chosen:
