@@ -178,4 +178,132 @@ class KerasBatchNormalization(L.Layer):
         return dx.astype(self.x_dtype, copy=False)
 
 
-__all__ = ["BOOK_EPSILON", "BatchNormalization", "KerasBatchNormalization"]
+class KerasLayerNormalization(L.Layer):
+    """The twin of ``keras.layers.LayerNormalization``: each sample normalised over ``axis``.
+
+    Args:
+        gamma, beta: the shape of the normalised axes, or None (Keras ``scale=False`` /
+            ``center=False``; with ``rms_scaling`` Keras has no beta).
+        axis: an int or a list of ints.
+        epsilon: added to the variance (Keras's default 1e-3).
+        rms_scaling: y = x * rsqrt(var + epsilon) * gamma, no centring (Keras uses the
+            variance here too, not the mean square).
+
+    As ``keras.ops.layer_normalization`` on TensorFlow: mean and variance over the
+    axes (``tf.nn.moments``), inv = rsqrt(var + epsilon) * gamma, y = x * inv +
+    (beta - mean * inv), computed in ``result_type(x.dtype, float32)`` and returned
+    in x's dtype. The statistics are per sample: no state, the same in training and
+    inference.
+    """
+
+    def __init__(self, gamma=None, beta=None, axis=-1, epsilon=1e-3, rms_scaling=False):
+        super().__init__()
+        self.axis = [int(a) for a in axis] if np.ndim(axis) else int(axis)
+        self.epsilon, self.rms_scaling = epsilon, bool(rms_scaling)
+        for key, value in (("gamma", gamma), ("beta", beta)):
+            if value is not None:
+                self.params[key] = np.asarray(value)
+
+    def forward(self, x, training=False):
+        work = np.result_type(x.dtype, np.float32)
+        axes = sorted({a % x.ndim for a in np.atleast_1d(self.axis)})
+        self.x_dtype, self.axes = x.dtype, tuple(axes)
+        self.others = tuple(i for i in range(x.ndim) if i not in axes)
+        self.shape = tuple(x.shape[i] if i in axes else 1 for i in range(x.ndim))
+        for key, value in self.params.items():
+            if value.size != math.prod(self.shape):
+                raise ValueError(f"KerasLayerNormalization(axis={self.axis}) has {key} of "
+                                 f"shape {value.shape}. Received: input shape {x.shape}")
+        self.x = x.astype(work, copy=False)
+        self.n = work.type(math.prod(x.shape[i] for i in axes))
+        self.mean = np.mean(self.x, axis=self.axes, keepdims=True)
+        self.centred = self.x - self.mean
+        var = np.mean(np.square(self.centred), axis=self.axes, keepdims=True)
+        self.rs = 1 / np.sqrt(var + work.type(self.epsilon))  # TF's rsqrt
+        gamma, beta = (self._broadcast(key, work) for key in ("gamma", "beta"))
+        if self.rms_scaling:
+            out = self.x * self.rs
+            out = out if gamma is None else out * gamma
+        else:
+            self.inv = self.rs if gamma is None else self.rs * gamma
+            shift = -self.mean * self.inv if beta is None else -self.mean * self.inv + beta
+            out = self.x * self.inv + shift
+        return out.astype(x.dtype, copy=False)
+
+    def _broadcast(self, key, dtype):
+        value = self.params.get(key)
+        return None if value is None else value.astype(dtype, copy=False).reshape(self.shape)
+
+    def backward(self, dout):
+        """The gradient of the forward graph: through x's direct term and through the
+        mean and the variance (rsqrt' = -0.5 * rs^3); gamma and beta summed over
+        every axis but the normalised ones."""
+        g = dout.astype(self.x.dtype, copy=False)
+        gamma = self._broadcast("gamma", self.x.dtype)
+        if "beta" in self.params:
+            self.grads["beta"] = self._param_grad(g, "beta")
+        if self.rms_scaling:
+            if gamma is not None:
+                self.grads["gamma"] = self._param_grad(g * self.x * self.rs, "gamma")
+            gx = g if gamma is None else g * gamma
+            d_rs = np.sum(gx * self.x, axis=self.axes, keepdims=True)
+            dx = gx * self.rs
+        else:
+            if gamma is not None:
+                self.grads["gamma"] = self._param_grad(g * self.centred * self.rs, "gamma")
+            gx = g if gamma is None else g * gamma
+            d_rs = np.sum(gx * self.centred, axis=self.axes, keepdims=True)
+            dx = g * self.inv
+            dx = dx - np.sum(g * self.inv, axis=self.axes, keepdims=True) / self.n
+        d_var = -0.5 * d_rs * (self.rs * self.rs * self.rs)
+        dx = dx + (2 * d_var / self.n) * self.centred
+        return dx.astype(self.x_dtype, copy=False)
+
+    def _param_grad(self, per_element, key):
+        total = np.sum(per_element, axis=self.others) if self.others else per_element
+        return total.reshape(self.params[key].shape).astype(self.params[key].dtype, copy=False)
+
+
+class KerasRMSNormalization(L.Layer):
+    """The twin of ``keras.layers.RMSNormalization``: y = x * rsqrt(mean(x^2) + epsilon) * scale,
+    the mean over ``axis`` per sample, as ``keras.ops.rms_normalization`` computes it (in
+    ``result_type(x.dtype, float32)``, returned in x's dtype). ``scale`` has the shape of
+    the normalised axes."""
+
+    def __init__(self, scale, axis=-1, epsilon=1e-6):
+        super().__init__()
+        self.params["scale"] = np.asarray(scale)
+        self.axis = [int(a) for a in axis] if np.ndim(axis) else int(axis)
+        self.epsilon = epsilon
+
+    def forward(self, x, training=False):
+        work = np.result_type(x.dtype, np.float32)
+        axes = sorted({a % x.ndim for a in np.atleast_1d(self.axis)})
+        self.x_dtype, self.axes = x.dtype, tuple(axes)
+        self.others = tuple(i for i in range(x.ndim) if i not in axes)
+        shape = tuple(x.shape[i] if i in axes else 1 for i in range(x.ndim))
+        if self.params["scale"].size != math.prod(shape):
+            raise ValueError(f"KerasRMSNormalization(axis={self.axis}) has scale of shape "
+                             f"{self.params['scale'].shape}. Received: input shape {x.shape}")
+        self.x = x.astype(work, copy=False)
+        self.n = work.type(math.prod(x.shape[i] for i in axes))
+        self.scale_b = self.params["scale"].astype(work, copy=False).reshape(shape)
+        mean_square = np.mean(np.square(self.x), axis=self.axes, keepdims=True)
+        self.rrms = 1 / np.sqrt(mean_square + work.type(self.epsilon))  # TF's rsqrt
+        return (self.x * self.rrms * self.scale_b).astype(x.dtype, copy=False)
+
+    def backward(self, dout):
+        g = dout.astype(self.x.dtype, copy=False)
+        scale = self.params["scale"]
+        per_element = g * self.x * self.rrms
+        total = np.sum(per_element, axis=self.others) if self.others else per_element
+        self.grads["scale"] = total.reshape(scale.shape).astype(scale.dtype, copy=False)
+        gx = g * self.scale_b
+        d_rrms = np.sum(gx * self.x, axis=self.axes, keepdims=True)
+        d_mean_square = -0.5 * d_rrms * (self.rrms * self.rrms * self.rrms)
+        dx = gx * self.rrms + (2 * d_mean_square / self.n) * self.x
+        return dx.astype(self.x_dtype, copy=False)
+
+
+__all__ = ["BOOK_EPSILON", "BatchNormalization", "KerasBatchNormalization",
+           "KerasLayerNormalization", "KerasRMSNormalization"]

@@ -1,5 +1,5 @@
 """Prints the largest float64 differences between each convolution, pooling, dropout and
-batch-normalization layer (and Dense with Keras's L1/L2 regularizers) and its twin, over a
+normalization layer (and Dense with Keras's L1/L2 regularizers) and its twin, over a
 few configurations each, of the kinds the parity tests check.
 
     .venv/bin/python tests/measure_twin_layers.py
@@ -45,6 +45,10 @@ CONFIGS = {
     "Dense": [(dict(units=4, kernel_regularizer=keras.regularizers.L2(0.01)), (6,)),
               (dict(units=4, kernel_regularizer=keras.regularizers.L1L2(0.01, 0.02),
                     activity_regularizer=keras.regularizers.L2(0.1)), (6,))],
+    "LayerNormalization": [(dict(gamma_initializer="random_normal",
+                                 beta_initializer="random_normal"), (6,)),
+                           (dict(axis=[1, 2], gamma_initializer="random_normal"), (3, 4))],
+    "RMSNormalization": [(dict(), (6,)), (dict(axis=[1, 2], epsilon=0.1), (3, 4))],
     "BatchNormalization": [(dict(), (6,)), (dict(axis=-1), (4, 4, 3)),
                            (dict(momentum=0.5, epsilon=0.1, center=False), (3, 4))],
 }

@@ -164,6 +164,44 @@ def test_shape_layers(case, dtype):
     run_case(case, dtype)
 
 
+# --- layer normalization: every option, over one axis or several ----------------------
+
+def layer_norm(**kwargs):
+    """With random gamma and beta, so that their handling is tested, not their defaults."""
+    return layer(keras.layers.LayerNormalization, gamma_initializer="random_normal",
+                 beta_initializer="random_normal", **kwargs)
+
+
+LAYER_NORMS = [
+    Case("LayerNormalization", layer_norm()),
+    Case("LayerNormalization-axis1", layer_norm(axis=1)),
+    Case("LayerNormalization-axes", layer_norm(axis=[1, 2])),
+    Case("LayerNormalization-axes-rank4", layer_norm(axis=[-3, -1]), ((2, 3, 4),)),
+    Case("LayerNormalization-no-center", layer_norm(center=False)),
+    Case("LayerNormalization-no-scale", layer_norm(scale=False)),
+    Case("LayerNormalization-neither", layer_norm(center=False, scale=False, epsilon=0.1)),
+    # Deprecated in Keras (it divides by the variance), still what old models hold.
+    Case("LayerNormalization-rms", layer_norm(rms_scaling=True)),
+    Case("LayerNormalization-rms-axes", layer_norm(rms_scaling=True, axis=[1, 2])),
+    Case("RMSNormalization", layer(keras.layers.RMSNormalization)),
+    Case("RMSNormalization-axes", layer(keras.layers.RMSNormalization, axis=[1, 2],
+                                        epsilon=0.1)),
+]
+
+
+@pytest.mark.parametrize("case, dtype", cases_by_dtype(LAYER_NORMS))
+@pytest.mark.filterwarnings("ignore:You passed `rms_scaling=True`:UserWarning")
+def test_layer_normalization(case, dtype):
+    model, net = run_case(case, dtype)
+    if case.id.startswith("RMSNormalization"):
+        # Keras starts the scale at ones (no initializer argument): check the same layer
+        # again, in a fresh model, with a scale that varies along the axis.
+        scale = model.layers[1].scale
+        scale.assign(scale.numpy() * np.linspace(0.5, 1.5, scale.shape[-1]))
+        net = run_case(dataclasses.replace(case, make=lambda dtype: model.layers[1]), dtype)[1]
+    assert set(net.params) == {v.path for v in model.trainable_variables}
+
+
 # --- merges: same shapes, broadcasting, different ranks, ties, three inputs -------------
 
 ELEMENTWISE = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum")

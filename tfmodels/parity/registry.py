@@ -180,6 +180,13 @@ def _rescaling(layer):
     return core.Rescaling(scale.tolist(), offset.tolist(), layer.compute_dtype)
 
 
+def _layer_normalization(layer):
+    return normalization.KerasLayerNormalization(
+        weights(layer.gamma) if layer.gamma is not None else None,
+        weights(layer.beta) if layer.beta is not None else None,
+        layer.axis, layer.epsilon, layer.rms_scaling)
+
+
 _BUILTIN = {
     keras.layers.Dense: _dense,
     keras.layers.Flatten: lambda layer: core.Flatten(layer.data_format),
@@ -211,6 +218,9 @@ _BUILTIN = {
     keras.layers.SpatialDropout2D: _spatial_dropout(2),
     keras.layers.SpatialDropout3D: _spatial_dropout(3),
     keras.layers.BatchNormalization: _batch_normalization,
+    keras.layers.LayerNormalization: _layer_normalization,
+    keras.layers.RMSNormalization: lambda layer: normalization.KerasRMSNormalization(
+        weights(layer.scale), layer.axis, layer.epsilon),
 }
 for _cls, _builder in _BUILTIN.items():
     register_twin(_cls, _builder)
