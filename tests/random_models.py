@@ -38,7 +38,7 @@ ELEMENTWISE = ["Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"]
 MERGES = {*ELEMENTWISE, "Concatenate"}
 # Layers without a twin, and operations in ``call`` that are not layers:
 # name -> (TensorFlow operation, the Keras layer the error suggests).
-UNSUPPORTED = ["GaussianNoise", "Conv1D", "LayerNormalization", "GaussianDropout"]
+UNSUPPORTED = ["GaussianNoise", "Conv1D", "UnitNormalization", "GaussianDropout"]
 TWINNED_SPECIALS = ["BatchNormalization", "Dropout"]  # kinds a program can be asked to hold
 OPS = {"+": ("AddV2", "keras.layers.Add"), "*": ("Mul", "keras.layers.Multiply"),
        "tf.concat": ("ConcatV2", "keras.layers.Concatenate"),

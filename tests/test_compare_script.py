@@ -51,7 +51,7 @@ def runs(folder, agreeing, tiny_data_dir):
     """{run name: Future of its CompletedProcess}, all started when the first test asks."""
     save(folder, "shifted", keras.layers.Dense(16, activation="tanh"), Shift(name="shift"),
          keras.layers.Dense(10, activation="softmax"))
-    save(folder, "unsupported", keras.layers.LayerNormalization(name="norm"),
+    save(folder, "unsupported", keras.layers.UnitNormalization(name="norm"),
          keras.layers.Dense(10))
     save(folder, "lambda", keras.layers.Lambda(lambda t: 2 * t), keras.layers.Dense(10))
     (folder / "a_file").write_text("not a directory")
@@ -114,9 +114,9 @@ def test_a_wrong_custom_twin_is_the_named_divergence(runs, folder):
 
 def test_a_layer_without_a_twin_is_one_line(runs, folder):
     assert_fails_with(runs["unsupported"].result(), 3, "unsupported.keras",
-                      "'norm' (keras.src.layers.normalization.layer_normalization."
-                      "LayerNormalization) has no NumPy twin",
-                      "register_twin(LayerNormalization, builder)")
+                      "'norm' (keras.src.layers.normalization.unit_normalization."
+                      "UnitNormalization) has no NumPy twin",
+                      "register_twin(UnitNormalization, builder)")
     assert not (folder / "unsupported").exists()  # nothing written
 
 
