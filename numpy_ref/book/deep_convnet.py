@@ -10,7 +10,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from numpy_ref.book.book_net import BookNet
+from numpy_ref.book.book_net import BookNet, random_weight
 from numpy_ref.book.layers import Affine, Convolution, Dropout, Pooling, Relu
 
 
@@ -57,7 +57,7 @@ class DeepConvNet(BookNet):
         for idx, param in enumerate(conv_params, start=1):
             size, pad, stride = param["filter_size"], param["pad"], param["stride"]
             shape = (param["filter_num"], channels, size, size)
-            W = np.sqrt(2.0 / (channels * size * size)) * np.random.randn(*shape)
+            W = random_weight(shape, "he", channels * size * size)
             layers[f"Conv{idx}"] = Convolution(W, np.zeros(param["filter_num"]), stride, pad)
             layers[f"Relu{idx}"] = Relu()
             names[f"Conv{idx}"] = {"kernel": f"W{idx}", "bias": f"b{idx}"}
@@ -68,7 +68,7 @@ class DeepConvNet(BookNet):
                 height, width = height // 2, width // 2
         for idx, (fan_in, fan_out) in enumerate(
                 ((channels * height * width, hidden_size), (hidden_size, output_size)), start=7):
-            W = np.sqrt(2.0 / fan_in) * np.random.randn(fan_in, fan_out)
+            W = random_weight((fan_in, fan_out), "he", fan_in)
             layers[f"Affine{idx - 6}"] = Affine(W, np.zeros(fan_out))
             names[f"Affine{idx - 6}"] = {"kernel": f"W{idx}", "bias": f"b{idx}"}
             if idx == 7:
