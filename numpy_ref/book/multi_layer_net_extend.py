@@ -40,17 +40,16 @@ class MultiLayerNetExtend(BookNet):
         stack, param_names = affine_stack(sizes, activation, weight_init_std)
         layers, state_names = OrderedDict(), {}
         for name, layer in stack.items():
-            idx = name.removeprefix("Affine")
-            if name.startswith("Activation_function") and use_batchnorm:
-                idx = name.removeprefix("Activation_function")
+            hidden = name.startswith("Activation_function")  # after hidden layer idx
+            idx = name.removeprefix("Activation_function")
+            if hidden and use_batchnorm:
                 width = self.hidden_size_list[int(idx) - 1]
                 layers[f"BatchNorm{idx}"] = BatchNormalization(np.ones(width), np.zeros(width))
                 param_names[f"BatchNorm{idx}"] = {"gamma": f"gamma{idx}", "beta": f"beta{idx}"}
                 state_names[f"BatchNorm{idx}"] = {"running_mean": f"running_mean{idx}",
                                                   "running_var": f"running_var{idx}"}
             layers[name] = layer
-            if name.startswith("Activation_function") and use_dropout:
-                idx = name.removeprefix("Activation_function")
+            if hidden and use_dropout:
                 layers[f"Dropout{idx}"] = Dropout(dropout_ration)
         super().__init__(layers, param_names, weight_decay_lambda, state_names)
 
