@@ -178,7 +178,35 @@ class KerasBatchNormalization(L.Layer):
         return dx.astype(self.x_dtype, copy=False)
 
 
-class KerasLayerNormalization(L.Layer):
+class _PerSampleNormalization(L.Layer):
+    """What the layer and RMS normalisations share: statistics per sample over ``axis``,
+    weights shaped like the normalised axes, their gradients summed over the others."""
+
+    def _prepare(self, x):
+        """Records the axes for ``x``, checks the weights' size; returns x in the
+        computation's dtype (``result_type(x.dtype, float32)``, as Keras)."""
+        axes = sorted({a % x.ndim for a in np.atleast_1d(self.axis)})
+        self.x_dtype, self.axes = x.dtype, tuple(axes)
+        self.others = tuple(i for i in range(x.ndim) if i not in axes)
+        self.shape = tuple(x.shape[i] if i in axes else 1 for i in range(x.ndim))
+        for key, value in self.params.items():
+            if value.size != math.prod(self.shape):
+                raise ValueError(f"{type(self).__name__}(axis={self.axis}) has {key} of "
+                                 f"shape {value.shape}. Received: input shape {x.shape}")
+        work = np.result_type(x.dtype, np.float32)
+        self.n = work.type(math.prod(x.shape[i] for i in axes))
+        return x.astype(work, copy=False)
+
+    def _broadcast(self, key, dtype):
+        value = self.params.get(key)
+        return None if value is None else value.astype(dtype, copy=False).reshape(self.shape)
+
+    def _param_grad(self, per_element, key):
+        total = np.sum(per_element, axis=self.others) if self.others else per_element
+        return total.reshape(self.params[key].shape).astype(self.params[key].dtype, copy=False)
+
+
+class KerasLayerNormalization(_PerSampleNormalization):
     """The twin of ``keras.layers.LayerNormalization``: each sample normalised over ``axis``.
 
     Args:
@@ -205,17 +233,8 @@ class KerasLayerNormalization(L.Layer):
                 self.params[key] = np.asarray(value)
 
     def forward(self, x, training=False):
-        work = np.result_type(x.dtype, np.float32)
-        axes = sorted({a % x.ndim for a in np.atleast_1d(self.axis)})
-        self.x_dtype, self.axes = x.dtype, tuple(axes)
-        self.others = tuple(i for i in range(x.ndim) if i not in axes)
-        self.shape = tuple(x.shape[i] if i in axes else 1 for i in range(x.ndim))
-        for key, value in self.params.items():
-            if value.size != math.prod(self.shape):
-                raise ValueError(f"KerasLayerNormalization(axis={self.axis}) has {key} of "
-                                 f"shape {value.shape}. Received: input shape {x.shape}")
-        self.x = x.astype(work, copy=False)
-        self.n = work.type(math.prod(x.shape[i] for i in axes))
+        self.x = self._prepare(x)
+        work = self.x.dtype
         self.mean = np.mean(self.x, axis=self.axes, keepdims=True)
         self.centred = self.x - self.mean
         var = np.mean(np.square(self.centred), axis=self.axes, keepdims=True)
@@ -229,10 +248,6 @@ class KerasLayerNormalization(L.Layer):
             shift = -self.mean * self.inv if beta is None else -self.mean * self.inv + beta
             out = self.x * self.inv + shift
         return out.astype(x.dtype, copy=False)
-
-    def _broadcast(self, key, dtype):
-        value = self.params.get(key)
-        return None if value is None else value.astype(dtype, copy=False).reshape(self.shape)
 
     def backward(self, dout):
         """The gradient of the forward graph: through x's direct term and through the
@@ -259,12 +274,8 @@ class KerasLayerNormalization(L.Layer):
         dx = dx + (2 * d_var / self.n) * self.centred
         return dx.astype(self.x_dtype, copy=False)
 
-    def _param_grad(self, per_element, key):
-        total = np.sum(per_element, axis=self.others) if self.others else per_element
-        return total.reshape(self.params[key].shape).astype(self.params[key].dtype, copy=False)
 
-
-class KerasRMSNormalization(L.Layer):
+class KerasRMSNormalization(_PerSampleNormalization):
     """The twin of ``keras.layers.RMSNormalization``: y = x * rsqrt(mean(x^2) + epsilon) * scale,
     the mean over ``axis`` per sample, as ``keras.ops.rms_normalization`` computes it (in
     ``result_type(x.dtype, float32)``, returned in x's dtype). ``scale`` has the shape of
@@ -277,27 +288,16 @@ class KerasRMSNormalization(L.Layer):
         self.epsilon = epsilon
 
     def forward(self, x, training=False):
-        work = np.result_type(x.dtype, np.float32)
-        axes = sorted({a % x.ndim for a in np.atleast_1d(self.axis)})
-        self.x_dtype, self.axes = x.dtype, tuple(axes)
-        self.others = tuple(i for i in range(x.ndim) if i not in axes)
-        shape = tuple(x.shape[i] if i in axes else 1 for i in range(x.ndim))
-        if self.params["scale"].size != math.prod(shape):
-            raise ValueError(f"KerasRMSNormalization(axis={self.axis}) has scale of shape "
-                             f"{self.params['scale'].shape}. Received: input shape {x.shape}")
-        self.x = x.astype(work, copy=False)
-        self.n = work.type(math.prod(x.shape[i] for i in axes))
-        self.scale_b = self.params["scale"].astype(work, copy=False).reshape(shape)
+        self.x = self._prepare(x)
+        work = self.x.dtype
+        self.scale_b = self._broadcast("scale", work)
         mean_square = np.mean(np.square(self.x), axis=self.axes, keepdims=True)
         self.rrms = 1 / np.sqrt(mean_square + work.type(self.epsilon))  # TF's rsqrt
         return (self.x * self.rrms * self.scale_b).astype(x.dtype, copy=False)
 
     def backward(self, dout):
         g = dout.astype(self.x.dtype, copy=False)
-        scale = self.params["scale"]
-        per_element = g * self.x * self.rrms
-        total = np.sum(per_element, axis=self.others) if self.others else per_element
-        self.grads["scale"] = total.reshape(scale.shape).astype(scale.dtype, copy=False)
+        self.grads["scale"] = self._param_grad(g * self.x * self.rrms, "scale")
         gx = g * self.scale_b
         d_rrms = np.sum(gx * self.x, axis=self.axes, keepdims=True)
         d_mean_square = -0.5 * d_rrms * (self.rrms * self.rrms * self.rrms)
