@@ -68,9 +68,11 @@ class Dense(L.Layer):
         dz = self.activation.backward(dout)
         kernel = self.params["kernel"]
         dz2 = dz.reshape(-1, kernel.shape[1])  # (N * ..., M)
-        self.grads["kernel"] = self.x.reshape(-1, kernel.shape[0]).T @ dz2  # (D, M)
+        out = self.grad_out or {}
+        self.grads["kernel"] = np.matmul(self.x.reshape(-1, kernel.shape[0]).T, dz2,
+                                         out=out.get("kernel"))  # (D, M)
         if "bias" in self.params:
-            self.grads["bias"] = dz2.sum(axis=0)  # (M,)
+            self.grads["bias"] = np.sum(dz2, axis=0, out=out.get("bias"))  # (M,)
         return dz
 
 

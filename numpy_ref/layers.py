@@ -42,6 +42,9 @@ class Layer:
     """Base: no weights, no state; subclasses define ``forward`` and ``backward``."""
 
     multi_input = False
+    # {key: array} a network keeping its gradients in its own buffers sets (see
+    # ``Network.backward(reuse_buffers=True)``); a layer may write grads[key] into it.
+    grad_out = None
 
     def __init__(self):
         self.params, self.grads, self.state = {}, {}, {}

@@ -26,6 +26,7 @@ import importlib
 
 import numpy as np
 
+from numpy_ref import flat
 from numpy_ref import gradient as G
 from numpy_ref import layers as L
 from numpy_ref import regularizers as R
@@ -139,6 +140,8 @@ class Network:
         self.penalties = list(penalties)
         self._check_penalties()
         self.data_loss = None  # the data term of the last ``loss``
+        self._grad_buffers = None  # {name: view} of one buffer per dtype, for reuse_buffers
+        self._grad_out_set = False  # whether the layers' grad_out point into them
 
     def _check_graph(self):
         known = set(self.inputs)
@@ -264,14 +267,20 @@ class Network:
 
     # -- backward
 
-    def backward(self, dout=1):
+    def backward(self, dout=1, reuse_buffers=False):
         """Backprop from the loss through the last forward pass.
 
         Returns the gradient dict (public name -> array; shared names summed;
         zeros for a weight the loss does not reach). Each layer's own ``grads``
         hold its part; ``value_grads`` maps every node and input the loss
         reaches to dL/d(its value).
+
+        ``reuse_buffers=True`` (what a training loop wants): the gradients are
+        written into buffers the network keeps, one per dtype with the weights'
+        order, which the next such call overwrites; an optimizer then updates all
+        weights in one pass over them. Copy a gradient to keep it.
         """
+        self._route_grad_out(reuse_buffers)
         grads = {self.loss_input: self.last_layer.backward(dout)}
         for p in self.penalties:  # an activity penalty's gradient starts at its node
             if isinstance(p, R.ActivityPenalty):
@@ -296,7 +305,36 @@ class Network:
                 if dx is not None:
                     grads[name] = dx if name not in grads else grads[name] + dx
         self.value_grads = grads
-        return self._gathered_grads(grads, dout)
+        out = self._gathered_grads(grads, dout)
+        if reuse_buffers:
+            for name, view in self._grad_buffers.items():
+                if out[name] is not view:
+                    np.copyto(view, out[name], casting="same_kind")
+                    out[name] = view
+        return out
+
+    def _route_grad_out(self, reuse):
+        """Points the layers' ``grad_out`` at the gradient buffers (or back at None)."""
+        if reuse == self._grad_out_set:
+            return
+        if reuse and self._grad_buffers is None:
+            names = list(self.params)
+            self._grad_buffers = {}
+            for dtype in dict.fromkeys(self.params[n].dtype for n in names):
+                group = [n for n in names if self.params[n].dtype == dtype]
+                _, views = flat.pack([np.zeros_like(self.params[n]) for n in group], dtype)
+                self._grad_buffers.update(zip(group, views))
+        for name, owners in self.params._slots.items():  # pylint: disable=protected-access
+            if len(owners) == 1:  # a shared weight's parts are summed, not written in place
+                node, key = owners[0]
+                out = getattr(node.layer, "grad_out", None)
+                if reuse:
+                    if out is None:
+                        out = node.layer.grad_out = {}
+                    out[key] = self._grad_buffers[name]
+                elif out is not None:
+                    node.layer.grad_out = None
+        self._grad_out_set = reuse
 
     def _gathered_grads(self, reached, dout=1):
         out = {}
@@ -311,10 +349,29 @@ class Network:
                 out[p.param] = out[p.param] + p.regularizer.gradient(self.params[p.param], dout)
         return out
 
-    def loss_and_gradient(self, x, t, training=True):
-        """One forward and one backward pass: ``(loss, {name: dL/dparam})``."""
+    def loss_and_gradient(self, x, t, training=True, reuse_buffers=False):
+        """One forward and one backward pass: ``(loss, {name: dL/dparam})``
+        (``reuse_buffers``: see ``backward``)."""
         loss = self.loss(x, t, training=training)
-        return loss, self.backward(1)
+        return loss, self.backward(1, reuse_buffers=reuse_buffers)
+
+    def pack_params(self):
+        """Moves the weights into one contiguous buffer per dtype, in ``params`` order;
+        each layer then holds a view of its stretch (same values).
+
+        An element-wise optimizer then updates every weight with one pass per operation
+        (``numpy_ref.flat``). Arrays taken from the layers before the call are no longer
+        theirs afterwards: call it on a network whose weights nobody else holds (a
+        twin, a network just built).
+        """
+        names = list(self.params)
+        for dtype in dict.fromkeys(self.params[n].dtype for n in names):
+            group = [n for n in names if self.params[n].dtype == dtype]
+            _, views = flat.pack([self.params[n] for n in group], dtype)
+            for name, view in zip(group, views):
+                for node, key in self.params._slots[name]:  # pylint: disable=protected-access
+                    node.layer.params[key] = view
+        return self
 
     def gradient(self, x, t):
         """Backprop: dict of dL/dparam with the keys of ``params``."""

@@ -10,12 +10,23 @@ callable of the step), gradient clipping and weight decay. One step:
 2. weight decay ``param -= param * wd * lr`` (wd and lr cast as Keras casts
    them, see ``keras_scalars``), except for ``exclude_from_weight_decay``;
 3. the optimizer's own update; 4. ``iterations += 1``.
+
+Step 3 of an element-wise optimizer (all of Keras's here: each element of a
+weight is updated from the same element of its gradient and slots only) runs
+once over all the weights of a dtype laid end to end (``numpy_ref.flat``), not
+once per weight: a handful of NumPy calls per step instead of a handful per
+weight, the same numbers to the last bit. The slots live in such buffers too;
+``state[slot][name]`` are views of them. When the weights (or the gradients)
+already are consecutive views of one buffer, as a packed network's are
+(``Network.pack_params``), the step works on that buffer in place; otherwise it
+copies them into one and the new weights back.
 """
 
 import abc
 
 import numpy as np
 
+from numpy_ref import flat
 from numpy_ref.keras_scalars import keras_cast
 
 
@@ -51,9 +62,14 @@ class Optimizer(abc.ABC):
     Subclasses set ``slots`` (slot name -> initial value) and define
     ``_update_one(name, param, grad, lr, k)``, where ``k`` is what their
     ``_step_constants(lr, dtype)`` returned for this step and dtype.
+
+    ``elementwise = True`` (a class attribute) says that ``_update_one`` treats every
+    element on its own, so that it may run once on all weights laid end to end; a
+    subclass whose update looks across a weight (a norm per weight, say) sets it False.
     """
 
     SCALAR_STATE = ("iterations",)
+    elementwise = False
 
     def __init__(self, learning_rate, *, weight_decay=None, exclude_from_weight_decay=(),
                  clipnorm=None, clipvalue=None, global_clipnorm=None):
@@ -74,6 +90,7 @@ class Optimizer(abc.ABC):
         self.slots = {}
         self.state = {}  # slot name -> {param name -> array}
         self._scratch = {}  # param name -> work array, not state: never saved
+        self._plans = {}  # dtype -> _FlatPlan of the element-wise step
 
     def current_learning_rate(self):
         """The learning rate of the coming step (before the cast to a parameter's dtype)."""
@@ -108,7 +125,7 @@ class Optimizer(abc.ABC):
             work = [(name, param, grad) for (name, param, _), grad in zip(work, clipped)]
         lr_value = self.current_learning_rate()
         self._begin_step(work)
-        per_dtype = {}
+        per_dtype, groups = {}, {}
         for name, param, grad in work:
             constants = per_dtype.get(param.dtype)
             if constants is None:
@@ -119,7 +136,16 @@ class Optimizer(abc.ABC):
             lr, wd, k = constants
             if wd is not None and name not in self.exclude_from_weight_decay:
                 param -= param * wd * lr
-            self._update_one(name, param, grad, lr, k)
+            if self.elementwise:
+                groups.setdefault(param.dtype, []).append((name, param, grad))
+            else:
+                self._update_one(name, param, grad, lr, k)
+        for dtype, items in groups.items():
+            lr, _, k = per_dtype[dtype]
+            plan = self._plans.get(dtype)
+            if plan is None or not plan.fits(items, self.state):
+                plan = self._plans[dtype] = _FlatPlan(self, items)
+            plan.step(self, items, lr, k)
         self.iterations += 1
 
     def _begin_step(self, work):
@@ -130,7 +156,10 @@ class Optimizer(abc.ABC):
         return None
 
     def _slot(self, slot, name, param):
-        """The optimizer array ``slot`` for parameter ``name``, created on first use."""
+        """The optimizer array ``slot`` for parameter ``name``, created on first use (for
+        a flat step, ``name`` is its plan's key and the slot its whole buffer)."""
+        if isinstance(name, _FlatKey):
+            return self._plans[name.dtype].slots[slot]
         store = self.state.setdefault(slot, {})
         array = store.get(name)
         if array is None:
@@ -169,6 +198,7 @@ class Optimizer(abc.ABC):
                                  f"{list(self.SCALAR_STATE)} and the slots {sorted(self.slots)}")
             state.setdefault(slot, {})[name] = np.array(array)
         self.state = state
+        self._plans = {}
         self.iterations = int(flat["iterations"])
         for key in self.SCALAR_STATE[1:]:
             setattr(self, key, np.array(flat[key]) if key in flat else None)
@@ -176,3 +206,79 @@ class Optimizer(abc.ABC):
     @abc.abstractmethod
     def _update_one(self, name, param, grad, lr, k):
         """Updates one parameter array in place."""
+
+
+class _FlatKey(tuple):
+    """The ``name`` an element-wise step is called with when it runs on a whole buffer."""
+
+    dtype = property(lambda self: self[1])
+
+
+class _FlatPlan:
+    """The buffers of the element-wise step over the weights of one dtype, in order.
+
+    ``fits`` says whether the plan still holds for a step's weights: the same names and
+    arrays, and slots still the views it made (``set_state`` or a user replacing a slot
+    array makes a new plan, which copies the values in).
+    """
+
+    def __init__(self, optimizer, items):
+        names, params, grads = zip(*items)
+        dtype = params[0].dtype
+        self.key = _FlatKey(("flat", dtype))
+        self.names, self.params = names, params
+        self.size = sum(p.size for p in params)
+        self.param_span = flat.span(list(params))
+        self.param_buffer = None if self.param_span is not None else np.empty(self.size, dtype)
+        self.grad_arrays = grads
+        self.grad_span = flat.span(list(grads))
+        self.grad_buffer = None
+        self.slots, self.views = {}, {}
+        for slot, initial in optimizer.slots.items():
+            store = optimizer.state.setdefault(slot, {})
+            fill = keras_cast(initial, dtype)
+            buffer, views = flat.pack(
+                [store[n] if n in store else np.full(p.shape, fill, dtype)
+                 for n, p in zip(names, params)], dtype)
+            store.update(zip(names, views))
+            self.slots[slot], self.views[slot] = buffer, views
+
+    def fits(self, items, state):
+        if len(items) != len(self.names):
+            return False
+        for (name, param, _), mine, theirs in zip(items, self.names, self.params):
+            if name != mine or param is not theirs:
+                return False
+        for slot, views in self.views.items():
+            store = state.get(slot, {})
+            if any(store.get(name) is not view for name, view in zip(self.names, views)):
+                return False
+        return True
+
+    def _gradient(self, items):
+        if self.grad_span is not None and all(
+                grad is mine for (_, _, grad), mine in zip(items, self.grad_arrays)):
+            return self.grad_span
+        if self.grad_buffer is None:
+            self.grad_buffer = np.empty(self.size, self.key.dtype)
+        start = 0
+        for _, _, grad in items:
+            self.grad_buffer[start:start + grad.size] = grad.reshape(-1)
+            start += grad.size
+        return self.grad_buffer
+
+    def step(self, optimizer, items, lr, k):
+        """The element-wise update of every weight of the plan, in place."""
+        grad = self._gradient(items)
+        param = self.param_span
+        if param is None:
+            param, start = self.param_buffer, 0
+            for p in self.params:
+                param[start:start + p.size] = p.reshape(-1)
+                start += p.size
+        optimizer._update_one(self.key, param, grad, lr, k)  # pylint: disable=protected-access
+        if self.param_span is None:
+            start = 0
+            for p in self.params:
+                p[...] = param[start:start + p.size].reshape(p.shape)
+                start += p.size

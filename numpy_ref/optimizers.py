@@ -28,6 +28,8 @@ class SGD(Optimizer):
     v = v * m - grad * lr; param += v (nesterov: param += v * m - grad * lr).
     """
 
+    elementwise = True
+
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **options):
         super().__init__(learning_rate, **options)
         if not 0 <= momentum <= 1:
@@ -67,6 +69,8 @@ class AdaGrad(Optimizer):
     h starts at ``initial_accumulator_value`` (0.1, float32-rounded), not 0 as in the book.
     """
 
+    elementwise = True
+
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7,
                  **options):
         super().__init__(learning_rate, **options)
@@ -86,6 +90,8 @@ class RMSprop(Optimizer):
     ``momentum`` > 0 the increment feeds a momentum buffer first; ``centered``
     subtracts the square of a running mean gradient from v.
     """
+
+    elementwise = True
 
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7,
                  centered=False, **options):
@@ -128,6 +134,8 @@ class Adam(Optimizer):
     (the same operations in the same order, so bit for bit the formula above):
     for a small network, temporaries would otherwise dominate the step.
     """
+
+    elementwise = True
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
                  amsgrad=False, **options):
@@ -181,6 +189,8 @@ class Adamax(Optimizer):
     param -= lr * m / ((1 - beta_1^t) * (u + epsilon))   (float32-rounded beta_1)
     """
 
+    elementwise = True
+
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **options):
         super().__init__(learning_rate, **options)
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
@@ -206,6 +216,8 @@ class Nadam(Optimizer):
     m_hat = u_{t+1} m / (1 - prod_{t+1}) + (1 - u_t) grad / (1 - prod_t)
     param -= m_hat * lr / (sqrt(v / (1 - beta_2^t)) + epsilon)
     """
+
+    elementwise = True
 
     SCALAR_STATE = ("iterations", "u_product")
 
@@ -251,6 +263,8 @@ class Lion(Optimizer):
     param -= lr * sign(m * beta_1 + grad * (1 - beta_1));  m = m * beta_2 + grad * (1 - beta_2)
     """
 
+    elementwise = True
+
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.99, **options):
         super().__init__(learning_rate, **options)
         if not 0 < beta_1 <= 1:
@@ -275,6 +289,8 @@ class Adadelta(Optimizer):
     a = rho a + (1 - rho) grad^2;  delta = -rms(d) * grad / rms(a)
     d = rho d + (1 - rho) delta^2;  param += lr * delta
     """
+
+    elementwise = True
 
     def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, **options):
         super().__init__(learning_rate, **options)

@@ -9,6 +9,12 @@ differs between backends is the stepper: an object with
     reset_metrics()          train_step(x, y) -> loss      test_step(x, y)
     results() -> {"train_loss", "train_accuracy", "test_loss", "test_accuracy"}
 
+and, optionally, several steps per call (the Keras loop's ``steps_per_execution``):
+
+    steps_iterator(batches) -> iterator, or None to take the batches one by one
+    train_steps(iterator, max_count) -> losses of up to max_count steps, in order:
+        fewer at the end of the data, none past the first non-finite loss
+
 The metrics follow the material's Keras loop: the epoch loss is the mean of
 the batch losses (``keras.metrics.Mean``), the accuracy the fraction of
 arg-max hits (``SparseCategoricalAccuracy``), both accumulated in the
@@ -18,6 +24,8 @@ network's dtype, as Keras accumulates them in the metric's.
 import math
 
 import numpy as np
+
+from numpy_ref.network import Network
 
 HISTORY_KEYS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
 
@@ -30,6 +38,25 @@ class NonFiniteLossError(FloatingPointError):
         self.loss, self.epoch, self.step = loss, epoch, step
 
 
+def _epoch_losses(stepper, batches, budget):
+    """The losses of one epoch's training steps, in order, each yielded once its step is
+    done: ``train_step`` per batch, or chunks of ``train_steps`` if the stepper takes these
+    batches that way; a chunk never runs past ``budget`` steps (None: no limit)."""
+    steps_iterator = getattr(stepper, "steps_iterator", None)
+    iterator = steps_iterator(batches) if steps_iterator is not None else None
+    if iterator is None:
+        for x, y in batches:
+            yield stepper.train_step(x, y)
+        return
+    done = 0
+    while budget is None or done < budget:
+        losses = stepper.train_steps(iterator, None if budget is None else budget - done)
+        if not len(losses):  # the end of the data
+            return
+        yield from losses
+        done += len(losses)
+
+
 def run_epochs(stepper, train_batches, test_batches=None, epochs=1, initial_epoch=0,
                on_step=None, on_epoch=None, max_steps=None):
     """Trains epochs ``initial_epoch + 1 .. epochs``; returns the history of those epochs.
@@ -38,19 +65,23 @@ def run_epochs(stepper, train_batches, test_batches=None, epochs=1, initial_epoc
         stepper: see the module docstring.
         train_batches: ``train_batches(epoch)`` -> iterable of ``(x, y)`` batches.
         test_batches: ``test_batches()`` -> iterable of ``(x, y)``, or None.
-        on_step: ``on_step(epoch, step, loss)`` after every batch (step from 1).
+        on_step: ``on_step(epoch, step, loss)`` after every batch (step from 1); with
+            ``train_steps``, after its chunk ran, for each step of it in order.
         on_epoch: ``on_epoch(epoch, logs)`` after every epoch (logs: the metrics).
         max_steps: stop after this many steps in all (the last epoch is then short).
 
     Raises:
-        NonFiniteLossError: a batch loss is NaN or infinite (the step's update is done).
+        NonFiniteLossError: a batch loss is NaN or infinite (the step's update is done,
+            and no later step's).
     """
     history = {key: [] for key in HISTORY_KEYS}
     steps = 0
     for epoch in range(initial_epoch + 1, epochs + 1):
         stepper.reset_metrics()
-        for step, (x, y) in enumerate(train_batches(epoch), start=1):
-            loss = float(stepper.train_step(x, y))
+        budget = None if max_steps is None else max_steps - steps
+        for step, loss in enumerate(_epoch_losses(stepper, train_batches(epoch), budget),
+                                    start=1):
+            loss = float(loss)
             if not math.isfinite(loss):
                 raise NonFiniteLossError(loss, epoch, step)
             steps += 1
@@ -115,7 +146,10 @@ class Stepper:
 
     def train_step(self, x, t):
         """Forward, backward and one optimizer update; returns the batch loss."""
-        loss, grads = self.network.loss_and_gradient(x, t)
+        if isinstance(self.network, Network):  # gradients in its buffers, overwritten per step
+            loss, grads = self.network.loss_and_gradient(x, t, reuse_buffers=True)
+        else:
+            loss, grads = self.network.loss_and_gradient(x, t)
         self.optimizer.update(self.network.params, grads)
         self._record("train", loss, t)
         return loss

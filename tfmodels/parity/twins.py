@@ -152,6 +152,7 @@ def _network(model, recorded, keras_loss, specs, input_grad):
     regularizers.check_count(model, penalties, recorded.probe.get("keras_losses"))
     net = Network(nodes, input_names, outputs, loss_layer, loss_input, input_grad=input_grad,
                   penalties=penalties)
+    net.pack_params()  # its arrays are fresh copies: one buffer, one-pass optimizer steps
     return Twin(net, keras_loss, layer_nodes, specs)
 
 

@@ -1,0 +1,188 @@
+"""One buffer for all weights: the flat optimizer step equals the per-weight one bit for bit."""
+
+import copy
+
+import numpy as np
+import pytest
+
+from numpy_ref import flat, optimizers
+from numpy_ref.core import Dense
+from numpy_ref.losses import SparseCategoricalCrossentropy
+from numpy_ref.network import Network, Node
+
+SHAPES = [(7, 5), (5,), (5, 3), (3,), (4,)]
+
+
+def _weights(dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    return {f"w{i}": rng.standard_normal(s).astype(dtype) for i, s in enumerate(SHAPES)}
+
+
+def _grads(dtype, step):
+    rng = np.random.default_rng(100 + step)
+    return {f"w{i}": (rng.standard_normal(s) * 10.0 ** rng.integers(-6, 1)).astype(dtype)
+            for i, s in enumerate(SHAPES)}
+
+
+def test_pack_and_span_find_the_buffer_again():
+    arrays = [np.arange(6.0).reshape(2, 3), np.ones(4), np.zeros((1, 2))]
+    buffer, views = flat.pack(arrays)
+    assert buffer.shape == (12,)
+    for a, v in zip(arrays, views):
+        np.testing.assert_array_equal(a, v)
+        assert np.shares_memory(v, buffer)
+    found = flat.span(views)
+    assert found is not None and np.shares_memory(found, buffer) and found.size == 12
+    found[:] = 7
+    assert all((v == 7).all() for v in views)
+    assert flat.span(views[1:]).size == 6  # a tail of the buffer is a span too
+
+
+@pytest.mark.parametrize("arrays", [
+    lambda views: [views[1], views[0]],                     # out of order
+    lambda views: [views[0], views[2]],                     # a gap
+    lambda views: [views[0], np.ones(4)],                   # another buffer
+    lambda views: [views[0].T, views[1]],                   # not C-contiguous
+    lambda views: [views[0], views[1].astype(np.float32)],  # another dtype
+], ids=["order", "gap", "other-buffer", "transposed", "dtype"])
+def test_span_is_none_unless_the_arrays_tile_one_buffer(arrays):
+    _, views = flat.pack([np.zeros((2, 3)), np.zeros(4), np.zeros(2)])
+    assert flat.span(arrays(views)) is None
+
+
+OPTIMIZERS = [
+    lambda: optimizers.SGD(0.1),
+    lambda: optimizers.SGD(0.1, momentum=0.9, nesterov=True),
+    lambda: optimizers.AdaGrad(),
+    lambda: optimizers.RMSprop(momentum=0.5, centered=True),
+    lambda: optimizers.Adam(amsgrad=True),
+    lambda: optimizers.Adam(weight_decay=0.01, exclude_from_weight_decay=["w1"]),
+    lambda: optimizers.AdamW(global_clipnorm=1.0),
+    lambda: optimizers.Adamax(clipnorm=0.5),
+    lambda: optimizers.Nadam(clipvalue=0.01),
+    lambda: optimizers.Lion(),
+    lambda: optimizers.Adadelta(learning_rate=1.0),
+]
+
+
+def _per_weight(optimizer):
+    """The same optimizer, stepping weight by weight (the path before flat buffers)."""
+    class PerWeight(type(optimizer)):
+        elementwise = False
+    clone = copy.deepcopy(optimizer)
+    clone.__class__ = PerWeight
+    return clone
+
+
+@pytest.mark.parametrize("make", OPTIMIZERS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("packed", [False, True], ids=["separate", "packed"])
+def test_flat_step_equals_the_per_weight_step_bit_for_bit(make, dtype, packed):
+    # Element-wise formulas do not see where an element is stored: exact equality.
+    flat_opt, ref_opt = make(), None
+    ref_opt = _per_weight(flat_opt)
+    assert flat_opt.elementwise and not ref_opt.elementwise
+    mine, theirs = _weights(dtype), _weights(dtype)
+    if packed:
+        _, views = flat.pack(list(mine.values()))
+        mine = dict(zip(mine, views))
+    for step in range(6):
+        grads = _grads(dtype, step)
+        if packed and step % 2:  # gradients that tile one buffer are read in place
+            _, views = flat.pack(list(grads.values()))
+            grads = dict(zip(grads, views))
+        flat_opt.update(mine, grads)
+        ref_opt.update(theirs, {k: g.copy() for k, g in grads.items()})
+    for name in theirs:
+        np.testing.assert_array_equal(mine[name], theirs[name])
+    mine_state, their_state = flat_opt.get_state(), ref_opt.get_state()
+    assert mine_state.keys() == their_state.keys()
+    for key in mine_state:
+        np.testing.assert_array_equal(mine_state[key], their_state[key])
+
+
+def test_slots_are_views_and_a_restored_or_replaced_slot_is_used():
+    opt, ref = optimizers.Adam(), _per_weight(optimizers.Adam())
+    mine, theirs = _weights(np.float32), _weights(np.float32)
+    for step in range(2):
+        opt.update(mine, _grads(np.float32, step))
+        ref.update(theirs, _grads(np.float32, step))
+    saved = opt.get_state()
+    opt.state["momentum"]["w0"][...] = 0  # slots are views of the flat buffers: in place
+    ref.state["momentum"]["w0"][...] = 0
+    opt.state["velocity"]["w2"] = np.full(SHAPES[2], 0.5, np.float32)  # a new array: used
+    ref.state["velocity"]["w2"] = np.full(SHAPES[2], 0.5, np.float32)
+    for opt_, weights in ((opt, mine), (ref, theirs)):
+        opt_.update(weights, _grads(np.float32, 2))
+    for name in theirs:
+        np.testing.assert_array_equal(mine[name], theirs[name])
+    opt.set_state(saved)  # back to step 2's state: the plan is rebuilt from it
+    ref.set_state(saved)
+    for opt_, weights in ((opt, mine), (ref, theirs)):
+        opt_.update(weights, _grads(np.float32, 3))
+    for name in theirs:
+        np.testing.assert_array_equal(mine[name], theirs[name])
+
+
+def test_a_weight_without_gradient_changes_the_plan_not_the_numbers():
+    opt, ref = optimizers.RMSprop(), _per_weight(optimizers.RMSprop())
+    mine, theirs = _weights(np.float64), _weights(np.float64)
+    for step in range(4):
+        grads = _grads(np.float64, step)
+        if step == 2:
+            grads["w3"] = None
+        opt.update(mine, dict(grads))
+        ref.update(theirs, dict(grads))
+    for name in theirs:
+        np.testing.assert_array_equal(mine[name], theirs[name])
+
+
+def test_a_non_elementwise_subclass_steps_weight_by_weight():
+    class NormSGD(optimizers.SGD):
+        """Scales each weight's gradient by its own norm: not element-wise."""
+        elementwise = False
+
+        def _update_one(self, name, param, grad, lr, k):
+            param -= lr * grad / np.linalg.norm(grad)
+
+    weights = {"a": np.ones(3), "b": np.ones(2)}
+    NormSGD(1.0).update(weights, {"a": np.array([3.0, 0, 4]), "b": np.array([0.0, 2])})
+    np.testing.assert_allclose(weights["a"], [0.4, 1, 0.2])
+    np.testing.assert_allclose(weights["b"], [1, 0])
+
+
+def _network(seed=0, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    nodes = [Node("d0", Dense(rng.standard_normal((6, 8)).astype(dtype),
+                              rng.standard_normal(8).astype(dtype), "relu"), ["input"]),
+             Node("d1", Dense(rng.standard_normal((8, 4)).astype(dtype),
+                              rng.standard_normal(4).astype(dtype)), ["d0"])]
+    return Network(nodes, loss_layer=SparseCategoricalCrossentropy(from_logits=True))
+
+
+def test_pack_params_keeps_values_and_makes_one_buffer():
+    net = _network()
+    before = {k: v.copy() for k, v in net.params.items()}
+    net.pack_params()
+    assert flat.span(list(net.params.values())) is not None
+    for name, value in before.items():
+        np.testing.assert_array_equal(net.params[name], value)
+    assert net.nodes[0].layer.params["kernel"] is net.params["d0/kernel"]
+
+
+def test_reused_gradient_buffers_hold_the_same_gradients_and_are_overwritten():
+    net, x = _network().pack_params(), np.random.default_rng(1).standard_normal((5, 6))
+    t = np.array([0, 1, 2, 3, 0])
+    fresh = net.gradient(x, t)
+    _, reused = net.loss_and_gradient(x, t, reuse_buffers=True)
+    assert flat.span(list(reused.values())) is not None
+    for name in fresh:
+        np.testing.assert_array_equal(reused[name], fresh[name])
+    kept = {k: v.copy() for k, v in reused.items()}
+    _, again = net.loss_and_gradient(x[:3], t[:3], reuse_buffers=True)
+    assert all(again[k] is reused[k] for k in reused)  # the same buffers, new contents
+    assert any(not np.array_equal(again[k], kept[k]) for k in kept)
+    plain = net.gradient(x, t)  # without reuse: fresh arrays again, the buffers untouched
+    assert all(plain[k] is not again[k] for k in plain)
+    for name in fresh:
+        np.testing.assert_array_equal(plain[name], fresh[name])
