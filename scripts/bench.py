@@ -1,11 +1,12 @@
 """Benchmarks both implementations side by side; writes BENCHMARKS.md and benchmarks/latest.json.
 
-    .venv/bin/python scripts/bench.py            # the full run (about 5 minutes on 2 cores)
-    .venv/bin/python scripts/bench.py --quick --output_dir=/tmp/bench   # < 1 minute
+    .venv/bin/python scripts/bench.py            # the full run (minutes on 2 cores)
+    .venv/bin/python scripts/bench.py --quick --output_dir=/tmp/bench   # about 2 minutes
 
-Sections: training throughput (Keras fit, the custom loop, numpy_ref), backprop against
-numerical gradients on the material's DNN, the input pipeline on a full-size SVHN file,
-and the book's SimpleConvNet (numpy_ref against the custom loop, one thread).
+Sections: training throughput (Keras fit, the custom loops, numpy_ref, and the JAX and
+PyTorch peers when installed: pip install -e '.[peers]'), backprop against numerical
+gradients on the material's DNN, the input pipeline on a full-size SVHN file, and the
+book's SimpleConvNet (numpy_ref against the custom loop, one thread).
 """
 
 import os
@@ -18,7 +19,7 @@ from absl import logging
 from benchmarking import runner
 
 QUICK = flags.DEFINE_bool("quick", False, "Small sizes: checks that every section runs, in "
-                          "under a minute. Its figures are not for quoting.")
+                          "about two minutes. Its figures are not for quoting.")
 OUTPUT_DIR = flags.DEFINE_string("output_dir", str(runner.REPO_ROOT),
                                  "Where BENCHMARKS.md and benchmarks/latest.json go.")
 DATA_DIR = flags.DEFINE_string("data_dir", None, "Directory with MNIST (as for "

@@ -15,9 +15,9 @@ import procs
 from numpy_ref import gradient as G
 from numpy_ref import networks as N
 from tfmodels import data
-from benchmarking import pipeline, report, runner, stats, throughput
+from benchmarking import peers, pipeline, report, runner, stats, throughput
 
-VARIANTS = ("keras_fit", "custom_loop", "numpy_ref")
+VARIANTS = ("keras_fit", "custom_loop", "custom_loop_xla", "numpy_ref")  # never skipped
 BATCH_SIZES = ("32", "128", "1024")
 
 
@@ -35,9 +35,21 @@ def quick_run(tmp_path_factory):
 def test_quick_run_writes_every_figure_to_the_json(quick_run):
     results = json.loads((quick_run / "benchmarks" / "latest.json").read_text())
     assert results["quick"] is True
+    run = next(iter(results["throughput_runs"].values()))
     for variant in VARIANTS:
-        for batch in BATCH_SIZES:
+        assert run["variants"][variant]["status"] == "ok", variant
+    for peer in peers.RUNNERS:  # measured where installed
+        status = run["variants"][peer]["status"]
+        assert status == ("ok" if peers.missing(peer) is None else peers.INSTALL_HINT), peer
+        check = results["peer_accuracy"]["peers"][peer]
+        assert check.get("status") == peers.missing(peer), peer
+        if status == "ok":
+            assert 0.1 < check["test_accuracy"] <= 1, peer
+    for variant, status in run["variants"].items():
+        for batch in BATCH_SIZES if status["status"] == "ok" else ():
             assert results["throughput"][variant][batch] > 0, (variant, batch)
+            assert run["cores_used"][variant][batch]["median"] > 0, (variant, batch)
+    assert run["pinned_cpu"] is not None  # the quick run is the 1-thread one
     assert results["pipeline"]["examples_per_s"] > 0
     assert results["pipeline"]["train_examples_per_s"] > 0
     assert results["pipeline"]["load_s"]["median"] > 0
@@ -50,12 +62,12 @@ def test_quick_run_writes_every_figure_to_the_json(quick_run):
     assert machine["cpu"] and machine["logical_cpus"] >= 1
     assert machine["versions"]["numpy"] and machine["versions"]["tensorflow"]
     assert "blas" in machine
-    run = next(iter(results["throughput_runs"].values()))
     assert run["gemm_gflops"]["numpy"] > 0 and run["gemm_gflops"]["tensorflow"] > 0
     for batch in BATCH_SIZES:
         assert 0 < run["gflops"]["numpy_ref"][batch]["fraction_of_ceiling"]
     for goal in next(iter(results["goals"].values())):
-        assert isinstance(goal["holds"], bool), goal
+        assert goal["holds"] in (True, False, None), goal
+        assert (goal["holds"] is None) == (goal["value"] is None), goal
     convnet_run = results["convnet"]["OpenBLAS picks its kernel"]
     for variant in ("custom_loop", "numpy_ref"):
         assert convnet_run["examples_per_s"][variant]["median"] > 0, variant
@@ -71,7 +83,8 @@ def test_quick_run_writes_every_section_to_the_markdown(quick_run):
     for section in report.SECTIONS:
         assert section in text, section
     assert "Quick mode" in text
-    for fragment in ("custom / fit", "numpy_ref / custom", "GFLOP/s", "parameters",
+    for fragment in ("custom loop / Keras `fit`", "numpy_ref / custom loop", "cores used",
+                     "% of ceiling", "The peers learn", "parameters",
                      "load_svhn_mat", "peak RSS", "kernel", "SimpleConvNet, batch 100",
                      "Where a numpy_ref step goes"):
         assert fragment in text, fragment

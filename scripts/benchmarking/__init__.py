@@ -3,7 +3,8 @@
 `scripts/bench.py` calls `runner.run`, which measures four sections and writes
 `BENCHMARKS.md` and `benchmarks/latest.json`:
 
-- `throughput`: examples/s of Mymodel training (Keras `fit`, the custom loop, numpy_ref);
+- `throughput`: examples/s of Mymodel training (Keras `fit`, the custom loops, numpy_ref,
+  and the JAX and PyTorch peers of `peers`, with their accuracy checked once);
 - `gradients`: the material's DNN, numerical gradients against backprop;
 - `pipeline`: a full-size SVHN `.mat`, its load time, `make_dataset` and peak memory;
 - `convnet`: the book's SimpleConvNet, numpy_ref's twin against the custom loop.

@@ -6,7 +6,6 @@ SECTIONS = ("## Machine", "## Goals", "## 1. Training throughput",
             "## 2. Backprop against numerical gradients", "## 3. Input pipeline",
             "## 4. Convolution: the book's SimpleConvNet")
 NOTES_FILE = pathlib.Path("benchmarks") / "notes.md"
-_NAMES = {"keras_fit": "Keras `fit`", "custom_loop": "custom loop", "numpy_ref": "numpy_ref"}
 
 
 def _n(value, digits=0):
@@ -48,65 +47,132 @@ def _machine(m):
     return _table(("", ""), rows)
 
 
+def _holds(goal):
+    return {True: "met", False: "**not met**", None: "not measured"}[goal["holds"]]
+
+
+def _value(goal):
+    if goal["value"] is None:
+        return "–"
+    return f"{goal['value']:.0f}" if goal["target"] > 100 else f"{goal['value']:.2f}"
+
+
 def _goals(results):
     labels = list(results["goals"])
     first = results["goals"][labels[0]]
-    header = ["goal", "target", *[f"measured ({label})" for label in labels], "holds"]
+    header = ["goal", "target", *[f"measured ({label})" for label in labels], "verdict"]
     rows = []
     for i, g in enumerate(first):
-        values = [results["goals"][label][i]["value"] for label in labels]
-        shown = [f"{x:.0f}" if g["target"] > 100 else f"{x:.2f}" for x in values]
-        holds = ["yes" if results["goals"][label][i]["holds"] else "**no**" for label in labels]
-        rows.append((g["goal"], f"{g['comparison']} {g['target']:g}", *shown, " / ".join(holds)))
-    note = (f"Judged on the first column ({labels[0]}); 'holds' lists each column in turn. "
-            "Ratios are of medians from the same interleaved repeats.")
-    conv = results["convnet_goal"]
-    conv_table = _table(("goal", "target", "measured (1 thread)", "holds"), [
-        (conv["goal"], f"{conv['comparison']} {conv['target']:g}", f"{conv['value']:.2f}",
-         "yes" if conv["holds"] else "**no**")])
-    return (_table(header, rows) + "\n\n" + note + "\n\n" + conv_table
-            + "\n\nSection 4; judged with the BLAS kernel OpenBLAS picks for this CPU.")
+        column = [results["goals"][label][i] for label in labels]
+        rows.append((g["goal"], f"{g['comparison']} {g['target']:g}", *map(_value, column),
+                     " / ".join(map(_holds, column))))
+    note = (f"Judged on the first column ({labels[0]}); 'verdict' lists each column in turn. "
+            "Ratios are of medians from the same interleaved repeats; \"custom loop\" is the "
+            "faster of the two custom loops at that batch size (section 1 names it). Not "
+            "measured: a variant failed or a peer is not installed (section 1 says which).")
+    single = [*results.get("thread_goals", ()), results["convnet_goal"]]
+    single_table = _table(("goal", "target", "measured", "verdict"), [
+        (g["goal"], f"{g['comparison']} {g['target']:g}", _value(g), _holds(g))
+        for g in single])
+    return (_table(header, rows) + "\n\n" + note + "\n\n" + single_table
+            + "\n\nLibrary defaults / 1 thread: numpy_ref's medians in the two runs of "
+            "section 1 (>= 1, less 0.05 for the noise between two runs minutes apart). "
+            "SimpleConvNet: section 4, judged with the BLAS kernel OpenBLAS picks for this CPU.")
+
+
+def _ratio_header(key, variants):
+    names = {name: v["label"].removesuffix(" (peer)") for name, v in variants.items()}
+    names["custom"] = "custom loop"
+    return " / ".join(names.get(part, part) for part in key.split("/"))
+
+
+def _variants_table(run):
+    batches = list(run["ratios"])
+    rows = []
+    for name, v in run["variants"].items():
+        eps = run["examples_per_s"].get(name)
+        if eps is None:
+            rows.append((v["label"], v["status"], *["–"] * (len(batches) + 1)))
+            continue
+        cells = [_spread(eps[b]) if b in eps else "–" for b in batches]
+        cores = " / ".join(f"{run['cores_used'][name][b]['median']:.2f}" if b in eps else "–"
+                           for b in batches)
+        ceiling = " / ".join(f"{100 * run['gflops'][name][b]['fraction_of_ceiling']:.0f}%"
+                             if b in eps else "–" for b in batches)
+        label = v["label"] if v["status"] == "ok" else f"{v['label']} ({v['status']})"
+        rows.append((label, *cells, cores, ceiling))
+    header = ("variant", *[f"batch {b} (ex/s)" for b in batches],
+              f"cores used ({' / '.join(batches)})", f"% of ceiling ({' / '.join(batches)})")
+    return _table(header, rows)
+
+
+def _ratios_table(run):
+    keys = list(dict.fromkeys(k for ratios in run["ratios"].values() for k in ratios))
+    rows = [(batch, run["variants"].get(run["best_custom_loop"].get(batch), {}).get("label", "–"),
+             *[_ratio(run["ratios"][batch][k]) if k in run["ratios"][batch] else "–"
+               for k in keys]) for batch in run["ratios"]]
+    return _table(("batch", "custom loop", *[_ratio_header(k, run["variants"]) for k in keys]),
+                  rows)
+
+
+def _peer_accuracy(check, variants):
+    rows = []
+    for peer, r in check["peers"].items():
+        label = variants[peer]["label"] if peer in variants else peer
+        if "status" in r:
+            rows.append((label, r["status"], "–", "–"))
+        else:
+            rows.append((label, f"{r['train_loss']:.4f} / {100 * r['train_accuracy']:.2f}%",
+                         f"**{100 * r['test_accuracy']:.2f}%**", f"{r['seconds']:.1f} s"))
+    data = (f"the whole {check['data']} training set ({_n(check['train_examples'])} images)"
+            if check["full_training_set"] else
+            f"the first {_n(check['train_examples'])} {check['data']} training images (the "
+            "throughput subset)")
+    return (f"**The peers learn.** Once per run, untimed: each peer trains "
+            f"{check['epochs']} epochs at batch {check['batch_size']} on {data} and is "
+            f"evaluated on {_n(check['test_examples'])} test images.\n\n"
+            + _table(("peer", "last epoch: train loss / accuracy", "test accuracy",
+                      "time (training + test)"), rows))
 
 
 def _throughput(results, config):
     parts = []
     for label, run in results["throughput_runs"].items():
-        eps = run["examples_per_s"]
-        rows = []
-        for batch in eps["keras_fit"]:
-            r = run["ratios"][batch]
-            rows.append((batch, *[_spread(eps[v][batch]) for v in _NAMES],
-                         _ratio(r["custom_loop/keras_fit"]), _ratio(r["numpy_ref/custom_loop"])))
-        table = _table(("batch", *[f"{n} (ex/s)" for n in _NAMES.values()], "custom / fit",
-                        "numpy_ref / custom"), rows)
         gemm = run["gemm_gflops"]
         ceiling = max(gemm.values())
-        grows = [(batch, *[f"{run['gflops'][v][batch]['gflops']:.1f} "
-                           f"({100 * run['gflops'][v][batch]['fraction_of_ceiling']:.0f}%)"
-                           for v in _NAMES]) for batch in eps["keras_fit"]]
-        gtable = _table(("batch", *[f"{n} GFLOP/s (% of ceiling)" for n in _NAMES.values()]),
-                        grows)
+        pinned = ("" if run.get("pinned_cpu") is None else
+                  f", pinned to CPU {run['pinned_cpu']} (every thread of the process)")
         parts.append(
-            f"### {label}\n\n{table}\n\nAchieved rate: {_n(run['macs_per_example'])} "
-            f"multiply-adds per training example (forward, kernel gradients, and input "
-            f"gradients of every layer but the first), i.e. 2 x that in flops. Ceiling: one "
-            f"2048 x 2048 float32 product, {ceiling:.1f} GFLOP/s (NumPy/OpenBLAS "
-            f"{gemm['numpy']:.1f}, TensorFlow {gemm['tensorflow']:.1f}), measured in the "
-            f"same process.\n\n{gtable}")
+            f"### {label}{pinned}\n\n{_variants_table(run)}\n\n{_ratios_table(run)}\n\n"
+            f"Ceiling: one 2048 x 2048 float32 product, {ceiling:.1f} GFLOP/s (NumPy/OpenBLAS "
+            f"{gemm['numpy']:.1f}, TensorFlow {gemm['tensorflow']:.1f}), measured in the same "
+            f"process. A training example costs {_n(run['flops_per_example'])} flops (2 x "
+            f"{_n(run['macs_per_example'])} multiply-adds: forward, kernel gradients, and input "
+            f"gradients of every layer but the first), so the ceiling is "
+            f"{_n(run['ceiling_examples_per_s'])} examples/s.")
     first = next(iter(results["throughput_runs"].values()))
     intro = (
         f"Mymodel (784-32-64-128-256-10, ReLU, softmax), float32, Adam, on the first "
         f"{_n(first['examples'])} {first['data']} training images (uint8 in memory, scaled "
         f"to [0, 1] per batch). One timed call is one epoch; the first epoch of each is an "
         f"untimed warm-up (tracing, compilation). Median of {config['throughput_repeats']} "
-        "repeats in examples/s, with the range in brackets; the three variants run in turn "
-        "within each repeat (rotating order). Ratios are of the medians, with the range of "
-        "the per-repeat ratios. Keras `fit` and the custom loop read the same "
-        "`make_dataset` pipeline; numpy_ref runs `numpy_ref.training.fit` with "
-        "`numpy_ref.optimizers.Adam`. Each thread setting is a separate process: TensorFlow "
-        "intra- and inter-op threads and `OPENBLAS_NUM_THREADS` set to the count, or left "
-        "at the libraries' defaults.")
-    return intro + "\n\n" + "\n\n".join(parts)
+        "repeats in examples/s, with the range in brackets; all variants run in turn within "
+        "each repeat (rotating order), in one process. Cores used: the process's CPU time "
+        "over the wall time of each timed epoch (median). Ratios are of the medians, with "
+        "the range of the per-repeat ratios. Keras `fit` and the custom loops read the same "
+        "`make_dataset` pipeline; the XLA custom loop is `Trainer(..., jit_compile=True, "
+        f"steps_per_execution={first.get('steps_per_execution')})`; numpy_ref runs "
+        "`numpy_ref.training.fit` with `numpy_ref.optimizers.Adam`; the peers (JAX: "
+        "`jax.jit` of a whole step with `optax.adam`; PyTorch: eager `nn.Sequential` with "
+        "`torch.optim.Adam`, both with Keras's Adam defaults) read numpy_ref's batches. Each "
+        "thread setting is a separate process: TensorFlow intra- and inter-op threads, "
+        "`OPENBLAS_NUM_THREADS`, XLA's CPU threads (`XLA_FLAGS`) and PyTorch's threads set "
+        "to the count, the 1-thread process pinned to one CPU; or everything left at the "
+        "libraries' defaults, unpinned.")
+    text = intro + "\n\n" + "\n\n".join(parts)
+    if "peer_accuracy" in results:
+        text += "\n\n" + _peer_accuracy(results["peer_accuracy"], first["variants"])
+    return text
 
 
 def _gradients(g):

@@ -12,11 +12,10 @@ import time
 
 from absl import logging
 
-from benchmarking import gradients, machine, pipeline, report
+from benchmarking import gradients, machine, peers, pipeline, report, stats
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 SCRIPTS_DIR = pathlib.Path(__file__).resolve().parents[1]  # holds this package
-VARIANTS = ("keras_fit", "custom_loop", "numpy_ref")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,13 +23,20 @@ class BenchConfig:
     """Sizes of one benchmark run. `FULL` is the committed run, `QUICK` the smoke test.
 
     `thread_settings`: each throughput run's thread count for TensorFlow (intra- and
-    inter-op) and OpenBLAS; None keeps the libraries' defaults. The first is the one
-    the goals are judged on; the others are reported beside it.
+    inter-op), OpenBLAS, XLA (JAX) and PyTorch; None keeps the libraries' defaults. The
+    first is the one the goals are judged on; the others are reported beside it. A
+    1-thread run is also pinned to one CPU, so every variant gets the same single core.
+    `steps_per_execution`: the XLA custom loop's steps per call.
+    `peer_check_examples`: training images of the peers' accuracy check (None: all).
     """
     batch_sizes: tuple = (32, 128, 1024)
     throughput_examples: int = 20_000
     throughput_repeats: int = 15
     thread_settings: tuple = (1, None)
+    steps_per_execution: int = 50
+    peer_check_epochs: int = 3
+    peer_check_batch: int = 32
+    peer_check_examples: int | None = None
     gradient_depths: tuple = (5, 10)
     gradient_batch: int = 100
     gradient_repeats: int = 5
@@ -47,6 +53,7 @@ class BenchConfig:
 
 FULL = BenchConfig()
 QUICK = BenchConfig(throughput_examples=2048, throughput_repeats=3, thread_settings=(1,),
+                    peer_check_examples=2048,
                     gradient_batch=20, gradient_repeats=2, backprop_steps=20,
                     svhn_images=2000, pipeline_repeats=2, pipeline_train_steps=20,
                     rss_train_steps=20, convnet_examples=500, convnet_repeats=2,
@@ -58,6 +65,11 @@ FORCED_BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 def threads_label(threads):
     return "library defaults" if threads is None else f"{threads} thread" + "s" * (threads > 1)
+
+
+def pinned_cpu():
+    """The CPU a 1-thread throughput run is pinned to: the last one this process may use."""
+    return max(os.sched_getaffinity(0))
 
 
 def _worker(spec, threads, tmp_dir, timeout_s, unset=()):
@@ -72,6 +84,9 @@ def _worker(spec, threads, tmp_dir, timeout_s, unset=()):
                                                        os.environ.get("PYTHONPATH")]))}
     if threads is not None:
         env["OPENBLAS_NUM_THREADS"] = str(threads)  # read when NumPy loads OpenBLAS
+        xla_flags = peers.xla_flags(threads, os.environ.get("XLA_FLAGS"))
+        if xla_flags:
+            env["XLA_FLAGS"] = xla_flags  # read when JAX (or TensorFlow's XLA) starts
     done = subprocess.run([sys.executable, "-m", "benchmarking.worker", str(spec_path),
                            str(out_path)], env=env, capture_output=True, text=True,
                           timeout=timeout_s, check=False)
@@ -88,9 +103,20 @@ def _throughput(config, mnist_dir, tmp_dir):
         runs[threads_label(threads)] = _worker(
             {"section": "throughput", "examples": config.throughput_examples,
              "batch_sizes": list(config.batch_sizes), "repeats": config.throughput_repeats,
+             "steps_per_execution": config.steps_per_execution,
+             "pin_cpu": pinned_cpu() if threads == 1 else None,
              "mnist_dir": mnist_dir and str(mnist_dir)},
             threads, tmp_dir, config.worker_timeout_s)
     return runs
+
+
+def _peer_accuracy(config, mnist_dir, tmp_dir):
+    """The peers' correctness check, once per run, in the first thread setting."""
+    logging.info("Peers' accuracy check ...")
+    return _worker({"section": "peer_accuracy", "examples": config.peer_check_examples,
+                    "epochs": config.peer_check_epochs, "batch_size": config.peer_check_batch,
+                    "mnist_dir": mnist_dir and str(mnist_dir)},
+                   config.thread_settings[0], tmp_dir, config.worker_timeout_s)
 
 
 def _convnet(config, mnist_dir, tmp_dir):
@@ -130,9 +156,16 @@ def _pipeline(config, tmp_dir):
     return result, rss
 
 
+# Library defaults against 1 thread: ">= 1" less this allowance for the two runs' noise.
+THREADS_NOISE_ALLOWANCE = 0.05
+
+
 def _goal(name, value, target, higher_is_better=True):
-    holds = value >= target if higher_is_better else value < target
-    return {"goal": name, "target": target, "value": value, "holds": bool(holds),
+    """A goal; `value` None (a variant failed or is not installed) holds neither way."""
+    holds = None
+    if value is not None:
+        holds = bool(value >= target if higher_is_better else value < target)
+    return {"goal": name, "target": target, "value": value, "holds": holds,
             "comparison": ">=" if higher_is_better else "<"}
 
 
@@ -142,20 +175,45 @@ def convnet_goal(runs):
     return _goal("numpy_ref / custom loop, SimpleConvNet, batch 100", ratio, 0.5)
 
 
-def goals(run, pipeline_result, rss):
-    """The issue's goals, judged on one throughput run and the pipeline figures."""
+def _ratio_goals(run, key, name, batches, target=1.0):
     out = []
-    for batch in run["ratios"]:
-        out.append(_goal(f"custom loop / fit, batch {batch}",
-                         run["ratios"][batch]["custom_loop/keras_fit"]["ratio"], 1.0))
-    for batch, target in (("32", 2.0), ("128", 1.0)):
+    for batch in batches:
         if batch in run["ratios"]:
-            out.append(_goal(f"numpy_ref / custom loop, batch {batch}",
-                             run["ratios"][batch]["numpy_ref/custom_loop"]["ratio"], target))
+            ratio = run["ratios"][batch].get(key)
+            out.append(_goal(f"{name}, batch {batch}", ratio and ratio["ratio"], target))
+    return out
+
+
+def goals(run, pipeline_result, rss):
+    """The issues' goals, judged on one throughput run and the pipeline figures. "custom
+    loop" is the faster of `custom_loop` and `custom_loop_xla` at each batch size."""
+    out = _ratio_goals(run, "custom/keras_fit", "custom loop / fit", list(run["ratios"]))
+    out += _ratio_goals(run, "custom/jax", "custom loop / JAX", ("128", "1024"))
+    out += _ratio_goals(run, "numpy_ref/jax", "numpy_ref / JAX", ("32", "128"))
+    if "1024" in run["ratios"]:
+        flops = run["gflops"].get("numpy_ref", {}).get("1024")
+        out.append(_goal("numpy_ref, fraction of the large-product ceiling, batch 1024",
+                         flops and flops["fraction_of_ceiling"], 0.6))
     out.append(_goal("make_dataset pass / training", pipeline_result["pass_over_train"]["ratio"],
                      5.0))
     out.append(_goal("peak RSS of a short SVHN training run (MB)", rss["peak_rss_mb"], 1500.0,
                      higher_is_better=False))
+    return out
+
+
+def thread_goals(runs):
+    """numpy_ref with the libraries' default threads against 1 pinned thread, per batch
+    (>= 1 less `THREADS_NOISE_ALLOWANCE`); empty unless both settings ran. The ratio is
+    of the two runs' medians; its range pairs repeat i of each run, minutes apart."""
+    one, defaults = runs.get(threads_label(1)), runs.get(threads_label(None))
+    if one is None or defaults is None:
+        return []
+    out = []
+    for batch, rates in one["rates"].get("numpy_ref", {}).items():
+        other = defaults["rates"].get("numpy_ref", {}).get(batch)
+        ratio = other and stats.paired_ratio(other, rates)
+        out.append(_goal(f"numpy_ref, library defaults / 1 thread, batch {batch}",
+                         ratio and ratio["ratio"], 1.0 - THREADS_NOISE_ALLOWANCE))
     return out
 
 
@@ -180,9 +238,10 @@ def run(config, output_dir, mnist_dir=None, quick=False):
     try:
         runs = _throughput(config, mnist_dir, tmp_dir)
         primary = runs[threads_label(config.thread_settings[0])]
-        results["throughput"] = {v: {b: s["median"] for b, s in primary["examples_per_s"][v].items()}
-                                 for v in VARIANTS}
+        results["throughput"] = {v: {b: s["median"] for b, s in by_batch.items()}
+                                 for v, by_batch in primary["examples_per_s"].items()}
         results["throughput_runs"] = runs
+        results["peer_accuracy"] = _peer_accuracy(config, mnist_dir, tmp_dir)
         logging.info("Gradients ...")
         grads = gradients.measure(config.gradient_depths, config.gradient_batch,
                                   config.gradient_repeats, config.backprop_steps)
@@ -203,6 +262,7 @@ def run(config, output_dir, mnist_dir=None, quick=False):
     results["peak_rss_mb"] = rss["peak_rss_mb"]
     results["peak_rss"] = rss
     results["goals"] = {label: goals(r, pipe, rss) for label, r in runs.items()}
+    results["thread_goals"] = thread_goals(runs)
     results["convnet_goal"] = convnet_goal(results["convnet"])
     results["elapsed_s"] = time.perf_counter() - started
     (output_dir / "benchmarks").mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ def summary(values):
             "n": len(values)}
 
 
-def interleaved(variants, repeats, warmup=1):
+def interleaved(variants, repeats, warmup=1, cpu_seconds=None):
     """Seconds per call of each variant, `repeats` times each, after `warmup` calls.
 
     The variants run in turn within every repeat, so slow phases of a shared machine hit
@@ -22,6 +22,8 @@ def interleaved(variants, repeats, warmup=1):
             (e.g. to seed a new shuffle per call).
         repeats: timed calls per variant.
         warmup: untimed calls per variant first (tracing, caches, allocator).
+        cpu_seconds: if a dict, it receives name -> the process CPU time (all threads)
+            of each timed call, so that CPU / wall time is the cores a call kept busy.
 
     Returns:
         name -> list of `repeats` durations in seconds, in repeat order.
@@ -31,12 +33,16 @@ def interleaved(variants, repeats, warmup=1):
         for name in names:
             variants[name](i)
     seconds = {name: [] for name in names}
+    cpu = {name: [] for name in names}
     for i in range(repeats):
         k = i % len(names)
         for name in names[k:] + names[:k]:
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             variants[name](warmup + i)
             seconds[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - cpu_start)
+    if cpu_seconds is not None:
+        cpu_seconds.update(cpu)
     return seconds
 
 

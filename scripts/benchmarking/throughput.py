@@ -1,24 +1,35 @@
-"""Training throughput of Mymodel, three ways, on the same uint8 images.
+"""Training throughput of Mymodel: the project's variants and two peers, on the same uint8 images.
 
 - `keras_fit`: `model.compile(Adam, SparseCategoricalCrossentropy, accuracy)` and
   `model.fit(make_dataset(...), epochs=1, verbose=0)`: Keras's own loop;
 - `custom_loop`: `tfmodels.training.fit` (the `Trainer`'s steps) over the same `make_dataset`;
+- `custom_loop_xla`: the same with `Trainer(..., jit_compile=True, steps_per_execution=K)`;
 - `numpy_ref`: `numpy_ref.training.fit` of `tfmodels.parity.twin(Mymodel)` with the twin
-  of Keras's Adam, float32, uint8 batches scaled as the NumPy backend does.
+  of Keras's Adam, float32, uint8 batches scaled as the NumPy backend does;
+- `jax`, `torch`: the peers (`peers`), the same network and Adam written idiomatically in
+  JAX and PyTorch, reading the batches numpy_ref reads.
 
-All three read the same uint8 arrays in memory, scale each batch to float32 [0, 1], track
-the loss and accuracy, and run one epoch per timed call (the first epoch, with tracing
-and compilation, is the untimed warm-up). Imports TensorFlow: runs in a worker process.
+All read the same uint8 arrays in memory, scale each batch to float32 [0, 1], track the
+loss and accuracy, and run one epoch per timed call (the first epoch, with tracing and
+compilation, is the untimed warm-up). A variant that fails, or a peer that is not
+installed, is reported as such and the others run on. Imports TensorFlow: runs in a
+worker process.
 """
 
+import dataclasses
+import functools
 import math
 
 import numpy as np
+from absl import logging
 
-from benchmarking import machine, stats
+from benchmarking import machine, peers, stats
 
-HIDDEN_UNITS = (32, 64, 128, 256)
-NUM_CLASSES = 10
+HIDDEN_UNITS = peers.HIDDEN_UNITS
+NUM_CLASSES = peers.NUM_CLASSES
+OK = "ok"
+CUSTOM = "custom"  # in ratios: the faster custom loop at that batch size
+CUSTOM_LOOPS = ("custom_loop", "custom_loop_xla")
 
 
 def training_macs_per_example(input_size, hidden_units=HIDDEN_UNITS, num_classes=NUM_CLASSES):
@@ -47,13 +58,13 @@ class _KerasFit:
 
 class CustomLoopRunner:
     """One epoch per call of `tfmodels.training.fit` (the `Trainer`'s steps, Keras's Adam)
-    on `model`, over `make_dataset` of the uint8 images."""
+    on `model`, over `make_dataset` of the uint8 images; `trainer_options` go to `Trainer`."""
 
-    def __init__(self, model, x, y, batch_size, seed):
+    def __init__(self, model, x, y, batch_size, seed, **trainer_options):
         import keras  # pylint: disable=import-outside-toplevel
         from tfmodels import data, training  # pylint: disable=import-outside-toplevel
         self.x, self.y, self.batch_size, self.seed, self.data = x, y, batch_size, seed, data
-        self.trainer = training.Trainer(model, keras.optimizers.Adam())
+        self.trainer = training.Trainer(model, keras.optimizers.Adam(), **trainer_options)
         self.fit = training.fit
 
     def epoch(self, i):
@@ -87,6 +98,13 @@ class _CustomLoop(CustomLoopRunner):
         super().__init__(models.Mymodel(), x, y, batch_size, seed)
 
 
+class _CustomLoopXla(CustomLoopRunner):
+    def __init__(self, x, y, batch_size, seed, steps_per_execution):
+        from tfmodels import models  # pylint: disable=import-outside-toplevel
+        super().__init__(models.Mymodel(), x, y, batch_size, seed, jit_compile=True,
+                         steps_per_execution=steps_per_execution)
+
+
 class _NumpyRef(TwinRunner):
     """The twin of Mymodel and of Keras's Adam: what `--backend=numpy` trains."""
 
@@ -96,7 +114,30 @@ class _NumpyRef(TwinRunner):
                                             input_shape=x.shape[1:]), x, y, batch_size, seed)
 
 
-VARIANTS = {"keras_fit": _KerasFit, "custom_loop": _CustomLoop, "numpy_ref": _NumpyRef}
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """One row of the throughput tables: `runner(x, y, batch_size, seed, **options)`
+    has `epoch(i)`, with the `options` of `measure` it names; a peer's libraries are
+    optional (`peers.missing`)."""
+    label: str
+    runner: object
+    peer: bool = False
+    options: tuple = ()
+
+
+VARIANTS = {
+    "keras_fit": Variant("Keras `fit`", _KerasFit),
+    "custom_loop": Variant("custom loop", _CustomLoop),
+    "custom_loop_xla": Variant("custom loop, XLA", _CustomLoopXla,
+                               options=("steps_per_execution",)),
+    "numpy_ref": Variant("numpy_ref", _NumpyRef),
+    "jax": Variant("JAX (peer)", peers.JaxRunner, peer=True),
+    "torch": Variant("PyTorch (peer)", peers.TorchRunner, peer=True),
+}
+# (key, numerator, denominator) of each run's ratios; CUSTOM is the faster custom loop.
+RATIOS = (("custom/keras_fit", CUSTOM, "keras_fit"), ("custom/jax", CUSTOM, "jax"),
+          ("numpy_ref/jax", "numpy_ref", "jax"), ("numpy_ref/custom", "numpy_ref", CUSTOM),
+          ("numpy_ref/torch", "numpy_ref", "torch"), ("jax/torch", "jax", "torch"))
 
 
 def tf_gemm_gflops(n=2048, repeats=5):
@@ -107,35 +148,96 @@ def tf_gemm_gflops(n=2048, repeats=5):
     return machine.gemm_gflops(lambda: tf.linalg.matmul(a, b).numpy(), n, repeats)
 
 
-def measure(x, y, batch_sizes, repeats, seed=0):
-    """Examples/s of each variant at each batch size, interleaved, plus GEMM ceilings.
+def _failure(error, batch_size):
+    """'failed: <type>: <first line>', as the results report a variant that raised."""
+    logging.exception("Variant failed at batch %d", batch_size)
+    lines = str(error).strip().splitlines()
+    return (f"failed at batch {batch_size}: {type(error).__name__}"
+            + (f": {lines[0][:200]}" if lines else ""))
+
+
+def _runners(variants, x, y, batch_size, seed, status):
+    """name -> a guarded `epoch` of each variant still OK: a variant that raises is
+    marked in `status` and does nothing from then on."""
+    def guarded(name, epoch):
+        def call(i):
+            if status[name] == OK:
+                try:
+                    epoch(i)
+                except Exception as error:  # pylint: disable=broad-except
+                    status[name] = _failure(error, batch_size)
+        return call
+
+    epochs = {}
+    for name, make in variants.items():
+        if status[name] != OK:
+            continue
+        try:
+            epochs[name] = guarded(name, make(x, y, batch_size, seed).epoch)
+        except Exception as error:  # pylint: disable=broad-except
+            status[name] = _failure(error, batch_size)
+    return epochs
+
+
+def _best_custom_loop(rates):
+    """The custom loop with the higher median rate, or None when neither ran."""
+    customs = [v for v in CUSTOM_LOOPS if v in rates]
+    return max(customs, key=lambda v: np.median(rates[v])) if customs else None
+
+
+def _ratios(rates, best_custom_loop):
+    """RATIOS of one batch size's per-repeat rates (those whose variants both ran)."""
+    if best_custom_loop is not None:
+        rates = {**rates, CUSTOM: rates[best_custom_loop]}
+    return {key: stats.paired_ratio(rates[a], rates[b]) for key, a, b in RATIOS
+            if a in rates and b in rates}
+
+
+def measure(x, y, batch_sizes, repeats, seed=0, steps_per_execution=50):
+    """Examples/s and cores used of each variant at each batch size, interleaved, plus
+    the GEMM ceilings.
 
     Returns:
-        {"examples": n, "examples_per_s": {variant: {str(batch): summary}},
-         "ratios": {...}, "gflops": {...}, "gemm_gflops": {"numpy": ., "tensorflow": .},
-         "macs_per_example": m}
+        {"examples": n, "variants": {name: {"label", "peer", "status"}},
+         "examples_per_s" and "cores_used": {name: {str(batch): summary}} (of those
+         measured), "rates": {name: {str(batch): per-repeat ex/s}}, "ratios":
+         {str(batch): {key: paired ratio}}, "best_custom_loop": {str(batch): name},
+         "gflops": {...}, "gemm_gflops": {"numpy": ., "tensorflow": .},
+         "macs_per_example", "flops_per_example", "ceiling_examples_per_s"}
     """
     import keras  # pylint: disable=import-outside-toplevel
     n = len(x)
     gemm = {"numpy": machine.numpy_gemm_gflops(), "tensorflow": tf_gemm_gflops()}
     ceiling = max(gemm.values())
     macs = training_macs_per_example(math.prod(x.shape[1:]))
-    result = {"examples": n, "macs_per_example": macs, "gemm_gflops": gemm,
-              "examples_per_s": {v: {} for v in VARIANTS}, "ratios": {}, "gflops": {}}
+    status = {name: (peers.missing(name) if v.peer else None) or OK
+              for name, v in VARIANTS.items()}
+    options = {"steps_per_execution": steps_per_execution}
+    makers = {name: functools.partial(v.runner, **{k: options[k] for k in v.options})
+              for name, v in VARIANTS.items()}
+    result = {"examples": n, "macs_per_example": macs, "flops_per_example": 2 * macs,
+              "gemm_gflops": gemm, "ceiling_examples_per_s": ceiling * 1e9 / (2 * macs),
+              "steps_per_execution": steps_per_execution,
+              "examples_per_s": {}, "cores_used": {}, "rates": {}, "gflops": {},
+              "ratios": {}, "best_custom_loop": {}}
     for batch_size in batch_sizes:
         keras.utils.set_random_seed(seed)
-        runners = {name: cls(x, y, batch_size, seed) for name, cls in VARIANTS.items()}
-        seconds = stats.interleaved({name: r.epoch for name, r in runners.items()}, repeats)
-        rates = {name: [n / s for s in seconds[name]] for name in runners}
+        epochs = _runners(makers, x, y, batch_size, seed, status)
+        cpu = {}
+        seconds = stats.interleaved(epochs, repeats, cpu_seconds=cpu)
         key = str(batch_size)
-        for name in runners:
-            summary = stats.summary(rates[name])
-            result["examples_per_s"][name][key] = summary
+        rates = {name: [n / s for s in seconds[name]] for name in epochs if status[name] == OK}
+        for name, r in rates.items():
+            summary = stats.summary(r)
+            result["examples_per_s"].setdefault(name, {})[key] = summary
+            result["rates"].setdefault(name, {})[key] = r
+            result["cores_used"].setdefault(name, {})[key] = stats.summary(
+                [c / s for c, s in zip(cpu[name], seconds[name])])
             gflops = 2 * macs * summary["median"] / 1e9
             result["gflops"].setdefault(name, {})[key] = {
                 "gflops": gflops, "fraction_of_ceiling": gflops / ceiling}
-        result["ratios"][key] = {
-            "custom_loop/keras_fit": stats.paired_ratio(rates["custom_loop"], rates["keras_fit"]),
-            "numpy_ref/custom_loop": stats.paired_ratio(rates["numpy_ref"],
-                                                        rates["custom_loop"])}
+        result["best_custom_loop"][key] = _best_custom_loop(rates)
+        result["ratios"][key] = _ratios(rates, result["best_custom_loop"][key])
+    result["variants"] = {name: {"label": v.label, "peer": v.peer, "status": status[name]}
+                          for name, v in VARIANTS.items()}
     return result
