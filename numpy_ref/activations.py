@@ -62,6 +62,8 @@ class ReLU(L.Relu):
         self.negative_slope, self.max_value, self.threshold = negative_slope, max_value, threshold
         self._plain = negative_slope == 0 and max_value is None and threshold == 0
         self._leaky = negative_slope != 0 and max_value is None and threshold == 0
+        if not self._plain:  # only max(x, 0) itself runs in place
+            self.forward_in_place = None
 
 
     def forward(self, x, training=False):
@@ -131,7 +133,8 @@ class Softmax(L.Layer):
         self.axis = tuple(axis) if isinstance(axis, (list, tuple)) else axis
 
     def forward(self, x, training=False):
-        self.out = F.softmax(x, axis=self.axis)
+        # shifted and total kept for a cross-entropy of the same logits (Network.loss)
+        self.shifted, self.total, self.out = F.softmax_parts(x, axis=self.axis)
         return self.out
 
     def backward(self, dout):
@@ -143,6 +146,7 @@ class LogSoftmax(Softmax):
     """y = x - logsumexp(x) over ``axis``; dx = dout - sum(dout) * exp(y), TF's gradient."""
 
     def forward(self, x, training=False):
+        self.shifted = self.total = None
         self.out = F.log_softmax(x, axis=self.axis)
         return self.out
 

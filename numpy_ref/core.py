@@ -54,9 +54,14 @@ class Dense(L.Layer):
 
     def forward(self, x, training=False):
         self.x = x
-        z = x @ self.params["kernel"]  # (N, ..., M)
-        if "bias" in self.params:
-            z += self.params["bias"]
+        params = self.params
+        z = x @ params["kernel"]  # (N, ..., M)
+        if "bias" in params:
+            z += params["bias"]
+        # z is this layer's own: an activation that can work in place may overwrite it
+        in_place = getattr(self.activation, "forward_in_place", None)
+        if in_place is not None:
+            return in_place(z)
         return self.activation.forward(z, training=training)
 
     def backward(self, dout):

@@ -60,10 +60,18 @@ def softmax(x, axis=-1):
     work row by row; a softmax written for 1-D input that reduces over the
     whole array would silently mix the rows of a batch.
     """
+    return softmax_parts(x, axis)[2]
+
+
+def softmax_parts(x, axis=-1):
+    """``(shifted, total, y)``: x - max, sum(exp(shifted)) (keepdims) and softmax(x) =
+    exp(shifted) / total, the pieces a log-softmax of the same x reuses
+    (``log_softmax(x) == shifted - log(total)``, bit for bit)."""
     x = np.asarray(x)
     shifted = x - np.max(x, axis=axis, keepdims=True)
     e = np.exp(shifted)
-    return e / np.sum(e, axis=axis, keepdims=True)
+    total = np.sum(e, axis=axis, keepdims=True)
+    return shifted, total, e / total
 
 
 def as_batch(y, t):

@@ -67,6 +67,49 @@ class SparseCategoricalCrossentropy(Loss):
         res = res.reshape(labels.shape)
         return res if self.mask is None else np.where(self.mask, res, 0)
 
+    def reads_softmax_of_logits(self):
+        """Whether ``forward_after_softmax`` applies: logits, no ignored class, the mean."""
+        return (type(self) is SparseCategoricalCrossentropy and self.from_logits
+                and self.ignore_class is None and self.reduction == "sum_over_batch_size")
+
+    def forward_after_softmax(self, logits, softmax, y_true):
+        """``forward(logits, y_true)`` when ``softmax`` (a ``Softmax`` layer, last axis) has
+        just run on these logits: its shifted logits, sums and probabilities are reused,
+        so neither pass computes a softmax again. The same numbers as ``forward``, bit for
+        bit; None (nothing done) unless logits are (N, C), labels (N,) integers and the
+        dtypes agree, and then ``forward`` is the way."""
+        y_true = np.asarray(y_true)
+        if (logits.ndim != 2 or y_true.shape != logits.shape[:1] or y_true.dtype.kind not in "iu"
+                or softmax.out is None or getattr(softmax, "total", None) is None
+                or (self.dtype is not None and np.dtype(self.dtype) != logits.dtype)):
+            return None
+        self.pred_shape, self.pred_dtype = logits.shape, logits.dtype
+        self.mask = self.weights = None
+        self.y, self.labels = logits, y_true.astype(np.intp)
+        rows = np.arange(logits.shape[0])
+        # -log_softmax(z)[t] = -(shifted[t] - log(total)), element by element
+        values = -(softmax.shifted[rows, self.labels] - np.log(softmax.total[:, 0]))
+        self.values_shape = values.shape
+        self.divisor = logits.dtype.type(values.size)
+        self._probabilities = softmax.out
+        return np.sum(values) / self.divisor if self.divisor else logits.dtype.type(0)
+
+    def forward(self, y_pred, y_true):
+        self._probabilities = None
+        return super().forward(y_pred, y_true)
+
+    def backward(self, dout=1):
+        probabilities = getattr(self, "_probabilities", None)
+        if probabilities is None:
+            return super().backward(dout)
+        # Loss.backward's operations on the softmax the forward pass reused
+        scale = np.asarray(dout, dtype=self.pred_dtype)
+        scale = scale / self.divisor if self.divisor else np.zeros_like(scale)
+        dz = probabilities.copy()
+        dz[np.arange(dz.shape[0]), self.labels] -= 1
+        dz *= scale
+        return dz
+
     def values_grad(self, dvalues):
         dvalues = dvalues.reshape(-1, 1)
         if self.from_logits:

@@ -26,6 +26,7 @@ import importlib
 
 import numpy as np
 
+from numpy_ref import activations
 from numpy_ref import flat
 from numpy_ref import gradient as G
 from numpy_ref import layers as L
@@ -134,6 +135,7 @@ class Network:
         self._input_grad = input_grad
         self._check_graph()
         self._needs_grad = self._values_needing_grad()
+        self._backward_plan = self._make_backward_plan()
         self.params = ArrayView(self._gather("params"), "params")
         self.state = ArrayView(self._gather("state"), "state")
         self.values = {}  # node or input name -> value of the last forward pass
@@ -141,6 +143,7 @@ class Network:
         self._check_penalties()
         self.data_loss = None  # the data term of the last ``loss``
         self._grad_buffers = None  # {name: view} of one buffer per dtype, for reuse_buffers
+        self._softmax_of_loss = self._find_softmax_of_loss()
         self._grad_out_set = False  # whether the layers' grad_out point into them
 
     def _check_graph(self):
@@ -178,6 +181,7 @@ class Network:
     def input_grad(self, value):
         self._input_grad = bool(value)
         self._needs_grad = self._values_needing_grad()
+        self._backward_plan = self._make_backward_plan()
 
     def _values_needing_grad(self):
         """Names of the values whose gradient backward must compute."""
@@ -226,9 +230,12 @@ class Network:
         """Runs nodes start.. on the values of the nodes before them."""
         values = self.values
         for node in self.nodes[start:]:
-            args = [values[name] for name in node.inputs]
-            arg = args if getattr(node.layer, "multi_input", False) else args[0]
-            values[node.name] = node.layer.forward(arg, training=training)
+            if len(node.inputs) == 1 and not getattr(node.layer, "multi_input", False):
+                values[node.name] = node.layer.forward(values[node.inputs[0]], training=training)
+            else:
+                args = [values[name] for name in node.inputs]
+                arg = args if getattr(node.layer, "multi_input", False) else args[0]
+                values[node.name] = node.layer.forward(arg, training=training)
 
     def predict(self, x, training=False):
         """The network's output for ``x`` (before any loss layer)."""
@@ -243,7 +250,24 @@ class Network:
         """The loss of a batch plus the penalties (the outputs stay in ``last_output``,
         the data term alone in ``data_loss``)."""
         self.forward(x, training=training)
-        return self._penalised(self.last_layer.forward(self.values[self.loss_input], t))
+        logits = self.values[self.loss_input]
+        if self._softmax_of_loss is not None:  # a Keras classifier: softmax out, loss on logits
+            loss = self.last_layer.forward_after_softmax(logits, self._softmax_of_loss, t)
+            if loss is not None:
+                return self._penalised(loss)
+        return self._penalised(self.last_layer.forward(logits, t))
+
+    def _find_softmax_of_loss(self):
+        """The Softmax layer applied to the loss's logits, when the loss can reuse its work
+        (``SparseCategoricalCrossentropy.forward_after_softmax``); else None."""
+        reads = getattr(self.last_layer, "reads_softmax_of_logits", None)
+        if reads is None or not reads():
+            return None
+        for node in self.nodes:
+            if (type(node.layer) is activations.Softmax and node.inputs == [self.loss_input]
+                    and node.layer.axis == -1):
+                return node.layer
+        return None
 
     def _penalised(self, data_loss):
         """data_loss + (p1 + p2 + ...), the penalties at the current weights and values
@@ -286,12 +310,12 @@ class Network:
             if isinstance(p, R.ActivityPenalty):
                 dy = p.gradient(self.values[p.node], dout)
                 grads[p.node] = dy if p.node not in grads else grads[p.node] + dy
-        for node in reversed(self.nodes):
+        for node, weights_only in self._backward_plan:
             dy = grads.get(node.name)
-            if dy is None or node.name not in self._needs_grad:
-                continue  # the loss does not reach this node, or nothing above it learns
+            if dy is None:
+                continue  # the loss does not reach this node
             layer = node.layer
-            if self._needs_grad.isdisjoint(node.inputs):
+            if weights_only:  # nothing upstream learns: dL/d(inputs) is not needed
                 backward_weights = getattr(layer, "backward_weights", None)
                 if backward_weights is not None:
                     backward_weights(dy)
@@ -300,10 +324,10 @@ class Network:
                 continue
             dxs = layer.backward(dy)
             if not getattr(layer, "multi_input", False):
-                dxs = [dxs]
-            for name, dx in zip(node.inputs, dxs):
+                dxs = (dxs,)
+            for value, dx in zip(node.inputs, dxs):
                 if dx is not None:
-                    grads[name] = dx if name not in grads else grads[name] + dx
+                    grads[value] = dx if value not in grads else grads[value] + dx
         self.value_grads = grads
         out = self._gathered_grads(grads, dout)
         if reuse_buffers:
@@ -312,6 +336,13 @@ class Network:
                     np.copyto(view, out[name], casting="same_kind")
                     out[name] = view
         return out
+
+    def _make_backward_plan(self):
+        """(node, whether only its weight gradients are needed) for the nodes backward
+        visits, last first: those whose value needs a gradient (something at or above
+        them learns)."""
+        return [(node, self._needs_grad.isdisjoint(node.inputs))
+                for node in reversed(self.nodes) if node.name in self._needs_grad]
 
     def _route_grad_out(self, reuse):
         """Points the layers' ``grad_out`` at the gradient buffers (or back at None)."""

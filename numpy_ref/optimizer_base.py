@@ -23,6 +23,7 @@ copies them into one and the new weights back.
 """
 
 import abc
+import operator
 
 import numpy as np
 
@@ -114,8 +115,10 @@ class Optimizer(abc.ABC):
         that cast: the same when the dtypes agree, as a twin's do). As in
         Keras, an empty ``params`` is no step at all.
         """
-        work = [(name, param, np.asarray(grads[name], dtype=param.dtype))
-                for name, param in params.items() if grads[name] is not None]
+        work = [(name, param, grad if type(grad) is np.ndarray and grad.dtype == param.dtype
+                 else np.asarray(grad, dtype=param.dtype))
+                for name, param, grad in ((n, p, grads[n]) for n, p in params.items())
+                if grad is not None]
         if not work:
             if params:
                 raise ValueError("No gradients provided for any parameter.")
@@ -244,20 +247,18 @@ class _FlatPlan:
             self.slots[slot], self.views[slot] = buffer, views
 
     def fits(self, items, state):
-        if len(items) != len(self.names):
+        names, params, _ = zip(*items)
+        if names != self.names or not all(map(operator.is_, params, self.params)):
             return False
-        for (name, param, _), mine, theirs in zip(items, self.names, self.params):
-            if name != mine or param is not theirs:
-                return False
         for slot, views in self.views.items():
             store = state.get(slot, {})
-            if any(store.get(name) is not view for name, view in zip(self.names, views)):
+            if not all(map(operator.is_, map(store.get, names), views)):
                 return False
         return True
 
     def _gradient(self, items):
         if self.grad_span is not None and all(
-                grad is mine for (_, _, grad), mine in zip(items, self.grad_arrays)):
+                map(operator.is_, (grad for _, _, grad in items), self.grad_arrays)):
             return self.grad_span
         if self.grad_buffer is None:
             self.grad_buffer = np.empty(self.size, self.key.dtype)

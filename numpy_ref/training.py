@@ -25,6 +25,7 @@ import math
 
 import numpy as np
 
+from numpy_ref import threads
 from numpy_ref.network import Network
 
 HISTORY_KEYS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
@@ -170,15 +171,17 @@ def train_step(network, optimizer, x, t):
     return loss
 
 
-def evaluate(network, x, t, batch_size=1000, preprocess=None):
-    """(mean loss, accuracy) over the whole set, in batches of ``batch_size``."""
+def evaluate(network, x, t, batch_size=1000, preprocess=None, blas_threads="auto"):
+    """(mean loss, accuracy) over the whole set, in batches of ``batch_size``
+    (``blas_threads``: as for ``fit``)."""
     total_loss, hits = 0.0, 0
-    for start in range(0, len(x), batch_size):
-        xb, tb = x[start:start + batch_size], t[start:start + batch_size]
-        if preprocess is not None:
-            xb = preprocess(xb)
-        total_loss += float(network.loss(xb, tb)) * len(xb)
-        hits += int(np.sum(network.last_output.argmax(axis=-1) == labels_of(tb)))
+    with threads.blas_threads(blas_threads):
+        for start in range(0, len(x), batch_size):
+            xb, tb = x[start:start + batch_size], t[start:start + batch_size]
+            if preprocess is not None:
+                xb = preprocess(xb)
+            total_loss += float(network.loss(xb, tb)) * len(xb)
+            hits += int(np.sum(network.last_output.argmax(axis=-1) == labels_of(tb)))
     return total_loss / len(x), hits / len(x)
 
 
@@ -201,7 +204,7 @@ def array_batches(x, t, batch_size, order=None, preprocess=None):
 
 def fit(network, optimizer, train_data, test_data=None, epochs=10, batch_size=100,
         seed=None, max_steps=None, preprocess=None, callback=None, step_callback=None,
-        initial_epoch=0):
+        initial_epoch=0, blas_threads="auto"):
     """Trains ``network`` in place with ``run_epochs`` and returns the per-epoch history.
 
     Args:
@@ -217,6 +220,9 @@ def fit(network, optimizer, train_data, test_data=None, epochs=10, batch_size=10
             in memory as uint8.
         callback: ``callback(epoch, logs)`` after each epoch (1-based).
         step_callback: ``step_callback(epoch, step, loss)`` after each batch.
+        blas_threads: BLAS threads while training (``numpy_ref.threads``): "auto" is
+            one thread unless OPENBLAS_NUM_THREADS (or OMP_/MKL_) is set, an int that
+            many, None the library's own default.
 
     Raises:
         NonFiniteLossError: (a FloatingPointError) the loss became NaN or
@@ -240,6 +246,7 @@ def fit(network, optimizer, train_data, test_data=None, epochs=10, batch_size=10
         def test_batches():
             return array_batches(*test_data, 1000, preprocess=preprocess)
 
-    return run_epochs(Stepper(network, optimizer), train_batches, test_batches, epochs,
-                      initial_epoch, on_step=step_callback, on_epoch=callback,
-                      max_steps=max_steps)
+    with threads.blas_threads(blas_threads):
+        return run_epochs(Stepper(network, optimizer), train_batches, test_batches, epochs,
+                          initial_epoch, on_step=step_callback, on_epoch=callback,
+                          max_steps=max_steps)

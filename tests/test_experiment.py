@@ -233,13 +233,14 @@ def test_float64_backends_train_alike_on_real_mnist(tmp_path, mnist_dir):
 def test_the_numpy_backend_runs_blas_on_one_thread_unless_told(monkeypatch):
     import threadpoolctl  # pylint: disable=import-outside-toplevel
 
+    from numpy_ref import threads  # pylint: disable=import-outside-toplevel
     from tfmodels.run import backend_numpy  # pylint: disable=import-outside-toplevel
 
     def blas_threads():
         return {lib["num_threads"] for lib in threadpoolctl.threadpool_info()
                 if lib["user_api"] == "blas"}
 
-    for name in backend_numpy.THREAD_VARIABLES:
+    for name in threads.THREAD_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     before = blas_threads()
     with backend_numpy.blas_threads():

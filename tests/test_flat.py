@@ -5,6 +5,7 @@ import copy
 import numpy as np
 import pytest
 
+from numpy_ref import activations as A
 from numpy_ref import flat, optimizers
 from numpy_ref.core import Dense
 from numpy_ref.losses import SparseCategoricalCrossentropy
@@ -186,3 +187,75 @@ def test_reused_gradient_buffers_hold_the_same_gradients_and_are_overwritten():
     assert all(plain[k] is not again[k] for k in plain)
     for name in fresh:
         np.testing.assert_array_equal(plain[name], fresh[name])
+
+
+# -- the other shortcuts of the training step: each gives the general path's numbers exactly
+
+
+def _classifier(dtype, loss_dtype=None, softmax_axis=-1, seed=0):
+    """Dense -> Softmax output, loss on the logits (what a Keras classifier's twin is)."""
+    rng = np.random.default_rng(seed)
+    nodes = [Node("hidden", Dense(rng.standard_normal((6, 8)).astype(dtype),
+                                  rng.standard_normal(8).astype(dtype), "relu"), ["input"]),
+             Node("logits", Dense(rng.standard_normal((8, 5)).astype(dtype),
+                                  rng.standard_normal(5).astype(dtype)), ["hidden"]),
+             Node("probs", A.Softmax(axis=softmax_axis), ["logits"])]
+    loss = SparseCategoricalCrossentropy(from_logits=True, dtype=loss_dtype)
+    return Network(nodes, outputs=["probs"], loss_layer=loss, loss_input="logits")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_loss_reuses_the_output_softmax_bit_for_bit(dtype):
+    net = _classifier(dtype)
+    assert net._softmax_of_loss is net.nodes[2].layer  # pylint: disable=protected-access
+    rng = np.random.default_rng(3)
+    x, t = (rng.standard_normal((9, 6)) * 4).astype(dtype), rng.integers(0, 5, 9)
+    loss, grads = net.loss_and_gradient(x, t)
+    logits = net.values["logits"]
+    general = SparseCategoricalCrossentropy(from_logits=True)  # the loss on its own
+    assert general.forward(logits, t) == loss and np.asarray(loss).dtype == dtype
+    np.testing.assert_array_equal(net.value_grads["logits"], general.backward(1))
+    for labels in (t.reshape(-1, 1), t.astype(dtype)):  # shapes/dtypes it leaves to forward
+        assert net.loss(x, labels) == loss
+        np.testing.assert_array_equal(net.backward(1)["logits/kernel"], grads["logits/kernel"])
+
+
+@pytest.mark.parametrize("make", [lambda: _classifier(np.float32, loss_dtype="float64"),
+                                  lambda: _classifier(np.float64, softmax_axis=0)],
+                         ids=["loss-dtype", "softmax-axis"])
+def test_no_reuse_where_the_numbers_would_differ(make):
+    net = make()
+    rng = np.random.default_rng(4)
+    x, t = rng.standard_normal((4, 6)), rng.integers(0, 5, 4)
+    loss = net.loss(x.astype(net.dtype), t)
+    general = SparseCategoricalCrossentropy(from_logits=True, dtype=net.last_layer.dtype)
+    assert loss == general.forward(net.values["logits"], t)
+    assert np.asarray(loss).dtype == np.asarray(general.forward(net.values["logits"], t)).dtype
+    assert getattr(net.last_layer, "_probabilities", None) is None  # the general path ran
+
+
+def test_relu_in_place_inside_dense_keeps_the_input_and_the_gradient():
+    rng = np.random.default_rng(0)
+    layer = Dense(rng.standard_normal((4, 3)), rng.standard_normal(3), "relu")
+    x = rng.standard_normal((6, 4))
+    x_before = x.copy()
+    y = layer.forward(x)
+    np.testing.assert_array_equal(x, x_before)  # the input is never written
+    np.testing.assert_array_equal(y, np.maximum(x @ layer.params["kernel"] + layer.params["bias"], 0))
+    dout = rng.standard_normal(y.shape)
+    dx = layer.backward(dout)
+    np.testing.assert_array_equal(dx, (dout * (x @ layer.params["kernel"] + layer.params["bias"] > 0)) @ layer.params["kernel"].T)
+    relu = A.ReLU(max_value=6.0)  # options: the out-of-place path
+    assert relu.forward_in_place is None
+
+
+def test_backward_follows_input_grad_when_it_is_switched():
+    net = _classifier(np.float64)
+    x, t = np.random.default_rng(1).standard_normal((3, 6)), np.array([0, 1, 2])
+    net.gradient(x, t)
+    assert "input" not in net.value_grads
+    net.input_grad = True
+    net.gradient(x, t)
+    np.testing.assert_array_equal(
+        net.value_grads["input"],
+        net.nodes[0].layer.backward(net.value_grads["hidden"]))

@@ -7,13 +7,10 @@ stay uint8 in memory and are scaled one batch at a time, with the same two
 operations as the tf.data pipeline, in the run's dtype.
 """
 
-import contextlib
-import os
-
 from absl import logging
 import numpy as np
-import threadpoolctl
 
+from numpy_ref import threads
 from numpy_ref import training as np_training
 from tfmodels import data, distribute, parity
 from tfmodels.run.backend_tf import batch_shape, build_model, checked_twin, training_setup
@@ -35,29 +32,16 @@ class _Source:
         return np_training.array_batches(self.x, self.y, batch_size, order, self.scaled)
 
 
-# Set by a user who chose the BLAS thread count; then the backend leaves it alone.
-THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-
-
 def blas_threads():
-    """A context in which BLAS uses one thread, unless the environment chose a count.
-
-    numpy_ref's products are small, and OpenBLAS's threads spin waiting for each other
-    when another process keeps a core busy. Measured on 2 cores with another training
-    run going (`train.py --backend=numpy --epochs=2`, Mymodel, batch 32, twice each,
-    interleaved): 17 s and 24 s with OpenBLAS's two threads, 7 s and 7 s with one,
-    the same weights either way. On a quiet machine two threads are faster for wide
-    layers (512-512: 6 s against 8 s an epoch of 12,000 images), and there OpenBLAS
-    splits the sums differently, so float32 weights differ in their last bits and
-    drift apart as training goes on; set OPENBLAS_NUM_THREADS=2 to take that.
-    """
-    chosen = {name: os.environ[name] for name in THREAD_VARIABLES if name in os.environ}
+    """``numpy_ref.threads.blas_threads()``: one BLAS thread unless the environment sets a
+    count (see there for the measurements), with the choice in the log."""
+    chosen = threads.chosen_by_environment()
     if chosen:
         logging.info("NumPy backend: BLAS threads as the environment sets them (%s)",
                      ", ".join(f"{k}={v}" for k, v in chosen.items()))
-        return contextlib.nullcontext()
-    logging.info("NumPy backend: BLAS on one thread (set OPENBLAS_NUM_THREADS to choose)")
-    return threadpoolctl.threadpool_limits(limits=1, user_api="blas")
+    else:
+        logging.info("NumPy backend: BLAS on one thread (set OPENBLAS_NUM_THREADS to choose)")
+    return threads.blas_threads()
 
 
 class NumpyBackend:
