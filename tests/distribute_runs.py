@@ -83,6 +83,27 @@ def mirrored_steps(strategy):
             **weights_by_name("plain_weights", plain.model)}
 
 
+def mirrored_chunks(strategy):
+    """Float64 fits from the same weights: one step per call, and 3 steps per call (the
+    distributed iterator read in the graph); 20 examples in batches of 8, 8 and 4."""
+    x, y = learnable_mnist(np.random.default_rng(3), 20)
+    dataset = make_dataset(x, y, batch_size=8, training=False, dtype="float64")
+    runs = {}
+    for k in (1, 3):
+        tf.keras.utils.set_random_seed(0)
+        with strategy.scope():
+            model = Mymodel(hidden_units=(16,), dtype="float64")
+            model(np.zeros((1, 28, 28)))
+            trainer = Trainer(model, tf.keras.optimizers.SGD(learning_rate=0.1),
+                              strategy=strategy, steps_per_execution=k)
+        history = fit(model, dataset, epochs=2, trainer=trainer)
+        runs[k] = (history, trainer)
+    return {"chunk_histories": json.dumps([runs[1][0], runs[3][0]]),
+            "chunk_tracing": json.dumps(runs[3][1].tracing_counts()),
+            **weights_by_name("chunk1_weights", runs[1][1].model),
+            **weights_by_name("chunk3_weights", runs[3][1].model)}
+
+
 def mirrored_mixed_precision(strategy):
     """mixed_float16 SGD steps: a normal batch, then one whose second replica's share is inf
     (non-finite gradients there only)."""
@@ -118,7 +139,7 @@ def run_mirrored(out_dir):
     tf.keras.utils.set_random_seed(0)
     np.savez(os.path.join(out_dir, "mirrored.npz"), replicas=strategy.num_replicas_in_sync,
              **mirrored_fit(strategy), **mirrored_steps(strategy),
-             **mirrored_mixed_precision(strategy))
+             **mirrored_chunks(strategy), **mirrored_mixed_precision(strategy))
 
 
 def run_multi_worker(out_dir):

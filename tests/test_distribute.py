@@ -197,6 +197,18 @@ def test_mirrored_step_equals_one_device_step_float64(mirrored_run):
     np.testing.assert_allclose(metrics[:, 0], metrics[:, 1], rtol=1e-6)
 
 
+def test_mirrored_steps_per_execution_equals_one_step_per_call_float64(mirrored_run):
+    # The distributed iterator read in the graph, 3 steps a call (the last batch of 4 ragged).
+    one, chunked = json.loads(str(mirrored_run["chunk_histories"]))
+    assert json.loads(str(mirrored_run["chunk_tracing"]))["train_steps"] == 1
+    for key in one:
+        np.testing.assert_allclose(chunked[key], one[key], rtol=1e-13, err_msg=key)
+    for w, want in zip(_weights(mirrored_run, "chunk3_weights"),
+                       _weights(mirrored_run, "chunk1_weights")):
+        np.testing.assert_allclose(w, want, rtol=0, atol=1e-13)
+    assert one["train_loss"][1] < one["train_loss"][0]
+
+
 def test_mirrored_mixed_precision_skips_a_non_finite_step_on_every_replica(mirrored_run):
     assert str(mirrored_run["mixed_optimizer"]) == "LossScaleOptimizer"
     losses, scales = mirrored_run["mixed_losses"], mirrored_run["mixed_scales"]
