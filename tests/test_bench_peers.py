@@ -31,8 +31,25 @@ def test_missing_peers_report_how_to_install_them(no_peers):  # pylint: disable=
     assert "pip install -e '.[peers]'" in peers.INSTALL_HINT
     peers.set_torch_threads(1)  # does nothing without torch
     x, y = _tiny_data()
-    assert peers.check_accuracy((x, y), (x, y)) == {
+    check = peers.check_accuracy((x, y), (x, y))
+    assert {k: check[k] for k in ("jax", "torch")} == {
         "jax": {"status": peers.INSTALL_HINT}, "torch": {"status": peers.INSTALL_HINT}}
+    assert 0 <= check["numpy_by_hand"]["test_accuracy"] <= 1  # needs NumPy only: it runs
+
+
+def test_numpy_by_hand_learns_and_matches_numpy_refs_formulas():
+    x, y = _tiny_data()
+    runner = peers.NumpyByHandRunner(x, y, 16, seed=0)
+    first = runner.epoch(0)["train_loss"]
+    for i in range(1, 6):
+        last = runner.epoch(i)["train_loss"]
+    assert last < first
+    # Its forward pass is Mymodel's: Dense + ReLU, logits from the flat weights.
+    h = x[:4].reshape(4, -1).astype(np.float32) / np.float32(255)
+    for w, b, _, _ in runner.layers[:-1]:
+        h = np.maximum(h @ w + b, 0)
+    w, b, _, _ = runner.layers[-1]
+    np.testing.assert_array_equal(runner.predict(x[:4]), (h @ w + b).argmax(axis=1))
 
 
 class _Counting:

@@ -187,20 +187,98 @@ class TorchRunner(_Peer):
             return self.model(self.torch.from_numpy(xb).float().div_(255)).argmax(-1).numpy()
 
 
+class NumpyByHandRunner(_Peer):
+    """The same step written out by hand in NumPy, with numpy_ref's Adam on one flat buffer:
+    what NumPy itself allows (the floor numpy_ref's general network is measured against).
+
+    Written for this network only: Dense layers in a list, ReLU in place, the softmax
+    cross-entropy from the logits' shifted values, the gradients into one buffer that
+    `numpy_ref.optimizers.Adam` updates in one pass per operation. numpy_ref's own step
+    does the same operations through its general graph.
+    """
+
+    def __init__(self, x, y, batch_size, seed, hidden_units=HIDDEN_UNITS):
+        # pylint: disable=import-outside-toplevel
+        from numpy_ref import flat, optimizers
+        super().__init__(x, y.astype(np.intp), batch_size, seed)
+        sizes = _layer_sizes(x, hidden_units)
+        rng = np.random.default_rng(seed)
+        weights = []
+        for a, b in zip(sizes[:-1], sizes[1:]):
+            limit = np.sqrt(6 / (a + b))  # Glorot uniform
+            weights += [rng.uniform(-limit, limit, (a, b)).astype(np.float32),
+                        np.zeros(b, np.float32)]
+        _, params = flat.pack(weights)
+        _, grads = flat.pack([np.zeros_like(w) for w in weights])
+        names = [f"w{i}" for i in range(len(params))]
+        self.params, self.grads = dict(zip(names, params)), dict(zip(names, grads))
+        self.layers = list(zip(params[0::2], params[1::2], grads[0::2], grads[1::2]))
+        self.optimizer = optimizers.Adam(LEARNING_RATE, beta_1=BETA_1, beta_2=BETA_2,
+                                         epsilon=EPSILON)
+        self.totals = None
+
+    def _reset(self):
+        self.totals = [np.float32(0), 0, 0, 0]
+
+    def _forward(self, xb):
+        h = xb.reshape(len(xb), -1).astype(np.float32) / np.float32(255)
+        values = [h]
+        for i, (w, b, _, _) in enumerate(self.layers):
+            h = h @ w
+            h += b
+            if i < len(self.layers) - 1:
+                np.maximum(h, 0, out=h)
+            values.append(h)
+        return values  # the input, each layer's output; the last are the logits
+
+    def _step(self, xb, yb):
+        values = self._forward(xb)
+        z = values.pop()
+        shifted = z - z.max(axis=1, keepdims=True)
+        e = np.exp(shifted)
+        total = e.sum(axis=1, keepdims=True)
+        rows = np.arange(len(yb))
+        loss = np.sum(np.log(total[:, 0]) - shifted[rows, yb]) / np.float32(len(yb))
+        dz = e / total  # softmax; its gradient: (p - onehot) / n
+        hits = np.count_nonzero(dz.argmax(axis=1) == yb)
+        dz[rows, yb] -= 1
+        dz *= np.float32(1) / np.float32(len(yb))
+        for i in range(len(self.layers) - 1, -1, -1):
+            w, _, dw, db = self.layers[i]
+            np.matmul(values[i].T, dz, out=dw)
+            np.sum(dz, axis=0, out=db)
+            if i:
+                dz = dz @ w.T
+                dz *= values[i] > 0
+        self.optimizer.update(self.params, self.grads)
+        self.totals[0] += loss
+        self.totals[1] += 1
+        self.totals[2] += hits
+        self.totals[3] += len(yb)
+
+    def _totals(self):
+        return self.totals
+
+    def predict(self, xb):
+        return self._forward(xb)[-1].argmax(axis=1)
+
+
 RUNNERS = {"jax": JaxRunner, "torch": TorchRunner}
+CHECKED = {**RUNNERS, "numpy_by_hand": NumpyByHandRunner}  # what check_accuracy trains
 
 
 def check_accuracy(train, test, epochs=3, batch_size=32, seed=0):
-    """Trains each installed peer `epochs` epochs on `train` and measures its accuracy
-    on `test` (both `(uint8 images, labels)`): that the peers learn what Mymodel learns.
+    """Trains each installed peer (and the NumPy-by-hand floor) `epochs` epochs on `train`
+    and measures its accuracy on `test` (both `(uint8 images, labels)`): that they learn
+    what Mymodel learns.
 
     Returns:
         peer -> {"test_accuracy", "train_loss", "train_accuracy" (last epoch), "seconds"}
         or {"status": `INSTALL_HINT`}.
     """
     out = {}
-    for peer, cls in RUNNERS.items():
-        if missing(peer):
+    for peer, cls in CHECKED.items():
+        if peer in MODULES and missing(peer):
             out[peer] = {"status": missing(peer)}
             continue
         start = time.perf_counter()

@@ -131,13 +131,16 @@ VARIANTS = {
     "custom_loop_xla": Variant("custom loop, XLA", _CustomLoopXla,
                                options=("steps_per_execution",)),
     "numpy_ref": Variant("numpy_ref", _NumpyRef),
+    "numpy_by_hand": Variant("NumPy by hand (floor)", peers.NumpyByHandRunner),
     "jax": Variant("JAX (peer)", peers.JaxRunner, peer=True),
     "torch": Variant("PyTorch (peer)", peers.TorchRunner, peer=True),
 }
 # (key, numerator, denominator) of each run's ratios; CUSTOM is the faster custom loop.
 RATIOS = (("custom/keras_fit", CUSTOM, "keras_fit"), ("custom/jax", CUSTOM, "jax"),
           ("numpy_ref/jax", "numpy_ref", "jax"), ("numpy_ref/custom", "numpy_ref", CUSTOM),
-          ("numpy_ref/torch", "numpy_ref", "torch"), ("jax/torch", "jax", "torch"))
+          ("numpy_ref/torch", "numpy_ref", "torch"), ("jax/torch", "jax", "torch"),
+          ("numpy_ref/numpy_by_hand", "numpy_ref", "numpy_by_hand"),
+          ("numpy_by_hand/jax", "numpy_by_hand", "jax"))
 
 
 def tf_gemm_gflops(n=2048, repeats=5):
