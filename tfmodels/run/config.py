@@ -22,6 +22,7 @@ OPTIMIZERS = optimizers.OPTIMIZER_NAMES
 DEVICES = distribute.DEVICES
 STRATEGIES = distribute.STRATEGIES
 DTYPES = ("float32", "float64")
+JIT_COMPILE = {"auto": "auto", "on": True, "off": False}  # --jit_compile -> Trainer's argument
 # A resumed run must agree on these, as they change the saved state's shape or
 # meaning; the rest (epochs, batch size, device...) may change. A key missing
 # from a saved run's settings counts as the field's default (runs saved before it existed).
@@ -59,6 +60,8 @@ class RunConfig:
     dtype: str = "float32"
     mixed_precision: bool = False
     distribution_strategy: str = "off"
+    jit_compile: str = "auto"  # the custom loop's speed options; they leave the model alone
+    steps_per_execution: int = 100
     max_train_examples: int = None
     resume: bool = True
 
@@ -97,7 +100,8 @@ class RunConfig:
     def validate(self):
         """Raises ConfigError with a one-line message on the first bad setting."""
         choices = {"dataset": DATASETS, "backend": BACKENDS, "device": DEVICES,
-                   "distribution_strategy": STRATEGIES, "dtype": DTYPES}
+                   "distribution_strategy": STRATEGIES, "dtype": DTYPES,
+                   "jit_compile": tuple(JIT_COMPILE)}
         if self.model_file is None:
             choices.update(model=MODELS, activation=ACTIVATIONS, optimizer=OPTIMIZERS)
         elif self.optimizer is not None:
@@ -106,7 +110,7 @@ class RunConfig:
             value = getattr(self, name)
             if value not in allowed:
                 raise ConfigError(f"--{name} must be one of {', '.join(allowed)}; got {value!r}")
-        for name in ("epochs", "batch_size", "shuffle_buffer"):
+        for name in ("epochs", "batch_size", "shuffle_buffer", "steps_per_execution"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name} must be >= 1; got {getattr(self, name)}")
         if self.max_train_examples is not None and self.max_train_examples < 1:
@@ -127,6 +131,10 @@ class RunConfig:
                                         or self.device == "gpu"):
             raise ConfigError("--backend=numpy runs on the CPU: it takes no "
                               "--mixed_precision, --distribution_strategy or --device=gpu")
+        if self.jit_compile == "on" and self.distribution_strategy != "off":
+            raise ConfigError(f"--jit_compile=on does not go with --distribution_strategy="
+                              f"{self.distribution_strategy} (XLA cannot reach a mirrored "
+                              f"variable's copies); use --jit_compile=auto or off")
         if self.mixed_precision and self.dtype != "float32":
             raise ConfigError(f"--mixed_precision keeps float32 weights; it does not go with "
                               f"--dtype={self.dtype}")
@@ -148,6 +156,11 @@ class RunConfig:
             takers = [name for name, k in models.MODELS.items() if k.options]
             raise ConfigError(f"--{refused[0]} applies to --model={' or '.join(takers)}, "
                               f"not --model={self.model}")
+
+    @property
+    def trainer_jit_compile(self):
+        """--jit_compile as `training.Trainer` takes it: True, False or "auto"."""
+        return JIT_COMPILE[self.jit_compile]
 
     def model_options(self):
         """The MLP options as ``models.build_model`` takes them."""
