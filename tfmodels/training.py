@@ -96,8 +96,10 @@ JIT_COMPILE_CHOICES = (True, False, "auto")
 def resolve_jit_compile(jit_compile, model, strategy=None):
     """`jit_compile` as a bool; "auto" is True for a float32 model without a strategy.
 
-    Measured on 2 CPU cores, XLA trains Mymodel's float32 steps faster (it fuses the
-    element-wise work of the Dense layers and of Adam). It stays off under "auto" for
+    Measured on one CPU core (Mymodel, Adam, examples per CPU-second), XLA trains float32
+    steps 1.27x faster at batch 32 and 1.12x at 128 (it fuses the element-wise work of the
+    Dense layers and of Adam), but 0.93x at 1024, where the products dominate; "auto" takes
+    the small batches the material trains with. It stays off under "auto" for
     float64 (parity runs: the graph the NumPy twin was matched against, op for op), and
     for mixed precision (float16 compute: not what was measured). With a strategy
     `Trainer` refuses True: XLA cannot reach a mirrored variable's copies on other devices.
