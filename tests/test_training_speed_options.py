@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from numpy_ref.training import NonFiniteLossError, run_epochs
 from procs import assert_fails_with, run_script
-from tfmodels import distribute
+from tfmodels import data, distribute
 from tfmodels.errors import ConfigError
 from tfmodels.models import Mymodel
 from tfmodels.run.config import RunConfig
@@ -316,3 +316,87 @@ def test_train_refuses_bad_speed_flags_with_one_line(tmp_path, args, fragments):
     proc = run_script("train.py", *args, f"--model_dir={tmp_path / 'run'}")
     assert_fails_with(proc, 2, *fragments)
     assert not (tmp_path / "run").exists()
+
+
+# -- OrderedBatches: the batches gathered by index inside the compiled loop
+
+
+def _images(dtype="float32", seed=0, n=N):
+    rng = np.random.default_rng(seed)
+    return data.ImageBatches(rng.integers(0, 256, (n, 5, 5), dtype=np.uint8),
+                             rng.integers(0, 10, n), dtype)
+
+
+def _orders(epoch):
+    return np.random.default_rng(epoch).permutation(N)
+
+
+def _train_ordered(trainer, images, ordered=True, epochs=2, labels=None, **kwargs):
+    """run_epochs over `images` in each epoch's order, as `OrderedBatches` or as the tf.data
+    pipeline of the same order (one step per batch)."""
+    seen = []
+
+    def batches(epoch):
+        source = images if labels is None else labels(epoch)
+        return (source.ordered(BATCH, _orders(epoch)) if ordered
+                else source.dataset(BATCH, _orders(epoch)))
+
+    history = run_epochs(trainer, batches, lambda: images.dataset(BATCH), epochs,
+                         on_step=lambda *args: seen.append(args), **kwargs)
+    return history, seen
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("k", [1, 3, 1000], ids=["k1", "k3", "k_past_the_epoch"])
+def test_ordered_batches_in_the_graph_train_exactly_as_one_step_per_call(dtype, k):
+    images = _images(dtype)
+    want = _trainer(dtype)
+    want_history, want_steps = _train_ordered(want, images, ordered=False)
+    trainer = _trainer(dtype, steps_per_execution=k)
+    history, steps = _train_ordered(trainer, images)
+    # The same batches (gathered by index in the graph), the same one-step function: bitwise.
+    assert (history, steps) == (want_history, want_steps)
+    assert [s[:2] for s in steps] == [(e, s) for e in (1, 2) for s in (1, 2, 3, 4)]
+    for w, w_want in zip(_weights(trainer), _weights(want)):
+        np.testing.assert_array_equal(w, w_want)
+    assert int(trainer.optimizer.iterations) == 8
+    if k > 1:  # one trace of the loop for full chunks, short chunks and epochs alike
+        assert trainer.tracing_counts() == {"train_step": 1, "test_step": 1, "train_steps": 1}
+
+
+def test_ordered_batches_respect_max_steps_and_stop_at_a_nan_step():
+    images = _images()
+    trainer = _trainer(steps_per_execution=3)
+    _, steps = _train_ordered(trainer, images, epochs=5, max_steps=7)
+    assert [s[:2] for s in steps] == [(1, 1), (1, 2), (1, 3), (1, 4), (2, 1), (2, 2), (2, 3)]
+    assert int(trainer.optimizer.iterations) == 7
+
+    bad_labels = images.labels.numpy().copy()
+    bad_labels[_orders(2)[BATCH + 1]] = -1  # epoch 2, step 2: inside the chunk of steps 1-3
+    bad = data.ImageBatches(images.images.numpy(), np.zeros(N, np.int64))
+    bad.labels = tf.constant(bad_labels)
+
+    def nan_run(trainer):
+        with pytest.raises(NonFiniteLossError, match="epoch 2, step 2"):
+            _train_ordered(trainer, images, ordered=trainer.steps_per_execution > 1, epochs=3,
+                           labels=lambda epoch: images if epoch == 1 else bad)
+        return trainer
+
+    loss = _NanOnNegativeLabels(name="nan_on_negative_labels")
+    trainer = nan_run(_trainer(steps_per_execution=3, loss_object=loss))
+    assert int(trainer.optimizer.iterations) == 6  # the NaN step's update, no later one
+    want = nan_run(_trainer(loss_object=_NanOnNegativeLabels(name="nan_on_negative_labels")))
+    for w, w_want in zip(_weights(trainer), _weights(want)):
+        np.testing.assert_array_equal(w, w_want)
+
+
+def test_batches_gathered_in_a_graph_are_scaled_as_numpy_scales_them():
+    # Inside a tf.function Grappler rewrote "/ 255" (a constant) into "* (1/255)", which
+    # rounds differently; the divisor is an input of the graph now, so never folded.
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (64, 5, 5), dtype=np.uint8)
+    for dtype in ("float32", "float64"):
+        images = data.ImageBatches(x, np.zeros(64, np.int64), dtype)
+        in_graph = tf.function(lambda idx, images=images: images.gather(idx)[0])
+        got = in_graph(tf.range(64, dtype=tf.int64)).numpy()
+        np.testing.assert_array_equal(got, data.scale_images(x, np.dtype(dtype)))

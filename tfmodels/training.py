@@ -22,7 +22,12 @@ Two speed options, both off by default so that the loop stays the material's:
   outer `tf.function` that reads the batches from a tf.data iterator in the graph and calls the
   one-step function per batch, so Python dispatches once per k steps instead of once per
   step. It stops after the first non-finite loss and returns every step's loss, so
-  `run_epochs` still sees, checks and reports each step.
+  `run_epochs` still sees, checks and reports each step. Given `tfmodels.data.OrderedBatches`
+  (images TensorFlow holds, an order, a batch size: what train.py's TensorFlow backend
+  trains on), the loop takes a block of sample indices instead and gathers each batch
+  itself, so a chunk is one graph (with `jit_compile`, one XLA computation) with no tf.data
+  element per step: the lever that matters at small batches (measured in BENCHMARKS.md).
+  The batches and the numbers are the same as one `train_step` per batch.
 """
 
 import contextlib
@@ -32,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from numpy_ref.training import HISTORY_KEYS, run_epochs
+from tfmodels import data
 _SUM = tf.distribute.ReduceOp.SUM
 
 
@@ -191,6 +197,7 @@ class Trainer:
         self._train_fn = None  # tf.functions, created at the first batch (see `_compile`)
         self._test_fn = None
         self._train_steps_fn = None  # the loop over `_train_fn` (see `train_steps`)
+        self._ordered_fn = None  # (ImageBatches, the loop over its batches by index)
 
     @property
     def metrics(self):
@@ -210,8 +217,11 @@ class Trainer:
         functions = [("train_step", self._train_fn), ("test_step", self._test_fn)]
         if self.steps_per_execution > 1:
             functions.append(("train_steps", self._train_steps_fn))
-        return {name: fn.experimental_get_tracing_count() if fn is not None else 0
-                for name, fn in functions}
+        counts = {name: fn.experimental_get_tracing_count() if fn is not None else 0
+                  for name, fn in functions}
+        if self._ordered_fn is not None:  # the loop over OrderedBatches (one per source)
+            counts["train_steps"] += self._ordered_fn[1].experimental_get_tracing_count()
+        return counts
 
     # -- per-batch math: without a strategy, the whole step; with one, what each replica runs.
 
@@ -302,6 +312,8 @@ class Trainer:
         under a strategy, a distributed one) or an iterator over one."""
         if self.steps_per_execution == 1:
             return None
+        if self.strategy is None and isinstance(batches, data.OrderedBatches):
+            return _OrderCursor(batches)  # gathered inside the compiled loop
         if self.strategy is None:
             dataset, iterator = tf.data.Dataset, tf.data.Iterator
         else:
@@ -322,9 +334,60 @@ class Trainer:
             count = min(count, max_count)
         if count < 1:
             return []
+        if isinstance(iterator, _OrderCursor):
+            return self._ordered_steps(iterator, count)
         if self._train_steps_fn is None:
             self._train_steps_fn = self._compile_loop(iterator.element_spec)
         return self._train_steps_fn(iterator, tf.constant(count, tf.int32)).numpy().tolist()
+
+    def _ordered_steps(self, cursor, count):
+        """`train_steps` on `OrderedBatches`: up to `count` full batches of the order, each
+        gathered from the images TensorFlow holds, in one call of one compiled loop (XLA
+        too with `jit_compile`: the whole chunk is then one XLA computation). The block of
+        indices it takes always has the same shape, so it is compiled once; the order's
+        last, smaller batch, if any, is one `train_step` of its own."""
+        batches, size = cursor.batches, cursor.batches.batch_size
+        left = len(batches.order) - cursor.position
+        if left < size:  # the last, partial batch, or the end
+            if left == 0:
+                return []
+            images, labels = batches.images.gather(tf.constant(batches.order[cursor.position:]))
+            cursor.position = len(batches.order)
+            return [float(self.train_step(images, labels))]
+        rows = min(self.steps_per_execution, len(batches.order) // size)
+        n = min(count, left // size)
+        block = np.zeros((rows, size), np.int64)
+        block[:n] = batches.order[cursor.position:cursor.position + n * size].reshape(n, size)
+        losses, done = self._ordered_loop(batches.images)(tf.constant(block),
+                                                          tf.constant(n, tf.int32))
+        done = int(done)
+        cursor.position += done * size
+        return losses.numpy()[:done].tolist()
+
+    def _ordered_loop(self, images):
+        """The compiled loop of `_ordered_steps` for this `ImageBatches` (made once per
+        source: its images are captured by the function)."""
+        if self._ordered_fn is not None and self._ordered_fn[0] is images:
+            return self._ordered_fn[1]
+        if self._train_fn is None:
+            self._train_fn = self._compile(self._train_step,
+                                           *images.gather(tf.constant([0], tf.int64)))
+        step = self._train_fn  # the same function as train_step's: the same numbers
+
+        def loop(indices, count):  # (rows, batch_size) sample indices, steps to run
+            def body(i, finite, losses):
+                loss = step(*images.gather(indices[i]))
+                return i + 1, tf.math.is_finite(loss), losses.write(i, tf.cast(loss, tf.float64))
+
+            losses = tf.TensorArray(tf.float64, size=tf.shape(indices)[0])
+            done, _, losses = tf.while_loop(lambda i, finite, _: finite & (i < count), body,
+                                            (tf.constant(0), tf.constant(True), losses))
+            return losses.stack(), done
+
+        fn = tf.function(loop, jit_compile=self.jit_compile, input_signature=[
+            tf.TensorSpec((None, None), tf.int64), tf.TensorSpec((), tf.int32)])
+        self._ordered_fn = (images, fn)
+        return fn
 
     def _compile_loop(self, element_spec):
         """The outer tf.function of `train_steps`: a graph loop that calls `_train_fn`
@@ -386,6 +449,13 @@ class Trainer:
             self.model(images[:1], training=False)
         if not self.optimizer.built:
             self.optimizer.build(self.model.trainable_variables)
+
+
+class _OrderCursor:
+    """How far `Trainer.train_steps` has come through an `OrderedBatches` (one epoch)."""
+
+    def __init__(self, batches):
+        self.batches, self.position = batches, 0
 
 
 def _zeros_like_spec(element_spec, strategy):

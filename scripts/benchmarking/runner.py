@@ -26,14 +26,14 @@ class BenchConfig:
     inter-op), OpenBLAS, XLA (JAX) and PyTorch; None keeps the libraries' defaults. The
     first is the one the goals are judged on; the others are reported beside it. A
     1-thread run is also pinned to one CPU, so every variant gets the same single core.
-    `steps_per_execution`: the XLA custom loop's steps per call.
+    `steps_per_execution`: the XLA custom loop's steps per call (train.py's default).
     `peer_check_examples`: training images of the peers' accuracy check (None: all).
     """
     batch_sizes: tuple = (32, 128, 1024)
     throughput_examples: int = 20_000
     throughput_repeats: int = 15
     thread_settings: tuple = (1, None)
-    steps_per_execution: int = 50
+    steps_per_execution: int = 100
     peer_check_epochs: int = 3
     peer_check_batch: int = 32
     peer_check_examples: int | None = None

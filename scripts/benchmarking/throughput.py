@@ -58,17 +58,27 @@ class _KerasFit:
 
 class CustomLoopRunner:
     """One epoch per call of `tfmodels.training.fit` (the `Trainer`'s steps, Keras's Adam)
-    on `model`, over `make_dataset` of the uint8 images; `trainer_options` go to `Trainer`."""
+    on `model`, over `make_dataset` of the uint8 images; `trainer_options` go to `Trainer`.
 
-    def __init__(self, model, x, y, batch_size, seed, **trainer_options):
+    `ordered=True` reads the batches as train.py's TensorFlow backend does instead: the
+    images held once by TensorFlow (`ImageBatches`), in numpy_ref's order for the epoch,
+    as `OrderedBatches` (which a multi-step Trainer gathers inside its compiled loop)."""
+
+    def __init__(self, model, x, y, batch_size, seed, ordered=False, **trainer_options):
         import keras  # pylint: disable=import-outside-toplevel
         from tfmodels import data, training  # pylint: disable=import-outside-toplevel
         self.x, self.y, self.batch_size, self.seed, self.data = x, y, batch_size, seed, data
+        self.images = data.ImageBatches(x, y) if ordered else None
         self.trainer = training.Trainer(model, keras.optimizers.Adam(), **trainer_options)
         self.fit = training.fit
 
     def epoch(self, i):
-        ds = self.data.make_dataset(self.x, self.y, self.batch_size, seed=self.seed + i)
+        if self.images is None:
+            ds = self.data.make_dataset(self.x, self.y, self.batch_size, seed=self.seed + i)
+        else:
+            from numpy_ref import training  # pylint: disable=import-outside-toplevel
+            ds = self.images.ordered(self.batch_size,
+                                     training.epoch_order(len(self.x), self.seed + i, 1))
         self.fit(self.trainer.model, ds, epochs=1, trainer=self.trainer)
 
 
@@ -101,8 +111,8 @@ class _CustomLoop(CustomLoopRunner):
 class _CustomLoopXla(CustomLoopRunner):
     def __init__(self, x, y, batch_size, seed, steps_per_execution):
         from tfmodels import models  # pylint: disable=import-outside-toplevel
-        super().__init__(models.Mymodel(), x, y, batch_size, seed, jit_compile=True,
-                         steps_per_execution=steps_per_execution)
+        super().__init__(models.Mymodel(), x, y, batch_size, seed, ordered=True,
+                         jit_compile=True, steps_per_execution=steps_per_execution)
 
 
 class _NumpyRef(TwinRunner):
@@ -128,7 +138,8 @@ class Variant:
 VARIANTS = {
     "keras_fit": Variant("Keras `fit`", _KerasFit),
     "custom_loop": Variant("custom loop", _CustomLoop),
-    "custom_loop_xla": Variant("custom loop, XLA", _CustomLoopXla,
+    "custom_loop_xla": Variant("custom loop as train.py runs it (XLA, steps in the graph)",
+                               _CustomLoopXla,
                                options=("steps_per_execution",)),
     "numpy_ref": Variant("numpy_ref", _NumpyRef),
     "numpy_by_hand": Variant("NumPy by hand (floor)", peers.NumpyByHandRunner),

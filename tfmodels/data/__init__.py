@@ -19,7 +19,7 @@ import dataclasses
 from tfmodels.data.location import DATA_DIR_ENV, resolve_data_dir
 from tfmodels.data.mnist import MNIST_NPZ_SHA256, MNIST_NPZ_URL, load_mnist, load_mnist_npz
 from tfmodels.data.order import buffered_order
-from tfmodels.data.pipeline import ImageBatches, make_dataset, scale_images
+from tfmodels.data.pipeline import ImageBatches, OrderedBatches, make_dataset, scale_images
 from tfmodels.data.svhn import SVHN_CLASS_NAMES, SVHN_IMAGE_SHAPE, load_svhn, load_svhn_mat
 from tfmodels.errors import DatasetError
 
@@ -39,6 +39,6 @@ DATASETS = {
 }
 
 __all__ = ["DATASETS", "DATA_DIR_ENV", "DatasetError", "DatasetKind", "ImageBatches",
-           "buffered_order", "scale_images", "MNIST_NPZ_SHA256", "MNIST_NPZ_URL",
+           "buffered_order", "scale_images", "OrderedBatches", "MNIST_NPZ_SHA256", "MNIST_NPZ_URL",
            "SVHN_CLASS_NAMES", "SVHN_IMAGE_SHAPE", "load_mnist", "load_mnist_npz",
            "load_svhn", "load_svhn_mat", "make_dataset", "resolve_data_dir"]

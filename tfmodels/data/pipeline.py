@@ -59,6 +59,19 @@ class ImageBatches:
         self.shape = None if shape is None else tuple(shape)
         self.images = tf.constant(x)  # TensorFlow's one copy of the set
         self.labels = tf.constant(y.astype(np.int64))
+        # Made here, not in _gather: a constant written inside a tf.function lets Grappler
+        # turn "/ 255" into "* (1 / 255)", which rounds differently from NumPy's division;
+        # a captured tensor is an input of the graph, never folded.
+        self.divisor = tf.constant(255, self.dtype)
+
+    def ordered(self, batch_size, order=None):
+        """``OrderedBatches``: the batches of the examples in ``order`` (default 0..N-1)."""
+        return OrderedBatches(self, batch_size, order)
+
+    def gather(self, indices):
+        """(B,) sample indices -> ((B, ...) images scaled to the dtype, (B,) int64 labels),
+        in TensorFlow ops (so also inside a compiled loop)."""
+        return self._gather(indices)
 
     def _gather(self, indices):  # (B,) -> (B, ...) scaled images, (B,) int64 labels
         import tensorflow as tf  # pylint: disable=import-outside-toplevel
@@ -66,7 +79,7 @@ class ImageBatches:
         batch = tf.cast(tf.gather(self.images, indices), self.dtype)
         if self.shape is not None:
             batch = tf.reshape(batch, (-1, *self.shape))
-        return batch / tf.constant(255, self.dtype), tf.gather(self.labels, indices)
+        return batch / self.divisor, tf.gather(self.labels, indices)
 
     def dataset(self, batch_size, order=None, shuffle_buffer=None, seed=None):
         """Batches of the examples in ``order`` (default 0..N-1), or shuffled by
@@ -89,6 +102,29 @@ class ImageBatches:
         options = tf.data.Options()
         options.experimental_optimization.apply_default_optimizations = False
         return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
+
+
+class OrderedBatches:
+    """The batches of an ``ImageBatches`` in a given order, ``batch_size`` examples each
+    (the last may be smaller).
+
+    Iterating gives them through the tf.data pipeline (``ImageBatches.dataset``), one
+    batch per step. A ``tfmodels.training.Trainer`` with ``steps_per_execution`` > 1 reads
+    the order instead and gathers each batch inside its compiled loop: many steps per
+    call, without a tf.data element per step. Both give the same batches.
+    """
+
+    def __init__(self, images, batch_size, order=None):
+        _check_positive_int("batch_size", batch_size)
+        self.images, self.batch_size = images, batch_size
+        self.order = (np.arange(images.size, dtype=np.int64) if order is None
+                      else np.asarray(order, np.int64))
+
+    def __iter__(self):
+        return iter(self.images.dataset(self.batch_size, self.order))
+
+    def __len__(self):
+        return -(-len(self.order) // self.batch_size)
 
 
 def make_dataset(x, y, batch_size=32, shuffle_buffer=1024, training=True, seed=None,

@@ -97,8 +97,13 @@ class _Source:
         self.images, self.strategy = data.ImageBatches(x, y, dtype, shape), strategy
 
     def batches(self, batch_size, order=None):
+        """The batches in ``order``: ``OrderedBatches`` (a multi-step Trainer gathers them in
+        its compiled loop; iterated, the tf.data pipeline), or under a strategy the
+        distributed tf.data pipeline."""
+        if self.strategy is None:
+            return self.images.ordered(batch_size, order)
         ds = self.images.dataset(batch_size, order)
-        return ds if self.strategy is None else self.strategy.experimental_distribute_dataset(ds)
+        return self.strategy.experimental_distribute_dataset(ds)
 
 
 class TensorflowBackend:
