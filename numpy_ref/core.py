@@ -77,7 +77,7 @@ class Dense(L.Layer):
         self.grads["kernel"] = np.matmul(self.x.reshape(-1, kernel.shape[0]).T, dz2,
                                          out=out.get("kernel"))  # (D, M)
         if "bias" in self.params:
-            self.grads["bias"] = np.sum(dz2, axis=0, out=out.get("bias"))  # (M,)
+            self.grads["bias"] = np.add.reduce(dz2, axis=0, out=out.get("bias"))  # (M,): np.sum
         return dz
 
 

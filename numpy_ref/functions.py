@@ -68,9 +68,9 @@ def softmax_parts(x, axis=-1):
     exp(shifted) / total, the pieces a log-softmax of the same x reuses
     (``log_softmax(x) == shifted - log(total)``, bit for bit)."""
     x = np.asarray(x)
-    shifted = x - np.max(x, axis=axis, keepdims=True)
-    e = np.exp(shifted)
-    total = np.sum(e, axis=axis, keepdims=True)
+    shifted = x - np.maximum.reduce(x, axis=axis, keepdims=True)  # np.max, np.sum without
+    e = np.exp(shifted)                                           # their Python wrappers
+    total = np.add.reduce(e, axis=axis, keepdims=True)
     return shifted, total, e / total
 
 

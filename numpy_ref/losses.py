@@ -92,7 +92,7 @@ class SparseCategoricalCrossentropy(Loss):
         self.values_shape = values.shape
         self.divisor = logits.dtype.type(values.size)
         self._probabilities = softmax.out
-        return np.sum(values) / self.divisor if self.divisor else logits.dtype.type(0)
+        return np.add.reduce(values) / self.divisor if self.divisor else logits.dtype.type(0)
 
     def forward(self, y_pred, y_true):
         self._probabilities = None

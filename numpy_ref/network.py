@@ -92,6 +92,16 @@ class ArrayView(MutableMapping):
     def __iter__(self):
         return iter(self._slots)
 
+    def items(self):
+        """(name, array) pairs, read from the layers now (as ``__getitem__``); a list, made
+        in one pass: an optimizer step asks for them every step."""
+        kind = self._kind
+        return [(name, getattr(owners[0][0].layer, kind)[owners[0][1]])
+                for name, owners in self._slots.items()]
+
+    def values(self):
+        return [array for _, array in self.items()]
+
     def __len__(self):
         return len(self._slots)
 
@@ -370,7 +380,14 @@ class Network:
     def _gathered_grads(self, reached, dout=1):
         out = {}
         for name, owners in self.params._slots.items():  # pylint: disable=protected-access
-            parts = [node.layer.grads[key] for node, key in owners if node.name in reached]
+            if len(owners) == 1:  # the usual case, without the list
+                node, key = owners[0]
+                if node.name in reached:
+                    out[name] = node.layer.grads[key]
+                    continue
+                parts = ()
+            else:
+                parts = [node.layer.grads[key] for node, key in owners if node.name in reached]
             if not parts:  # the loss does not depend on this weight
                 out[name] = np.zeros_like(self.params[name])
             else:

@@ -135,6 +135,9 @@ class Stepper:
         self.network, self.optimizer = network, optimizer
         dtype = dtype or network.dtype
         self.metrics = {key: Mean(dtype) for key in HISTORY_KEYS}
+        self._split_metrics = {split: (self.metrics[f"{split}_loss"],
+                                       self.metrics[f"{split}_accuracy"])
+                               for split in ("train", "test")}
 
     def reset_metrics(self):
         for metric in self.metrics.values():
@@ -142,8 +145,9 @@ class Stepper:
 
     def _record(self, split, loss, t):
         hits = self.network.last_output.argmax(axis=-1) == labels_of(t)  # (N,)
-        self.metrics[f"{split}_loss"].update(loss)
-        self.metrics[f"{split}_accuracy"].update(np.sum(hits), hits.size)
+        metrics = self._split_metrics[split]
+        metrics[0].update(loss)
+        metrics[1].update(np.count_nonzero(hits), hits.size)
 
     def train_step(self, x, t):
         """Forward, backward and one optimizer update; returns the batch loss."""
