@@ -63,8 +63,9 @@ STRATEGY = flags.DEFINE_enum("distribution_strategy", "off", cfg.STRATEGIES,
 JIT_COMPILE = flags.DEFINE_enum(
     "jit_compile", "auto", tuple(cfg.JIT_COMPILE),
     "--backend=tensorflow: compile the train and test steps with XLA. auto: on for a float32 "
-    "stack of Dense layers without --mixed_precision or --distribution_strategy, where it was "
-    "measured faster (1.4x at batch 32 on one core); off for convolutions, dropout and batch "
+    "stack of Dense layers at --batch_size below 512 without --mixed_precision or "
+    "--distribution_strategy, where it was measured faster (1.4x at batch 32 on one core); "
+    "off at larger batches (0.95x at 1024), for convolutions, dropout and batch "
     "normalization (measured several times slower) and for float64 parity runs (their "
     "op-for-op graph); on is refused with a strategy.")
 STEPS_PER_EXECUTION = flags.DEFINE_integer(

@@ -275,6 +275,10 @@ def test_auto_is_xla_for_float32_only_without_a_strategy():
     convnet = models.build_model("simple_convnet", None, input_shape=(28, 28))
     assert resolve_jit_compile("auto", convnet) is False
     assert resolve_jit_compile(True, convnet) is True  # asked for: given
+    # Large batches: the products dominate and XLA was measured slower.
+    assert resolve_jit_compile("auto", _trainer().model, batch_size=128) is True
+    assert resolve_jit_compile("auto", _trainer().model, batch_size=1024) is False
+    assert resolve_jit_compile(True, _trainer().model, batch_size=1024) is True
     with pytest.raises(ValueError, match="jit_compile='yes'"):
         resolve_jit_compile("yes", _trainer().model)
 
@@ -313,6 +317,8 @@ def test_the_backend_builds_its_trainer_from_the_settings():
                                           steps_per_execution=7))
     assert (backend.stepper.jit_compile, backend.stepper.steps_per_execution) == (False, 7)
     assert TensorflowBackend(RunConfig(hidden_units=(4,))).stepper.jit_compile is True
+    big_batches = TensorflowBackend(RunConfig(hidden_units=(4,), batch_size=1024))
+    assert big_batches.stepper.jit_compile is False
 
 
 @pytest.mark.parametrize("args, fragments", [

@@ -103,17 +103,22 @@ JIT_COMPILE_CHOICES = (True, False, "auto")
 # measured faster with XLA; any other layer turns "auto" off (see resolve_jit_compile).
 XLA_GAINS = ("Dense", "Flatten", "Reshape", "InputLayer", "Activation", "ReLU", "Softmax",
              "Identity")
+XLA_MAX_BATCH = 512  # "auto" leaves XLA off from this batch size on (see resolve_jit_compile)
 
 
-def resolve_jit_compile(jit_compile, model, strategy=None):
-    """`jit_compile` as a bool; "auto" is True for a float32 Dense stack without a strategy.
+def resolve_jit_compile(jit_compile, model, strategy=None, batch_size=None):
+    """`jit_compile` as a bool; "auto" is True for a float32 Dense stack without a strategy,
+    at batches below `XLA_MAX_BATCH` when the batch size is given.
 
     Measured with `scripts/train.py --epochs=2` on the full MNIST set (2 shared cores, the
     in-graph loop of `steps_per_execution=100`, wall time of the session): Mymodel 5 s with
     XLA against 6 s without, and pinned to one core, per epoch, 1.4x at batch 32 (XLA fuses
     the element-wise work of the Dense layers and of Adam); but `--dropout=0.2 --batchnorm`
     25 s against 7 s, and SimpleConvNet 70 s against 11 s (XLA's CPU convolutions, and its
-    compile time). So "auto" is on only when every layer is one of `XLA_GAINS`. It stays off
+    compile time). So "auto" is on only when every layer is one of `XLA_GAINS`. With the
+    loop in the graph, pinned to one core (20,000 images, examples/s): XLA 1.17x at batch
+    128 (153,774 against 130,998) but 0.95x at 1024 (164,205 against 173,024), where the
+    products dominate: hence `XLA_MAX_BATCH` (train.py passes its batch size). It stays off
     for float64 (parity runs: the graph the NumPy twin was matched against, op for op) and
     mixed precision (float16 compute: not measured). With a strategy `Trainer` refuses True:
     XLA cannot reach a mirrored variable's copies on other devices.
@@ -126,7 +131,8 @@ def resolve_jit_compile(jit_compile, model, strategy=None):
     policy = model.dtype_policy
     layers = {type(layer).__name__ for layer in model._flatten_layers(include_self=False)}  # pylint: disable=protected-access
     return (strategy is None and policy.variable_dtype == "float32"
-            and policy.compute_dtype == "float32" and layers <= set(XLA_GAINS))
+            and policy.compute_dtype == "float32" and layers <= set(XLA_GAINS)
+            and (batch_size is None or batch_size < XLA_MAX_BATCH))
 
 
 def _scope(strategy):

@@ -71,13 +71,19 @@ def _goals(results):
             "faster of the two custom loops at that batch size (section 1 names it). Not "
             "measured: a variant failed or a peer is not installed (section 1 says which).")
     single = [*results.get("thread_goals", ()), results["convnet_goal"]]
-    single_table = _table(("goal", "target", "measured", "verdict"), [
-        (g["goal"], f"{g['comparison']} {g['target']:g}", _value(g), _holds(g))
+    single_table = _table(("goal", "target", "measured", "verdict",
+                           "against the pinned 1-thread run (not judged)"), [
+        (g["goal"], f"{g['comparison']} {g['target']:g}", _value(g), _holds(g),
+         f"{g['pinned_run_ratio']:.2f}" if "pinned_run_ratio" in g else "–")
         for g in single])
     return (_table(header, rows) + "\n\n" + note + "\n\n" + single_table
-            + "\n\nLibrary defaults / 1 thread: numpy_ref's medians in the two runs of "
-            "section 1 (>= 1, less 0.05 for the noise between two runs minutes apart). "
-            "SimpleConvNet: section 4, judged with the BLAS kernel OpenBLAS picks for this CPU.")
+            + "\n\nLibrary defaults: numpy_ref as a user gets it (`numpy_ref.training.fit` "
+            "picks the BLAS threads: one, as no thread variable is set) against numpy_ref told "
+            "`blas_threads=1`, interleaved in the library-defaults process (>= 1, less 0.05 "
+            "for noise). The last column divides by the pinned 1-thread process's numpy_ref "
+            "instead: that mostly measures the pinning (JAX and by-hand NumPy lose as much "
+            "there, see section 1). SimpleConvNet: section 4, judged with the BLAS kernel "
+            "OpenBLAS picks for this CPU.")
 
 
 def _ratio_header(key, variants):

@@ -86,11 +86,12 @@ class TwinRunner:
     """One epoch per call of `numpy_ref.training.fit` on the twin of `model` (its weights
     now) with the twin of Keras's Adam, uint8 batches scaled as the NumPy backend does."""
 
-    def __init__(self, model, x, y, batch_size, seed):
+    def __init__(self, model, x, y, batch_size, seed, blas_threads="auto"):
         import keras  # pylint: disable=import-outside-toplevel
         from numpy_ref import training  # pylint: disable=import-outside-toplevel
         from tfmodels import data, parity  # pylint: disable=import-outside-toplevel
         self.x, self.y, self.batch_size, self.seed = x, y, batch_size, seed
+        self.blas_threads = blas_threads
         self.fit = training.fit
         self.scale = lambda images: data.scale_images(images, np.float32)
         self.net = parity.twin(model)
@@ -99,7 +100,7 @@ class TwinRunner:
 
     def epoch(self, i):
         self.fit(self.net, self.optimizer, (self.x, self.y), epochs=1, batch_size=self.batch_size,
-                 seed=self.seed + i, preprocess=self.scale)
+                 seed=self.seed + i, preprocess=self.scale, blas_threads=self.blas_threads)
 
 
 class _CustomLoop(CustomLoopRunner):
@@ -109,19 +110,37 @@ class _CustomLoop(CustomLoopRunner):
 
 
 class _CustomLoopXla(CustomLoopRunner):
+    """The custom loop as train.py's TensorFlow backend runs it: `OrderedBatches`,
+    `steps_per_execution`, and XLA as `--jit_compile=auto` decides for this batch size."""
+
     def __init__(self, x, y, batch_size, seed, steps_per_execution):
-        from tfmodels import models  # pylint: disable=import-outside-toplevel
-        super().__init__(models.Mymodel(), x, y, batch_size, seed, ordered=True,
-                         jit_compile=True, steps_per_execution=steps_per_execution)
+        from tfmodels import models, training  # pylint: disable=import-outside-toplevel
+        model = models.Mymodel()
+        super().__init__(model, x, y, batch_size, seed, ordered=True,
+                         jit_compile=training.resolve_jit_compile("auto", model,
+                                                                  batch_size=batch_size),
+                         steps_per_execution=steps_per_execution)
 
 
 class _NumpyRef(TwinRunner):
-    """The twin of Mymodel and of Keras's Adam: what `--backend=numpy` trains."""
+    """The twin of Mymodel and of Keras's Adam: what `--backend=numpy` trains; BLAS threads
+    as `numpy_ref.training.fit` picks them unless `blas_threads` says otherwise."""
 
-    def __init__(self, x, y, batch_size, seed):
+    def __init__(self, x, y, batch_size, seed, blas_threads="auto"):
         from tfmodels import models  # pylint: disable=import-outside-toplevel
         super().__init__(models.build_model("mymodel", HIDDEN_UNITS, num_classes=NUM_CLASSES,
-                                            input_shape=x.shape[1:]), x, y, batch_size, seed)
+                                            input_shape=x.shape[1:]), x, y, batch_size, seed,
+                         blas_threads)
+
+
+class _NumpyRefOneThread(_NumpyRef):
+    def __init__(self, x, y, batch_size, seed):
+        super().__init__(x, y, batch_size, seed, blas_threads=1)
+
+
+class _NumpyRefLibraryThreads(_NumpyRef):
+    def __init__(self, x, y, batch_size, seed):
+        super().__init__(x, y, batch_size, seed, blas_threads=None)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,11 +157,14 @@ class Variant:
 VARIANTS = {
     "keras_fit": Variant("Keras `fit`", _KerasFit),
     "custom_loop": Variant("custom loop", _CustomLoop),
-    "custom_loop_xla": Variant("custom loop as train.py runs it (XLA, steps in the graph)",
-                               _CustomLoopXla,
+    "custom_loop_xla": Variant("custom loop as train.py runs it (steps in the graph, XLA "
+                               "below batch 512)", _CustomLoopXla,
                                options=("steps_per_execution",)),
     "numpy_ref": Variant("numpy_ref", _NumpyRef),
     "numpy_by_hand": Variant("NumPy by hand (floor)", peers.NumpyByHandRunner),
+    "numpy_ref_1_blas_thread": Variant("numpy_ref, told 1 BLAS thread", _NumpyRefOneThread),
+    "numpy_ref_library_threads": Variant("numpy_ref, OpenBLAS's own thread count",
+                                         _NumpyRefLibraryThreads),
     "jax": Variant("JAX (peer)", peers.JaxRunner, peer=True),
     "torch": Variant("PyTorch (peer)", peers.TorchRunner, peer=True),
 }

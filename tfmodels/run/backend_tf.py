@@ -123,7 +123,8 @@ class TensorflowBackend:
         checked_twin(config, self.model, loss)  # weights.npz will need it: fail now, not then
         self.stepper = training.Trainer(
             self.model, self.optimizer, loss, strategy=strategy,
-            jit_compile=config.trainer_jit_compile,
+            jit_compile=training.resolve_jit_compile(config.trainer_jit_compile, self.model,
+                                                     strategy, config.batch_size),
             steps_per_execution=config.steps_per_execution)
         self.is_chief = _is_chief(strategy)
         self.worker_index = None if self.is_chief else strategy.cluster_resolver.task_id
