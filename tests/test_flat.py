@@ -102,40 +102,39 @@ def test_flat_step_equals_the_per_weight_step_bit_for_bit(make, dtype, packed):
         np.testing.assert_array_equal(mine_state[key], their_state[key])
 
 
+def _step_both(pairs, grads):
+    """One update of (flat optimizer, its weights) and (per-weight one, its weights);
+    asserts the weights stay equal."""
+    for opt, weights in pairs:
+        opt.update(weights, dict(grads))
+    (_, mine), (_, theirs) = pairs
+    for name in theirs:
+        np.testing.assert_array_equal(mine[name], theirs[name])
+
+
 def test_slots_are_views_and_a_restored_or_replaced_slot_is_used():
     opt, ref = optimizers.Adam(), _per_weight(optimizers.Adam())
-    mine, theirs = _weights(np.float32), _weights(np.float32)
+    pairs = ((opt, _weights(np.float32)), (ref, _weights(np.float32)))
     for step in range(2):
-        opt.update(mine, _grads(np.float32, step))
-        ref.update(theirs, _grads(np.float32, step))
+        _step_both(pairs, _grads(np.float32, step))
     saved = opt.get_state()
-    opt.state["momentum"]["w0"][...] = 0  # slots are views of the flat buffers: in place
-    ref.state["momentum"]["w0"][...] = 0
-    opt.state["velocity"]["w2"] = np.full(SHAPES[2], 0.5, np.float32)  # a new array: used
-    ref.state["velocity"]["w2"] = np.full(SHAPES[2], 0.5, np.float32)
-    for opt_, weights in ((opt, mine), (ref, theirs)):
-        opt_.update(weights, _grads(np.float32, 2))
-    for name in theirs:
-        np.testing.assert_array_equal(mine[name], theirs[name])
-    opt.set_state(saved)  # back to step 2's state: the plan is rebuilt from it
-    ref.set_state(saved)
-    for opt_, weights in ((opt, mine), (ref, theirs)):
-        opt_.update(weights, _grads(np.float32, 3))
-    for name in theirs:
-        np.testing.assert_array_equal(mine[name], theirs[name])
+    for o in (opt, ref):
+        o.state["momentum"]["w0"][...] = 0  # slots are views of the flat buffers: in place
+        o.state["velocity"]["w2"] = np.full(SHAPES[2], 0.5, np.float32)  # a new array: used
+    _step_both(pairs, _grads(np.float32, 2))
+    for o in (opt, ref):
+        o.set_state(saved)  # back to step 2's state: the plan is rebuilt from it
+    _step_both(pairs, _grads(np.float32, 3))
 
 
 def test_a_weight_without_gradient_changes_the_plan_not_the_numbers():
-    opt, ref = optimizers.RMSprop(), _per_weight(optimizers.RMSprop())
-    mine, theirs = _weights(np.float64), _weights(np.float64)
+    pairs = ((optimizers.RMSprop(), _weights(np.float64)),
+             (_per_weight(optimizers.RMSprop()), _weights(np.float64)))
     for step in range(4):
         grads = _grads(np.float64, step)
         if step == 2:
             grads["w3"] = None
-        opt.update(mine, dict(grads))
-        ref.update(theirs, dict(grads))
-    for name in theirs:
-        np.testing.assert_array_equal(mine[name], theirs[name])
+        _step_both(pairs, grads)
 
 
 def test_a_non_elementwise_subclass_steps_weight_by_weight():
