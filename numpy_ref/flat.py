@@ -21,14 +21,40 @@ def pack(arrays, dtype=None):
     views of it shaped like each array (in order)."""
     arrays = [np.asarray(a) for a in arrays]
     dtype = np.dtype(dtype or arrays[0].dtype)
-    buffer = np.empty(sum(a.size for a in arrays), dtype)
+    buffer = gather(arrays, np.empty(sum(a.size for a in arrays), dtype))
     views, start = [], 0
     for a in arrays:
-        view = buffer[start:start + a.size].reshape(a.shape)
-        view[...] = a
-        views.append(view)
+        views.append(buffer[start:start + a.size].reshape(a.shape))
         start += a.size
     return buffer, views
+
+
+def pack_by_dtype(named):
+    """{name: view}: the arrays of ``named`` ({name: array}) packed into one buffer per
+    dtype, each buffer in the order ``named`` gives."""
+    views = {}
+    for dtype in dict.fromkeys(a.dtype for a in named.values()):
+        group = [name for name, a in named.items() if a.dtype == dtype]
+        views.update(zip(group, pack([named[name] for name in group], dtype)[1]))
+    return views
+
+
+def gather(arrays, buffer):
+    """Copies ``arrays`` end to end into the 1-D ``buffer``; returns it."""
+    start = 0
+    for a in arrays:
+        buffer[start:start + a.size] = np.reshape(a, -1)
+        start += a.size
+    return buffer
+
+
+def scatter(buffer, arrays):
+    """Copies the consecutive stretches of the 1-D ``buffer`` back into ``arrays``, in place
+    (the inverse of ``gather``)."""
+    start = 0
+    for a in arrays:
+        a[...] = buffer[start:start + a.size].reshape(a.shape)
+        start += a.size
 
 
 def _address(a):

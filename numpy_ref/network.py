@@ -240,12 +240,9 @@ class Network:
         """Runs nodes start.. on the values of the nodes before them."""
         values = self.values
         for node in self.nodes[start:]:
-            if len(node.inputs) == 1 and not getattr(node.layer, "multi_input", False):
-                values[node.name] = node.layer.forward(values[node.inputs[0]], training=training)
-            else:
-                args = [values[name] for name in node.inputs]
-                arg = args if getattr(node.layer, "multi_input", False) else args[0]
-                values[node.name] = node.layer.forward(arg, training=training)
+            arg = ([values[name] for name in node.inputs]
+                   if getattr(node.layer, "multi_input", False) else values[node.inputs[0]])
+            values[node.name] = node.layer.forward(arg, training=training)
 
     def predict(self, x, training=False):
         """The network's output for ``x`` (before any loss layer)."""
@@ -359,12 +356,8 @@ class Network:
         if reuse == self._grad_out_set:
             return
         if reuse and self._grad_buffers is None:
-            names = list(self.params)
-            self._grad_buffers = {}
-            for dtype in dict.fromkeys(self.params[n].dtype for n in names):
-                group = [n for n in names if self.params[n].dtype == dtype]
-                _, views = flat.pack([np.zeros_like(self.params[n]) for n in group], dtype)
-                self._grad_buffers.update(zip(group, views))
+            self._grad_buffers = flat.pack_by_dtype(
+                {name: np.zeros_like(array) for name, array in self.params.items()})
         for name, owners in self.params._slots.items():  # pylint: disable=protected-access
             if len(owners) == 1:  # a shared weight's parts are summed, not written in place
                 node, key = owners[0]
@@ -412,13 +405,9 @@ class Network:
         theirs afterwards: call it on a network whose weights nobody else holds (a
         twin, a network just built).
         """
-        names = list(self.params)
-        for dtype in dict.fromkeys(self.params[n].dtype for n in names):
-            group = [n for n in names if self.params[n].dtype == dtype]
-            _, views = flat.pack([self.params[n] for n in group], dtype)
-            for name, view in zip(group, views):
-                for node, key in self.params._slots[name]:  # pylint: disable=protected-access
-                    node.layer.params[key] = view
+        for name, view in flat.pack_by_dtype(dict(self.params.items())).items():
+            for node, key in self.params._slots[name]:  # pylint: disable=protected-access
+                node.layer.params[key] = view
         return self
 
     def gradient(self, x, t):

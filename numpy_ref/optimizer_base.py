@@ -262,24 +262,14 @@ class _FlatPlan:
             return self.grad_span
         if self.grad_buffer is None:
             self.grad_buffer = np.empty(self.size, self.key.dtype)
-        start = 0
-        for _, _, grad in items:
-            self.grad_buffer[start:start + grad.size] = grad.reshape(-1)
-            start += grad.size
-        return self.grad_buffer
+        return flat.gather([grad for _, _, grad in items], self.grad_buffer)
 
     def step(self, optimizer, items, lr, k):
         """The element-wise update of every weight of the plan, in place."""
         grad = self._gradient(items)
         param = self.param_span
         if param is None:
-            param, start = self.param_buffer, 0
-            for p in self.params:
-                param[start:start + p.size] = p.reshape(-1)
-                start += p.size
+            param = flat.gather(self.params, self.param_buffer)
         optimizer._update_one(self.key, param, grad, lr, k)  # pylint: disable=protected-access
         if self.param_span is None:
-            start = 0
-            for p in self.params:
-                p[...] = param[start:start + p.size].reshape(p.shape)
-                start += p.size
+            flat.scatter(param, self.params)

@@ -16,8 +16,9 @@ Under the 'mixed_float16' policy the optimizer is wrapped in a `LossScaleOptimiz
 Two speed options, both off by default so that the loop stays the material's:
 
 - `jit_compile`: the step functions compiled by XLA (`tf.function(jit_compile=True)`), which
-  fuses the small ops of a step into few kernels. "auto" turns it on only for a float32 model
-  without a strategy (see `resolve_jit_compile` for why).
+  fuses the small ops of a step into few kernels. "auto" turns it on only for a float32 stack
+  of Dense layers without a strategy, and below batch 512 when told the batch size (see
+  `resolve_jit_compile` for the measurements).
 - `steps_per_execution=k` (as in Keras): `train_steps` runs up to k steps in one call of an
   outer `tf.function` that reads the batches from a tf.data iterator in the graph and calls the
   one-step function per batch, so Python dispatches once per k steps instead of once per
@@ -129,7 +130,8 @@ def resolve_jit_compile(jit_compile, model, strategy=None, batch_size=None):
     if jit_compile != "auto":
         return jit_compile
     policy = model.dtype_policy
-    layers = {type(layer).__name__ for layer in model._flatten_layers(include_self=False)}  # pylint: disable=protected-access
+    # pylint: disable-next=protected-access
+    layers = {type(layer).__name__ for layer in model._flatten_layers(include_self=False)}
     return (strategy is None and policy.variable_dtype == "float32"
             and policy.compute_dtype == "float32" and layers <= set(XLA_GAINS)
             and (batch_size is None or batch_size < XLA_MAX_BATCH))
