@@ -9,7 +9,7 @@ the i-th layer with weights contributes ``W{i}`` (its ``kernel``) and
 
 import numpy as np
 
-from numpy_ref import activations
+from numpy_ref.layers import activations
 from numpy_ref import functions as F
 from numpy_ref import layers as L
 from numpy_ref.network import Network, Node, ParamView  # noqa: F401  (ParamView: API)

@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from numpy_ref import threads
+from numpy_ref.fast import threads
 from numpy_ref.network import Network
 
 HISTORY_KEYS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
@@ -102,6 +102,18 @@ def run_epochs(stepper, train_batches, test_batches=None, epochs=1, initial_epoc
     if test_batches is None:
         history["test_loss"], history["test_accuracy"] = [], []
     return history
+
+
+def epoch_summary(epoch, logs, test=True):
+    """The line each trainer prints after an epoch, as the Keras TF2 tutorial's loop prints it:
+    ``Epoch 3, Loss: 0.1234, Accuracy: 96.50, Test Loss: ..., Test Accuracy: ...`` (accuracies
+    in percent; ``test=False``: the train part only)."""
+    line = (f"Epoch {epoch}, Loss: {logs['train_loss']:.4f}, "
+            f"Accuracy: {100 * logs['train_accuracy']:.2f}")
+    if test:
+        line += (f", Test Loss: {logs['test_loss']:.4f}, "
+                 f"Test Accuracy: {100 * logs['test_accuracy']:.2f}")
+    return line
 
 
 class Mean:
@@ -224,7 +236,7 @@ def fit(network, optimizer, train_data, test_data=None, epochs=10, batch_size=10
             in memory as uint8.
         callback: ``callback(epoch, logs)`` after each epoch (1-based).
         step_callback: ``step_callback(epoch, step, loss)`` after each batch.
-        blas_threads: BLAS threads while training (``numpy_ref.threads``): "auto" is
+        blas_threads: BLAS threads while training (``numpy_ref.fast.threads``): "auto" is
             one thread unless OPENBLAS_NUM_THREADS (or OMP_/MKL_) is set, an int that
             many, None the library's own default.
 

@@ -31,8 +31,8 @@ from absl import app, flags
 
 import numpy_ref.book
 from numpy_ref.book.dataset import mnist as book_mnist
-from numpy_ref.mnist import MnistFileError
-from numpy_ref.serialization import NpzFileError
+from numpy_ref.book.dataset.idx import MnistFileError
+from numpy_ref.network.serialization import NpzFileError
 from tfmodels.data import location
 from tfmodels.run import cli
 

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from numpy_ref import activations
+from numpy_ref.layers import activations
 from tfmodels.parity import twins
 
 F64, F32 = "float64", "float32"
@@ -113,7 +113,7 @@ def assert_agree(model, x, y, loss, tol, net=None, training=True):
 
 
 def keras_activation_names():
-    """Every ``numpy_ref.activations`` name that this Keras knows too."""
+    """Every ``numpy_ref.layers.activations`` name that this Keras knows too."""
     names = []
     for name in activations.ACTIVATIONS:
         try:

@@ -1,4 +1,4 @@
-"""`numpy_ref.activations`: every registered activation against Keras/TensorFlow.
+"""`numpy_ref.layers.activations`: every registered activation against Keras/TensorFlow.
 
 Forward values and TF's gradients (`tf.GradientTape`) in float64 and float32,
 on random higher-rank inputs and on hand-picked points (the kinks, the
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from numpy_ref import activations as A
-from numpy_ref import core
+from numpy_ref.layers import activations as A
+from numpy_ref.layers import core
 from numpy_ref import functions as F
 from numpy_ref import gradient as G
 from numpy_ref import layers as L

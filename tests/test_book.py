@@ -23,8 +23,8 @@ from numpy_ref.book import layers as BL
 from numpy_ref.book import deep_convnet, multi_layer_net, multi_layer_net_extend
 from numpy_ref.book import optimizer as O, simple_convnet, trainer, util
 from numpy_ref.book.dataset import mnist as book_mnist
-from numpy_ref.mnist import MnistFileError
-from numpy_ref.serialization import NpzFileError
+from numpy_ref.book.dataset.idx import MnistFileError
+from numpy_ref.network.serialization import NpzFileError
 from test_mnist_reader import write_mnist_dir
 
 GRAD_TOL = dict(rtol=1e-6, atol=1e-8)
@@ -198,9 +198,9 @@ def test_optimizers_update_plain_floats_like_arrays(make):
 
 
 def test_the_book_optimizers_differ_from_the_keras_ones():
-    # numpy_ref.optimizers.AdaGrad is Keras's (accumulator from 0.1, epsilon in the root):
+    # numpy_ref.optim.optimizers.AdaGrad is Keras's (accumulator from 0.1, epsilon in the root):
     # a first step of lr * g / sqrt(0.1 + g^2), against the book's lr * g / (|g| + 1e-7).
-    from numpy_ref import optimizers as keras_like  # pylint: disable=import-outside-toplevel
+    from numpy_ref.optim import optimizers as keras_like  # pylint: disable=import-outside-toplevel
     book = _steps(O.AdaGrad(lr=0.1), np.zeros(1), [np.array([0.5])])
     keras = np.zeros(1)
     keras_like.AdaGrad(learning_rate=0.1).update({"p": keras}, {"p": np.array([0.5])})
@@ -633,7 +633,7 @@ def test_load_mnist_without_a_directory_says_how_to_set_one(monkeypatch):
 
 def test_book_layers_are_numpy_refs():
     assert BL.Affine is NL.Affine and BL.Relu is NL.Relu
-    assert BL.Convolution.__module__ == "numpy_ref.conv"
+    assert BL.Convolution.__module__ == "numpy_ref.layers.conv"
 
 
 def test_rebound_weights_are_the_ones_a_layer_uses():

@@ -18,7 +18,7 @@ import json
 import numpy as np
 import pytest
 
-from numpy_ref import conv, im2col as I, pooling
+from numpy_ref.layers import conv, im2col as I, pooling
 from numpy_ref import gradient as G
 from numpy_ref import layers as L
 from numpy_ref import network
@@ -416,7 +416,7 @@ def test_every_layer_is_rebuilt_from_its_config():
               pooling.GlobalMaxPooling2D(), conv.ZeroPadding2D((1, 2))]
     for layer in layers:
         config = json.loads(json.dumps(layer.get_config()))  # as a saved file holds it
-        cls = network.layer_class(network.L.class_key(type(layer)))
+        cls = network.layer_class(L.class_key(type(layer)))
         rebuilt = cls.from_config(config, layer.params, layer.state)
         assert json.dumps(rebuilt.get_config()) == json.dumps(layer.get_config())
         x = rng.normal(size=(2, 3, 6, 5) if isinstance(layer, (conv.Convolution, pooling.Pooling))

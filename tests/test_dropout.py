@@ -1,4 +1,4 @@
-"""numpy_ref.dropout: the book's Dropout and the twin of Keras's, in NumPy alone.
+"""numpy_ref.layers.dropout: the book's Dropout and the twin of Keras's, in NumPy alone.
 
 Both are elementwise products with a 0/1 mask (and a scale), so their outputs
 and gradients are compared exactly; the gradient checks (float64, central
@@ -9,10 +9,10 @@ is off by O(1)) hold the mask fixed, which makes the function deterministic.
 import numpy as np
 import pytest
 
-from numpy_ref import dropout as D
+from numpy_ref.layers import dropout as D
 from numpy_ref.gradient import numerical_gradient
 from numpy_ref.network import Network, Node
-from numpy_ref import serialization
+from numpy_ref.network import serialization
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from numpy_ref.serialization import load_npz
+from numpy_ref.network.serialization import load_npz
 from tfmodels.errors import NonFiniteLossError
 from tfmodels.run import artifacts, evaluation, experiment, manifest
 from fakes import tiny_digits
@@ -233,7 +233,7 @@ def test_float64_backends_train_alike_on_real_mnist(tmp_path, mnist_dir):
 def test_the_numpy_backend_runs_blas_on_one_thread_unless_told(monkeypatch):
     import threadpoolctl  # pylint: disable=import-outside-toplevel
 
-    from numpy_ref import threads  # pylint: disable=import-outside-toplevel
+    from numpy_ref.fast import threads  # pylint: disable=import-outside-toplevel
     from tfmodels.run import backend_numpy  # pylint: disable=import-outside-toplevel
 
     def blas_threads():

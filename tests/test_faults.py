@@ -10,7 +10,7 @@ import pytest
 
 import procs
 from tfmodels import files
-from numpy_ref.serialization import load_npz
+from numpy_ref.network.serialization import load_npz
 from tfmodels.run import artifacts, experiment, manifest, names
 from tfmodels.run.config import RunConfig
 

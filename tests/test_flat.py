@@ -5,9 +5,10 @@ import copy
 import numpy as np
 import pytest
 
-from numpy_ref import activations as A
-from numpy_ref import flat, optimizers
-from numpy_ref.core import Dense
+from numpy_ref.layers import activations as A
+from numpy_ref.fast import flat
+from numpy_ref.optim import optimizers
+from numpy_ref.layers.core import Dense
 from numpy_ref.losses import SparseCategoricalCrossentropy
 from numpy_ref.network import Network, Node
 

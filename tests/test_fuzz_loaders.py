@@ -27,7 +27,7 @@ import pytest
 import scipy.io
 import scipy.sparse
 
-from numpy_ref import mnist
+from numpy_ref.book.dataset import idx as mnist
 from tfmodels import data
 from tfmodels.data import DatasetError
 
@@ -83,7 +83,7 @@ class Expect:
 
 
 def decode_idx(raw, ndim):
-    """Reference idx decoder (independent of numpy_ref.mnist): the array, or None."""
+    """Reference idx decoder (independent of numpy_ref.book.dataset.idx): the array, or None."""
     header = 4 + 4 * ndim
     if len(raw) < header or raw[:4] != bytes([0, 0, 0x08, ndim]):
         return None

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from numpy_ref import activations as A
+from numpy_ref.layers import activations as A
 from numpy_ref import functions as F
 from numpy_ref import gradient as G
 from numpy_ref import layers as L

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from numpy_ref import gradient as G
 from numpy_ref import losses
-from numpy_ref import more_losses
+from numpy_ref.losses import more_losses
 
 # Tolerances bound |numpy - keras| <= tol * (1 + |keras|).
 # float64: the same operations in the same order, up to TF's (Eigen's) log/exp

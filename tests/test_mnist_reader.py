@@ -1,4 +1,4 @@
-"""Tests for numpy_ref.mnist: the idx reader, its errors and the book's loader.
+"""Tests for numpy_ref.book.dataset.idx: the idx reader, its errors and the book's loader.
 
 The idx files are written here with `struct`, independently of the reader.
 """
@@ -10,8 +10,8 @@ import struct
 import numpy as np
 import pytest
 
-from numpy_ref import mnist
-from numpy_ref.mnist import MnistFileError
+from numpy_ref.book.dataset import idx as mnist
+from numpy_ref.book.dataset.idx import MnistFileError
 import procs
 
 
@@ -215,7 +215,7 @@ def test_book_load_mnist_rejects_integer_dtype(tmp_path):
 
 
 def test_import_needs_neither_tensorflow_nor_scipy():
-    assert procs.heavy_modules_after("import numpy_ref.mnist") == "[]"
+    assert procs.heavy_modules_after("import numpy_ref.book.dataset.idx") == "[]"
 
 
 def test_real_mnist_book_style(mnist_dir):

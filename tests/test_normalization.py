@@ -1,4 +1,4 @@
-"""numpy_ref.normalization: the book's BatchNormalization and the twin of Keras's, in NumPy alone.
+"""numpy_ref.layers.normalization: the book's BatchNormalization and the twin of Keras's, in NumPy alone.
 
 Hand cases follow the formulas; gradient checks compare backward with central
 differences in float64 (error O(h^2): about 1e-8 on these O(1) values; a
@@ -10,7 +10,7 @@ checked function is deterministic.
 import numpy as np
 import pytest
 
-from numpy_ref import normalization as N
+from numpy_ref.layers import normalization as N
 from numpy_ref.gradient import numerical_gradient
 
 ATOL = 1e-7

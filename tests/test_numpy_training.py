@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from numpy_ref import networks as N
-from numpy_ref import optimizers as O
+from numpy_ref.optim import optimizers as O
 from numpy_ref import training as T
 
 HISTORY_KEYS = ["train_loss", "train_accuracy", "test_loss", "test_accuracy"]
@@ -225,7 +225,7 @@ def test_dnn_fits_regression_targets():
 
 @pytest.mark.slow
 def test_two_layer_net_book_recipe_on_mnist(mnist_dir):
-    from numpy_ref.mnist import load_mnist
+    from numpy_ref.book.dataset.idx import load_mnist
 
     (x_train, t_train), (x_test, t_test) = load_mnist(data_dir=mnist_dir, normalize=True,
                                                       flatten=True)

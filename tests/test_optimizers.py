@@ -1,4 +1,4 @@
-"""Tests for `numpy_ref.optimizers` and `numpy_ref.schedules` against hand-written
+"""Tests for `numpy_ref.optim.optimizers` and `numpy_ref.optim.schedules` against hand-written
 Keras 3 formulas (NumPy only; `test_parity_optimizers.py` steps Keras itself).
 
 Each expected trajectory below is written out step by step with plain NumPy,
@@ -15,9 +15,9 @@ import math
 import numpy as np
 import pytest
 
-from numpy_ref import keras_scalars
-from numpy_ref import optimizers as O
-from numpy_ref import schedules as S
+from numpy_ref.optim import keras_scalars
+from numpy_ref.optim import optimizers as O
+from numpy_ref.optim import schedules as S
 
 STEPS = 3
 

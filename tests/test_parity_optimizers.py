@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import pytest
 
-from numpy_ref import optimizers as np_optimizers
+from numpy_ref.optim import optimizers as np_optimizers
 from tfmodels.parity import optimizers as popt
 
 K = keras.optimizers

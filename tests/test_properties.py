@@ -13,7 +13,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from numpy_ref import activations as A
+from numpy_ref.layers import activations as A
 from numpy_ref import functions as F
 from numpy_ref import gradient as G
 from numpy_ref import layers as L

@@ -1,4 +1,4 @@
-"""numpy_ref.regularizers and a Network's penalties: the book's weight decay, Keras's L1/L2.
+"""numpy_ref.losses.regularizers and a Network's penalties: the book's weight decay, Keras's L1/L2.
 
 Hand cases are exact (small integers and binary fractions); the gradient checks
 are central differences in float64 (error ~1e-8 here; a penalty gradient off by
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from numpy_ref import layers as L
-from numpy_ref import regularizers as R
-from numpy_ref import serialization
+from numpy_ref.losses import regularizers as R
+from numpy_ref.network import serialization
 from numpy_ref.gradient import numerical_gradient
 from numpy_ref.network import Network, Node
 

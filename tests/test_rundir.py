@@ -532,7 +532,7 @@ def test_disk_full_in_the_tensorboard_writer_is_one_line(tmp_path, tiny_data_dir
 
 
 def test_weights_of_another_model_are_named_with_the_array(run_copy):
-    from numpy_ref.serialization import save_npz  # pylint: disable=import-outside-toplevel
+    from numpy_ref.network.serialization import save_npz  # pylint: disable=import-outside-toplevel
     from tfmodels import models, parity  # pylint: disable=import-outside-toplevel
 
     other = models.build_model("mymodel", hidden_units=(16,), input_shape=(28, 28))

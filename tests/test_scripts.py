@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import procs
-from numpy_ref.serialization import load_npz
+from numpy_ref.network.serialization import load_npz
 from procs import assert_fails_with, run_script, script_env
 
 TRAIN = str(procs.ROOT / "scripts" / "train.py")

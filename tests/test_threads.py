@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 import threadpoolctl
 
-from numpy_ref import networks, optimizers, threads, training
+from numpy_ref import networks, training
+from numpy_ref.optim import optimizers
+from numpy_ref.fast import threads
 
 
 def _blas_threads():

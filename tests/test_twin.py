@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 from numpy_ref import layers as L
-from numpy_ref import serialization
+from numpy_ref.network import serialization
 from tfmodels import models, parity
 
 ATOL = 1e-12
@@ -282,7 +282,7 @@ def test_a_saved_twin_loads_with_numpy_alone(tmp_path, batch):
     serialization.save_npz(net, tmp_path / "twin.npz")
     np.save(tmp_path / "x.npy", x)
     expected = net.predict(x)
-    statement = (f"from numpy_ref.serialization import load_npz; import numpy as np; "
+    statement = (f"from numpy_ref.network.serialization import load_npz; import numpy as np; "
                  f"net, _ = load_npz({str(tmp_path / 'twin.npz')!r}); "
                  f"np.save({str(tmp_path / 'y.npy')!r}, net.predict(np.load({str(tmp_path / 'x.npy')!r})))")
     assert procs.heavy_modules_after(statement) == "[]"

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from numpy_ref import serialization
+from numpy_ref.network import serialization
 from tfmodels import parity
 from tfmodels.parity import registry
 

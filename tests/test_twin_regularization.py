@@ -27,7 +27,9 @@ import tensorflow as tf
 
 from keras_twins import F32, F64, assert_agree, mse, scaled, twin_of
 from keras_twins import randomise_batch_normalization as randomise
-from numpy_ref import core, regularizers as R, serialization
+from numpy_ref.layers import core
+from numpy_ref.losses import regularizers as R
+from numpy_ref.network import serialization
 from tfmodels import parity
 
 TOL = {F64: 1e-12, F32: 2e-6}

@@ -37,7 +37,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
-from numpy_ref.training import HISTORY_KEYS, run_epochs
+from numpy_ref.training import HISTORY_KEYS, epoch_summary, run_epochs
 from tfmodels import data
 _SUM = tf.distribute.ReduceOp.SUM
 
@@ -544,14 +544,7 @@ def fit(model, train_ds, test_ds=None, epochs=1, optimizer=None, loss_object=Non
         test_ds = None if test_ds is None else _distribute(trainer.strategy, test_ds)
 
     def log_epoch(epoch, logs):
-        if test_ds is None:
-            logging.info("Epoch %d, Loss: %.4f, Accuracy: %.2f", epoch, logs["train_loss"],
-                         100 * logs["train_accuracy"])
-        else:
-            logging.info("Epoch %d, Loss: %.4f, Accuracy: %.2f, Test Loss: %.4f, "
-                         "Test Accuracy: %.2f", epoch, logs["train_loss"],
-                         100 * logs["train_accuracy"], logs["test_loss"],
-                         100 * logs["test_accuracy"])
+        logging.info("%s", epoch_summary(epoch, logs, test=test_ds is not None))
         if callback is not None:
             callback(epoch, dict(logs))
 

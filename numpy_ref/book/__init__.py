@@ -15,7 +15,7 @@ lacks (the book's optimizers, ``Trainer``, ``MultiLayerNet`` with weight decay,
 ``scripts/run_book.py`` runs a script of the book's repository with these
 modules standing in for ``common`` and ``dataset``.
 
-The optimizers here are the book's formulas; ``numpy_ref.optimizers`` holds
+The optimizers here are the book's formulas; ``numpy_ref.optim.optimizers`` holds
 Keras's, for parity with the Keras twins.
 """
 

@@ -14,9 +14,9 @@ import numpy as np
 
 from numpy_ref import gradient as G
 from numpy_ref import networks
-from numpy_ref import regularizers as R
-from numpy_ref import serialization
-from numpy_ref.dropout import training_mode
+from numpy_ref.losses import regularizers as R
+from numpy_ref.network import serialization
+from numpy_ref.layers.dropout import training_mode
 from numpy_ref.layers import SoftmaxWithLoss
 from numpy_ref.network import Network, Node, gathered
 

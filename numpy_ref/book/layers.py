@@ -13,8 +13,8 @@ import numpy as np  # noqa: F401  (the book's module exports np to star imports)
 
 from numpy_ref.book.functions import *  # noqa: F401,F403  (the book's layers.py does)
 from numpy_ref.book.util import col2im, im2col  # noqa: F401
-from numpy_ref.conv import Convolution  # noqa: F401
-from numpy_ref.dropout import Dropout  # noqa: F401
+from numpy_ref.layers.conv import Convolution  # noqa: F401
+from numpy_ref.layers.dropout import Dropout  # noqa: F401
 from numpy_ref.layers import Affine, Relu, Sigmoid, SoftmaxWithLoss  # noqa: F401
-from numpy_ref.normalization import BatchNormalization  # noqa: F401
-from numpy_ref.pooling import Pooling  # noqa: F401
+from numpy_ref.layers.normalization import BatchNormalization  # noqa: F401
+from numpy_ref.layers.pooling import Pooling  # noqa: F401

@@ -4,7 +4,7 @@
 a network whose layers share those arrays learns), and plain Python floats by
 rebinding the entry (ch06 keeps a point ``params['x']`` as a float). State
 (``v``, ``h``, ``m``) is kept per key, zeros of the parameter's shape at the
-first update. These are the book's formulas; ``numpy_ref.optimizers`` has
+first update. These are the book's formulas; ``numpy_ref.optim.optimizers`` has
 Keras's (AdaGrad's accumulator starting at 0.1, RMSprop's epsilon inside the
 root, ...), for parity with the Keras twins.
 """

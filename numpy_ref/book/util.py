@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from numpy_ref.im2col import col2im, im2col
+from numpy_ref.layers.im2col import col2im, im2col
 
 SMOOTH_WINDOW = 11  # the book's Kaiser window: 11 points, beta 2
 

@@ -11,7 +11,8 @@ whole network each time costs 2 P t_loss (P parameters, t_loss one loss evaluati
 
 import numpy as np
 
-from numpy_ref import networks, optimizers
+from numpy_ref import networks
+from numpy_ref.optim import optimizers
 from benchmarking import stats
 
 MATERIAL_SECONDS_PER_100_STEPS = {5: 48.0, 10: 155.0}

@@ -193,13 +193,14 @@ class NumpyByHandRunner(_Peer):
 
     Written for this network only: Dense layers in a list, ReLU in place, the softmax
     cross-entropy from the logits' shifted values, the gradients into one buffer that
-    `numpy_ref.optimizers.Adam` updates in one pass per operation. numpy_ref's own step
+    `numpy_ref.optim.optimizers.Adam` updates in one pass per operation. numpy_ref's own step
     does the same operations through its general graph.
     """
 
     def __init__(self, x, y, batch_size, seed, hidden_units=HIDDEN_UNITS):
         # pylint: disable=import-outside-toplevel
-        from numpy_ref import flat, optimizers
+        from numpy_ref.fast import flat
+        from numpy_ref.optim import optimizers
         super().__init__(x, y.astype(np.intp), batch_size, seed)
         sizes = _layer_sizes(x, hidden_units)
         rng = np.random.default_rng(seed)

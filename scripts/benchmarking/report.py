@@ -171,7 +171,7 @@ def _throughput(results, config):
         f"{first.get('steps_per_execution')}, jit_compile=resolve_jit_compile('auto', ...))`"
         " (XLA below batch 512) over `OrderedBatches` in numpy_ref's order, gathered inside "
         "its compiled loop; numpy_ref runs "
-        "`numpy_ref.training.fit` with `numpy_ref.optimizers.Adam`; the peers (JAX: "
+        "`numpy_ref.training.fit` with `numpy_ref.optim.optimizers.Adam`; the peers (JAX: "
         "`jax.jit` of a whole step with `optax.adam`; PyTorch: eager `nn.Sequential` with "
         "`torch.optim.Adam`, both with Keras's Adam defaults) read numpy_ref's batches. Each "
         "thread setting is a separate process: TensorFlow intra- and inter-op threads, "

@@ -9,8 +9,8 @@ import pathlib
 
 import numpy as np
 
-from numpy_ref import mnist as idx
-from numpy_ref.serialization import read_npz
+from numpy_ref.book.dataset import idx
+from numpy_ref.network.serialization import read_npz
 from tfmodels.data.location import DATA_DIR_ENV, data_dir_from_env, first_file, resolve_data_dir
 from tfmodels.errors import DatasetError
 

@@ -4,7 +4,7 @@ import numbers
 
 import keras
 
-from numpy_ref import activations
+from numpy_ref.layers import activations
 
 
 def _twinnable_activations():

@@ -1,6 +1,6 @@
 """The ``numpy_ref`` twin of a Keras optimizer, and its state back into Keras.
 
-``twin_optimizer(keras_optimizer)`` gives the ``numpy_ref.optimizers``
+``twin_optimizer(keras_optimizer)`` gives the ``numpy_ref.optim.optimizers``
 optimizer with the same class, hyperparameters (the learning rate read from
 Keras's variable, in its dtype), options (weight decay and its exclusions,
 clipping, a learning-rate schedule) and state (iterations and every slot
@@ -15,14 +15,14 @@ from typing import NamedTuple
 import keras
 import numpy as np
 
-from numpy_ref import optimizers, schedules
-from numpy_ref.keras_scalars import keras_cast
+from numpy_ref.optim import optimizers, schedules
+from numpy_ref.optim.keras_scalars import keras_cast
 
 
 class Twin(NamedTuple):
-    """How a Keras optimizer class maps onto ``numpy_ref.optimizers``."""
+    """How a Keras optimizer class maps onto ``numpy_ref.optim.optimizers``."""
 
-    name: str  # key in numpy_ref.optimizers.OPTIMIZERS
+    name: str  # key in numpy_ref.optim.optimizers.OPTIMIZERS
     hyperparameters: tuple  # attributes of the Keras optimizer passed on as they are
     slots: dict  # numpy_ref slot name -> Keras attribute: list of slot variables
 

@@ -18,7 +18,7 @@ import functools
 import keras
 import numpy as np
 
-from numpy_ref import activations, conv, core, dropout, merge, normalization, pooling
+from numpy_ref.layers import activations, conv, core, dropout, merge, normalization, pooling
 
 _TWINS = {}  # keras layer class -> builder(keras_layer) -> numpy_ref layer
 
@@ -57,7 +57,7 @@ def weights(variable):
     return np.array(variable.numpy())
 
 
-# -- activations: Keras's functions -> numpy_ref.activations names
+# -- activations: Keras's functions -> numpy_ref.layers.activations names
 
 def _keras_activation_names():
     """{Keras activation function: its registry name} for every name Keras exports."""

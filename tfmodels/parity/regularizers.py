@@ -9,13 +9,13 @@ and a custom loop adds as ``sum(model.losses)``):
   ``bias_regularizer``, ``gamma_regularizer``...), r(weight), in the order of
   ``model.trainable_weights``.
 
-The twin gets one ``numpy_ref.regularizers`` penalty per term, in that order.
+The twin gets one ``numpy_ref.losses.regularizers`` penalty per term, in that order.
 ``REGULARIZERS`` is the one table from Keras regularizer classes to their twins.
 """
 
 import keras
 
-from numpy_ref import regularizers as R
+from numpy_ref.losses import regularizers as R
 
 REGULARIZERS = {
     keras.regularizers.L1: lambda r: R.L1(float(r.l1)),  # Keras keeps l1 as a float32 tensor
@@ -25,7 +25,7 @@ REGULARIZERS = {
 
 
 def twin_regularizer(regularizer, owner):
-    """The ``numpy_ref.regularizers`` twin of a Keras regularizer; ``owner`` names its user."""
+    """The ``numpy_ref.losses.regularizers`` twin of a Keras regularizer; ``owner`` names its user."""
     builder = REGULARIZERS.get(type(regularizer))
     if builder is None:
         raise ValueError(f"{owner} is {regularizer!r}, which has no NumPy twin. Regularizers "

@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from numpy_ref import activations, core
+from numpy_ref.layers import activations, core
 from numpy_ref.network import Network, Node
 from tfmodels.parity import losses as twin_losses
 from tfmodels.parity import registry, regularizers, trace as tracing

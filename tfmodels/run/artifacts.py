@@ -4,7 +4,7 @@
     history.csv    the same epochs as a table
     curves.png     loss and accuracy, train and test, per epoch
     checkpoints/   ckpt-0001.npz ... after every epoch (weights, optimizer, epoch)
-    weights.npz    final weights, loadable by numpy_ref.serialization.load_npz
+    weights.npz    final weights, loadable by numpy_ref.network.serialization.load_npz
     model.keras    final weights as a Keras model file
     manifest.json  which epoch all of these belong to (``tfmodels.run.manifest``)
 
@@ -21,7 +21,7 @@ import zipfile
 
 import numpy as np
 
-from numpy_ref.serialization import read_npz
+from numpy_ref.network.serialization import read_npz
 from tfmodels.errors import RunDirError, WeightsFileError
 from tfmodels.files import atomic_write
 from tfmodels.run import names

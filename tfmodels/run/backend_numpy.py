@@ -10,7 +10,7 @@ operations as the tf.data pipeline, in the run's dtype.
 from absl import logging
 import numpy as np
 
-from numpy_ref import threads
+from numpy_ref.fast import threads
 from numpy_ref import training as np_training
 from tfmodels import data, distribute, parity
 from tfmodels.run.backend_tf import batch_shape, build_model, checked_twin, training_setup
@@ -33,7 +33,7 @@ class _Source:
 
 
 def blas_threads():
-    """``numpy_ref.threads.blas_threads()``: one BLAS thread unless the environment sets a
+    """``numpy_ref.fast.threads.blas_threads()``: one BLAS thread unless the environment sets a
     count (see there for the measurements), with the choice in the log."""
     chosen = threads.chosen_by_environment()
     if chosen:

@@ -13,7 +13,7 @@ import pathlib
 from absl import logging
 import numpy as np
 
-from numpy_ref.serialization import load_npz
+from numpy_ref.network.serialization import load_npz
 from tfmodels.errors import RunDirError, WeightsFileError
 from tfmodels.run import artifacts, experiment, lock, manifest, names, rundir
 

@@ -15,7 +15,7 @@ import time
 from absl import logging
 import numpy as np
 
-from numpy_ref.training import run_epochs
+from numpy_ref.training import epoch_summary, run_epochs
 from tfmodels import data
 from tfmodels.run import names, rundir
 from tfmodels.run.config import BACKENDS
@@ -99,10 +99,7 @@ def run(config, datasets_override=None):
 
         def on_epoch(epoch, logs):
             bars.pop(epoch).close()
-            logging.info("Epoch %d, Loss: %.4f, Accuracy: %.2f, Test Loss: %.4f, "
-                         "Test Accuracy: %.2f", epoch, logs["train_loss"],
-                         100 * logs["train_accuracy"], logs["test_loss"],
-                         100 * logs["test_accuracy"])
+            logging.info("%s", epoch_summary(epoch, logs))
             warn_if_collapsed(backend.predict_proba(x_test[:COLLAPSE_SAMPLES], EVAL_BATCH),
                               epoch, config)
             history.append({"epoch": epoch, **logs})

@@ -30,7 +30,7 @@ import signal
 
 from absl import logging
 
-from numpy_ref.serialization import save_npz
+from numpy_ref.network.serialization import save_npz
 from tfmodels.errors import ConfigError, Interrupted, RunDirError
 from tfmodels.files import atomic_write, sha256
 from tfmodels.run import artifacts, lock, manifest, names

@@ -14,7 +14,7 @@ float32 in [0, 1] (``normalize``) or uint8, labels uint8, or float64 one-hot.
 
 import numpy as np
 
-from numpy_ref import mnist as idx
+from numpy_ref.book.dataset import idx as idx
 
 dataset_dir = None  # the directory with the idx files (or a mnist/ folder of them)
 
@@ -31,7 +31,7 @@ def load_mnist(normalize=True, flatten=True, one_hot_label=False):
         one_hot_label: labels as float64 (N, 10) one-hot; else uint8 (N,).
 
     Raises:
-        numpy_ref.mnist.MnistFileError: ``dataset_dir`` is unset, or the files are
+        numpy_ref.book.dataset.idx.MnistFileError: ``dataset_dir`` is unset, or the files are
             missing or malformed (the message names them).
     """
     if dataset_dir is None:

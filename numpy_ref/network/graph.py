@@ -3,7 +3,7 @@
 A ``Network`` holds ``Node``s in topological order. A node applies one layer to
 the outputs of earlier nodes or to the network's inputs (a chain is the special
 case where each node reads the one before). Layers that merge several inputs
-(``numpy_ref.merge``) receive a list and return a list of input gradients.
+(``numpy_ref.layers.merge``) receive a list and return a list of input gradients.
 
 Parameters are gathered from the layers under public names: a node maps each
 of its layer's keys (``kernel``, ``bias``) to a name (``W1``, or the Keras
@@ -11,7 +11,7 @@ variable path ``dense_1/kernel``). Two nodes may share a name: they then hold
 the *same* array (a layer applied twice shares its weights), and the gradient
 under that name is the sum over the nodes.
 
-Penalties (``numpy_ref.regularizers``: the book's weight decay, Keras's weight
+Penalties (``numpy_ref.losses.regularizers``: the book's weight decay, Keras's weight
 and activity regularizers) add to the loss: ``loss`` returns the data loss plus
 their sum, what training minimises (what Keras's ``fit`` minimises: the
 compiled loss plus ``sum(model.losses)``), and their gradients add to the
@@ -23,14 +23,15 @@ Shape letters: N batch; the rest depends on the layers.
 from collections.abc import Mapping, MutableMapping
 import dataclasses
 import importlib
+import pkgutil
 
 import numpy as np
 
-from numpy_ref import activations
-from numpy_ref import flat
+from numpy_ref.layers import activations
+from numpy_ref.fast import flat
 from numpy_ref import gradient as G
 from numpy_ref import layers as L
-from numpy_ref import regularizers as R
+from numpy_ref.losses import regularizers as R
 
 NETWORK_CLASSES = {}  # "module.QualName" -> Network class, filled by __init_subclass__
 
@@ -401,7 +402,7 @@ class Network:
         each layer then holds a view of its stretch (same values).
 
         An element-wise optimizer then updates every weight with one pass per operation
-        (``numpy_ref.flat``). Arrays taken from the layers before the call are no longer
+        (``numpy_ref.fast.flat``). Arrays taken from the layers before the call are no longer
         theirs afterwards: call it on a network whose weights nobody else holds (a
         twin, a network just built).
         """
@@ -479,18 +480,36 @@ class Network:
 
 
 def layer_class(key):
-    """The layer class a saved network names: one of numpy_ref's own (its module is
-    imported on demand), or another class already defined (imported) by the caller."""
-    module = key.rsplit(".", 1)[0]
-    if key not in L.LAYER_CLASSES and module.startswith("numpy_ref."):
-        try:
-            importlib.import_module(module)
-        except ImportError:
-            pass  # reported below as an unknown class
-    if key not in L.LAYER_CLASSES:
-        raise ValueError(f"unknown layer class {key!r}: define (import) it before loading; "
-                         f"known: {sorted(L.LAYER_CLASSES)}")
-    return L.LAYER_CLASSES[key]
+    """The layer class a saved network names (``class_key``): one of numpy_ref's own, found
+    by its class name wherever numpy_ref now keeps it (so files saved before a module moved
+    still load), or another class already defined (imported) by the caller."""
+    return _registered(key, L.LAYER_CLASSES, "layer")
+
+
+def network_class(key):
+    """The network class a saved network names, as ``layer_class`` finds layers."""
+    return _registered(key, NETWORK_CLASSES, "network")
+
+
+def _registered(key, classes, kind):
+    if key in classes:
+        return classes[key]
+    if key.startswith("numpy_ref."):
+        _import_numpy_ref()
+        name = key.rsplit(".", 1)[-1]
+        found = [cls for k, cls in classes.items()
+                 if k.startswith("numpy_ref.") and k.rsplit(".", 1)[-1] == name]
+        if len(found) == 1:
+            return found[0]
+    raise ValueError(f"unknown {kind} class {key!r}: define (import) it before loading; "
+                     f"known: {sorted(classes)}")
+
+
+def _import_numpy_ref():
+    """Imports every numpy_ref module, so that each of its classes is registered."""
+    package = importlib.import_module("numpy_ref")
+    for info in pkgutil.walk_packages(package.__path__, "numpy_ref."):
+        importlib.import_module(info.name)
 
 
 def _array(arrays, name):

@@ -1,6 +1,6 @@
 """Pooling layers: the book's ``Pooling`` (N, C, H, W), and Keras's pooling twins (N, H, W, C).
 
-Every window is read through the strided view of ``numpy_ref.im2col.Windows``;
+Every window is read through the strided view of ``numpy_ref.layers.im2col.Windows``;
 a pool reduces it with a loop over the ph * pw offsets of the window (4 for
 2x2), each step one whole-array operation, never a loop over output positions.
 
@@ -22,9 +22,9 @@ Shape letters: N batch, C channels, H x W image, ph x pw pool window.
 
 import numpy as np
 
-from numpy_ref import im2col as I
+from numpy_ref.layers import im2col as I
 from numpy_ref import layers as L
-from numpy_ref.conv import keras_pads, padding_of
+from numpy_ref.layers.conv import keras_pads, padding_of
 
 
 def _cells(view):

@@ -19,8 +19,8 @@ these are the Keras forms. Slot names are Keras's (``momentum``, ``velocity``...
 
 import numpy as np
 
-from numpy_ref.keras_scalars import keras_cast, scalar_pow
-from numpy_ref.optimizer_base import Optimizer
+from numpy_ref.optim.keras_scalars import keras_cast, scalar_pow
+from numpy_ref.optim.base import Optimizer
 
 
 class SGD(Optimizer):

@@ -185,7 +185,7 @@ class Affine(BookWeightNames, Layer):
     Input of any rank (N, ...) is flattened to (N, D) first, so an image batch
     (N, 28, 28) works directly; ``backward`` returns dx in the input's shape.
     A 1-D input (D,) is one sample. W and b are used as given, not copied.
-    (Keras's ``Dense`` acts on the last axis instead: see ``numpy_ref.core.Dense``.)
+    (Keras's ``Dense`` acts on the last axis instead: see ``numpy_ref.layers.core.Dense``.)
 
     Args:
         W: kernel, (D, M).

@@ -1,6 +1,6 @@
 """Keras's other activations, as layers: the rest of ``keras.activations``.
 
-Same protocol and the same promise as ``numpy_ref.activations``, whose
+Same protocol and the same promise as ``numpy_ref.layers.activations``, whose
 registry lists them by name: what Keras 3 computes with the TensorFlow
 backend, and TF's gradient, taking TF's side at every kink.
 """

@@ -24,7 +24,7 @@ import dataclasses
 
 import numpy as np
 
-from numpy_ref.keras_scalars import keras_cast
+from numpy_ref.optim.keras_scalars import keras_cast
 
 
 class WeightDecay:

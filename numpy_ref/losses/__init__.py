@@ -1,6 +1,6 @@
 """Keras 3's losses in NumPy, each the twin of the ``keras.losses`` class of the same name.
 
-The protocol, dtype and reductions are ``numpy_ref.loss.Loss``'s:
+The protocol, dtype and reductions are ``numpy_ref.losses.base.Loss``'s:
 ``forward(y_pred, y_true) -> loss``, ``backward(dout=1) -> dL/dy_pred``. Each
 loss computes what Keras computes with the TensorFlow backend, operation by
 operation (clip to [1e-7, 1 - 1e-7], renormalise, TF's
@@ -18,8 +18,8 @@ Shape letters: N batch (any leading axes), C classes or features.
 import numpy as np
 
 from numpy_ref import functions as F
-from numpy_ref import more_losses as M
-from numpy_ref.loss import Loss, mean_grad
+from numpy_ref.losses import more_losses as M
+from numpy_ref.losses.base import Loss, mean_grad
 
 EPSILON = F.EPSILON  # keras.backend.epsilon()
 

@@ -4,7 +4,7 @@
 They follow Keras's conventions where they differ from the book's: ``Dense``
 acts on the last axis (the book's ``Affine`` flattens its input first), and
 the activation is part of the layer. ``Activation``, ``ReLU``, ``Softmax`` and
-the other activation layers are the layers of ``numpy_ref.activations``.
+the other activation layers are the layers of ``numpy_ref.layers.activations``.
 
 Shape letters: N batch, D input features, M units.
 """
@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from numpy_ref import activations
+from numpy_ref.layers import activations
 from numpy_ref import layers as L
 
 
@@ -34,7 +34,7 @@ class Dense(L.Layer):
     Args:
         kernel: (D, M), used as given.
         bias: (M,), or None (``use_bias=False``).
-        activation: a name from ``numpy_ref.activations`` or an activation layer.
+        activation: a name from ``numpy_ref.layers.activations`` or an activation layer.
 
     Input shape: (N, ..., D). Output shape: (N, ..., M).
     """

@@ -1,6 +1,6 @@
 """Convolution layers: the book's ``Convolution`` (N, C, H, W) and Keras's ``Conv2D`` (N, H, W, C).
 
-Both are one matrix product on the windows ``numpy_ref.im2col`` extracts:
+Both are one matrix product on the windows ``numpy_ref.layers.im2col`` extracts:
 
     out = im2col(x) @ W_matrix + b        (N*out_h*out_w, F)
     dW_matrix = im2col(x)^T @ dout,  db = sum(dout),  dx = col2im(dout @ W_matrix^T)
@@ -8,7 +8,7 @@ Both are one matrix product on the windows ``numpy_ref.im2col`` extracts:
 The book's layer keeps its names (``W``, ``b``, ``dW``, ``db``, ``x``, ``col``,
 ``col_W``) as views onto ``params`` and ``grads`` (keys ``kernel``/``bias``);
 Keras's keeps the kernel in Keras's layout (kh, kw, C_in, F) and has an
-activation, like ``numpy_ref.core.Dense``. ``ZeroPadding2D`` pads the spatial axes.
+activation, like ``numpy_ref.layers.core.Dense``. ``ZeroPadding2D`` pads the spatial axes.
 
 Shape letters: N batch, C input channels, H x W image, F (FN) filters,
 FH x FW (kh x kw) kernel, M = N*out_h*out_w output positions.
@@ -16,8 +16,8 @@ FH x FW (kh x kw) kernel, M = N*out_h*out_w output positions.
 
 import numpy as np
 
-from numpy_ref import activations, core
-from numpy_ref import im2col as I
+from numpy_ref.layers import activations, core
+from numpy_ref.layers import im2col as I
 from numpy_ref import layers as L
 
 PADDINGS = ("valid", "same")
@@ -146,7 +146,7 @@ class Conv2D(_MatrixConv):
         bias: (F,), or None (``use_bias=False``).
         strides, dilation_rate: an int or a pair.
         padding: 'valid' or 'same'.
-        activation: a name from ``numpy_ref.activations`` or an activation layer.
+        activation: a name from ``numpy_ref.layers.activations`` or an activation layer.
 
     Input shape (N, H, W, C); output shape (N, out_h, out_w, F).
     """

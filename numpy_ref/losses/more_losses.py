@@ -2,7 +2,7 @@
 
 Each computes what the ``keras.losses`` class of the same name computes with
 the TensorFlow backend, per sample over the last axis, and TF's gradient of
-it; protocol, dtype and reduction are ``numpy_ref.loss.Loss``'s.
+it; protocol, dtype and reduction are ``numpy_ref.losses.base.Loss``'s.
 """
 
 import math
@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from numpy_ref import functions as F
-from numpy_ref.loss import Loss, mean_grad
+from numpy_ref.losses.base import Loss, mean_grad
 
 # Keras evaluates log(2.0) in floatx (float32) before casting it to the loss's
 # dtype, so even a float64 LogCosh subtracts float32's log 2.

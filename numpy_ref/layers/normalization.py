@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from numpy_ref import layers as L
-from numpy_ref.dropout import training_mode
+from numpy_ref.layers.dropout import training_mode
 
 BOOK_EPSILON = 10e-7  # written so in the book: 1e-6
 

@@ -13,7 +13,7 @@ callable of the step), gradient clipping and weight decay. One step:
 
 Step 3 of an element-wise optimizer (all of Keras's here: each element of a
 weight is updated from the same element of its gradient and slots only) runs
-once over all the weights of a dtype laid end to end (``numpy_ref.flat``), not
+once over all the weights of a dtype laid end to end (``numpy_ref.fast.flat``), not
 once per weight: a handful of NumPy calls per step instead of a handful per
 weight, the same numbers to the last bit. The slots live in such buffers too;
 ``state[slot][name]`` are views of them. When the weights (or the gradients)
@@ -27,8 +27,8 @@ import operator
 
 import numpy as np
 
-from numpy_ref import flat
-from numpy_ref.keras_scalars import keras_cast
+from numpy_ref.fast import flat
+from numpy_ref.optim.keras_scalars import keras_cast
 
 
 def _check_positive(**values):

@@ -8,7 +8,7 @@ computes; the arguments of the Keras function (``negative_slope``, ``alpha``,
 book's ``Sigmoid`` and ``Tanh`` (``numpy_ref.layers``) are the 'sigmoid' and
 'tanh' entries; 'relu' is the book's ``Relu`` with the options of
 ``keras.layers.ReLU``. The activations the twin of a Keras model meets most
-live here, Keras's others in ``numpy_ref.more_activations``.
+live here, Keras's others in ``numpy_ref.layers.more_activations``.
 
 Where TF's gradient is not the textbook derivative, the backward follows TF:
 at a kink it takes TF's side (relu'(0) = 0, hard_tanh'(+-1) = 1, celu'(0) = 2),
@@ -25,7 +25,7 @@ import numpy as np
 
 from numpy_ref import functions as F
 from numpy_ref import layers as L
-from numpy_ref import more_activations as M
+from numpy_ref.layers import more_activations as M
 
 
 class Linear(L.Layer):

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from numpy_ref.keras_scalars import (flush_subnormal, keras_cast, keras_dtype, scalar_cos,
+from numpy_ref.optim.keras_scalars import (flush_subnormal, keras_cast, keras_dtype, scalar_cos,
                                      scalar_pow)
 
 

@@ -1,0 +1,16 @@
+"""Layers: a forward pass with its backward pass right next to it.
+
+``base`` holds the protocol every layer follows (``Layer``) and the book's layers
+(``Affine``, ``Relu``, ``SoftmaxWithLoss``, ...), re-exported here; the Keras twins
+live in modules named for what they hold: ``core`` (``Dense``, ``Flatten``, ...),
+``activations``, ``merge``, ``conv`` and ``im2col``, ``pooling``, ``dropout``,
+``normalization``.
+"""
+
+from numpy_ref.layers.base import (LAYER_CLASSES, AddLayer, Affine, BookWeightNames, Layer,
+                                   MeanSquaredErrorLoss, MulLayer, Relu, Sigmoid,
+                                   SoftmaxWithLoss, Tanh, class_key, set_kernel_and_bias)
+
+__all__ = ["LAYER_CLASSES", "AddLayer", "Affine", "BookWeightNames", "Layer",
+           "MeanSquaredErrorLoss", "MulLayer", "Relu", "Sigmoid", "SoftmaxWithLoss", "Tanh",
+           "class_key", "set_kernel_and_bias"]
