@@ -60,18 +60,9 @@ def softmax(x, axis=-1):
     work row by row; a softmax written for 1-D input that reduces over the
     whole array would silently mix the rows of a batch.
     """
-    return softmax_parts(x, axis)[2]
-
-
-def softmax_parts(x, axis=-1):
-    """``(shifted, total, y)``: x - max, sum(exp(shifted)) (keepdims) and softmax(x) =
-    exp(shifted) / total, the pieces a log-softmax of the same x reuses
-    (``log_softmax(x) == shifted - log(total)``, bit for bit)."""
     x = np.asarray(x)
-    shifted = x - np.maximum.reduce(x, axis=axis, keepdims=True)  # np.max, np.sum without
-    e = np.exp(shifted)                                           # their Python wrappers
-    total = np.add.reduce(e, axis=axis, keepdims=True)
-    return shifted, total, e / total
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
 
 
 def as_batch(y, t):
@@ -154,7 +145,7 @@ def softmax_cross_entropy_with_logits(z, t):
 
 
 def mean_squared_error(y, t):
-    """1/2 * mean((y - t)^2) over every element, as the material's DNN uses."""
+    """1/2 * mean((y - t)^2) over every element, as the study notes' DNN uses."""
     diff = np.asarray(y) - np.asarray(t)
     return 0.5 * np.mean(diff * diff)
 

@@ -15,9 +15,10 @@ and, optionally, several steps per call (the Keras loop's ``steps_per_execution`
     train_steps(iterator, max_count) -> losses of up to max_count steps, in order:
         fewer at the end of the data, none past the first non-finite loss
 
-The metrics follow the material's Keras loop: the epoch loss is the mean of
-the batch losses (``keras.metrics.Mean``), the accuracy the fraction of
-arg-max hits (``SparseCategoricalAccuracy``), both accumulated in the
+The metrics follow the Keras TF2 tutorial's loop the project starts from (the
+subclassed ``Mymodel`` trained with ``GradientTape``): the epoch loss is the
+mean of the batch losses (``keras.metrics.Mean``), the accuracy the fraction
+of arg-max hits (``SparseCategoricalAccuracy``), both accumulated in the
 network's dtype, as Keras accumulates them in the metric's.
 """
 
@@ -25,6 +26,7 @@ import math
 
 import numpy as np
 
+from numpy_ref import fast
 from numpy_ref.fast import threads
 from numpy_ref.network import Network
 
@@ -141,10 +143,17 @@ def labels_of(t):
 
 
 class Stepper:
-    """Training and evaluation steps of a ``numpy_ref`` network with an optimizer."""
+    """Training and evaluation steps of a ``numpy_ref`` network with an optimizer.
+
+    A ``Network`` trains through ``numpy_ref.fast.TrainStep`` (``train_step``'s numbers,
+    bit for bit, faster), which packs the network's weights into one buffer per dtype
+    at its first step.
+    """
 
     def __init__(self, network, optimizer, dtype=None):
         self.network, self.optimizer = network, optimizer
+        self.fast_step = (fast.TrainStep(network, optimizer) if isinstance(network, Network)
+                          else None)
         dtype = dtype or network.dtype
         self.metrics = {key: Mean(dtype) for key in HISTORY_KEYS}
         self._split_metrics = {split: (self.metrics[f"{split}_loss"],
@@ -155,25 +164,25 @@ class Stepper:
         for metric in self.metrics.values():
             metric.reset()
 
-    def _record(self, split, loss, t):
-        hits = self.network.last_output.argmax(axis=-1) == labels_of(t)  # (N,)
+    def _record(self, split, loss, t, output):
+        hits = output.argmax(axis=-1) == labels_of(t)  # (N,)
         metrics = self._split_metrics[split]
         metrics[0].update(loss)
         metrics[1].update(np.count_nonzero(hits), hits.size)
 
     def train_step(self, x, t):
         """Forward, backward and one optimizer update; returns the batch loss."""
-        if isinstance(self.network, Network):  # gradients in its buffers, overwritten per step
-            loss, grads = self.network.loss_and_gradient(x, t, reuse_buffers=True)
+        if self.fast_step is None:
+            loss = train_step(self.network, self.optimizer, x, t)
+            self._record("train", loss, t, self.network.last_output)
         else:
-            loss, grads = self.network.loss_and_gradient(x, t)
-        self.optimizer.update(self.network.params, grads)
-        self._record("train", loss, t)
+            loss = self.fast_step(x, t)
+            self._record("train", loss, t, self.fast_step.last_output)
         return loss
 
     def test_step(self, x, t):
         loss = self.network.loss(x, t)
-        self._record("test", loss, t)
+        self._record("test", loss, t, self.network.last_output)
         return loss
 
     def results(self):

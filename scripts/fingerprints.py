@@ -128,7 +128,8 @@ def _merge_model(dtype):
 
 def numpy_ref_fingerprints(data_dir):
     """The book's networks trained by numpy_ref, seeded as the book seeds them."""
-    from numpy_ref import networks, training  # pylint: disable=import-outside-toplevel
+    from numpy_ref import training  # pylint: disable=import-outside-toplevel
+    from numpy_ref.network import networks  # pylint: disable=import-outside-toplevel
     from numpy_ref.book import multi_layer_net_extend, simple_convnet  # pylint: disable=import-outside-toplevel
     from numpy_ref.book import optimizer as book_optimizer  # pylint: disable=import-outside-toplevel
     from numpy_ref.book import trainer as book_trainer  # pylint: disable=import-outside-toplevel

@@ -13,7 +13,7 @@ import scipy.io
 
 import procs
 from numpy_ref import gradient as G
-from numpy_ref import networks as N
+from numpy_ref.network import networks as N
 from tfmodels import data
 from benchmarking import peers, pipeline, report, runner, stats, throughput
 
@@ -32,6 +32,7 @@ def quick_run(tmp_path_factory):
     return out
 
 
+@pytest.mark.integration
 def test_quick_run_writes_every_figure_to_the_json(quick_run):
     results = json.loads((quick_run / "benchmarks" / "latest.json").read_text())
     assert results["quick"] is True
@@ -78,6 +79,7 @@ def test_quick_run_writes_every_figure_to_the_json(quick_run):
     assert isinstance(results["convnet_goal"]["holds"], bool)
 
 
+@pytest.mark.integration
 def test_quick_run_writes_every_section_to_the_markdown(quick_run):
     text = (quick_run / "BENCHMARKS.md").read_text()
     for section in report.SECTIONS:

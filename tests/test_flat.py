@@ -1,12 +1,17 @@
-"""One buffer for all weights: the flat optimizer step equals the per-weight one bit for bit."""
+"""numpy_ref.fast's buffers and kernels: each gives the plain path's numbers bit for bit.
 
-import copy
+One buffer for all weights (the flat optimizer step equals the per-weight one), the
+gradients written into buffers, ReLU in place, the softmax shared with the loss.
+"""
 
 import numpy as np
 import pytest
 
 from numpy_ref.layers import activations as A
 from numpy_ref.fast import flat
+from numpy_ref.fast import kernels as K
+from numpy_ref.fast.graph import fast_network, gradient_buffers, pack_weights
+from numpy_ref.fast.optimizer import FlatUpdate, is_elementwise
 from numpy_ref.optim import optimizers
 from numpy_ref.layers.core import Dense
 from numpy_ref.losses import SparseCategoricalCrossentropy
@@ -67,23 +72,14 @@ OPTIMIZERS = [
 ]
 
 
-def _per_weight(optimizer):
-    """The same optimizer, stepping weight by weight (the path before flat buffers)."""
-    class PerWeight(type(optimizer)):
-        elementwise = False
-    clone = copy.deepcopy(optimizer)
-    clone.__class__ = PerWeight
-    return clone
-
-
 @pytest.mark.parametrize("make", OPTIMIZERS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("packed", [False, True], ids=["separate", "packed"])
 def test_flat_step_equals_the_per_weight_step_bit_for_bit(make, dtype, packed):
     # Element-wise formulas do not see where an element is stored: exact equality.
-    flat_opt, ref_opt = make(), None
-    ref_opt = _per_weight(flat_opt)
-    assert flat_opt.elementwise and not ref_opt.elementwise
+    ref_opt = make()
+    flat_opt = FlatUpdate(make())
+    assert is_elementwise(ref_opt)
     mine, theirs = _weights(dtype), _weights(dtype)
     if packed:
         _, views = flat.pack(list(mine.values()))
@@ -93,32 +89,34 @@ def test_flat_step_equals_the_per_weight_step_bit_for_bit(make, dtype, packed):
         if packed and step % 2:  # gradients that tile one buffer are read in place
             _, views = flat.pack(list(grads.values()))
             grads = dict(zip(grads, views))
-        flat_opt.update(mine, grads)
+        flat_opt(mine, grads)
         ref_opt.update(theirs, {k: g.copy() for k, g in grads.items()})
     for name in theirs:
         np.testing.assert_array_equal(mine[name], theirs[name])
-    mine_state, their_state = flat_opt.get_state(), ref_opt.get_state()
+    mine_state, their_state = flat_opt.optimizer.get_state(), ref_opt.get_state()
     assert mine_state.keys() == their_state.keys()
     for key in mine_state:
         np.testing.assert_array_equal(mine_state[key], their_state[key])
 
 
 def _step_both(pairs, grads):
-    """One update of (flat optimizer, its weights) and (per-weight one, its weights);
+    """One update of (flat update, its weights) and (per-weight update, its weights);
     asserts the weights stay equal."""
-    for opt, weights in pairs:
-        opt.update(weights, dict(grads))
+    for update, weights in pairs:
+        update(weights, dict(grads))
     (_, mine), (_, theirs) = pairs
     for name in theirs:
         np.testing.assert_array_equal(mine[name], theirs[name])
 
 
 def test_slots_are_views_and_a_restored_or_replaced_slot_is_used():
-    opt, ref = optimizers.Adam(), _per_weight(optimizers.Adam())
-    pairs = ((opt, _weights(np.float32)), (ref, _weights(np.float32)))
+    opt, ref = optimizers.Adam(), optimizers.Adam()
+    pairs = ((FlatUpdate(opt), _weights(np.float32)), (ref.update, _weights(np.float32)))
     for step in range(2):
         _step_both(pairs, _grads(np.float32, step))
     saved = opt.get_state()
+    momentum = list(opt.state["momentum"].values())
+    assert flat.span(momentum) is not None  # views of one buffer
     for o in (opt, ref):
         o.state["momentum"]["w0"][...] = 0  # slots are views of the flat buffers: in place
         o.state["velocity"]["w2"] = np.full(SHAPES[2], 0.5, np.float32)  # a new array: used
@@ -129,8 +127,8 @@ def test_slots_are_views_and_a_restored_or_replaced_slot_is_used():
 
 
 def test_a_weight_without_gradient_changes_the_plan_not_the_numbers():
-    pairs = ((optimizers.RMSprop(), _weights(np.float64)),
-             (_per_weight(optimizers.RMSprop()), _weights(np.float64)))
+    pairs = ((FlatUpdate(optimizers.RMSprop()), _weights(np.float64)),
+             (optimizers.RMSprop().update, _weights(np.float64)))
     for step in range(4):
         grads = _grads(np.float64, step)
         if step == 2:
@@ -141,15 +139,16 @@ def test_a_weight_without_gradient_changes_the_plan_not_the_numbers():
 def test_a_non_elementwise_subclass_steps_weight_by_weight():
     class NormSGD(optimizers.SGD):
         """Scales each weight's gradient by its own norm: not element-wise."""
-        elementwise = False
 
-        def _update_one(self, name, param, grad, lr, k):
+        def update_step(self, param, grad, slots, lr, k):
             param -= lr * grad / np.linalg.norm(grad)
 
-    weights = {"a": np.ones(3), "b": np.ones(2)}
-    NormSGD(1.0).update(weights, {"a": np.array([3.0, 0, 4]), "b": np.array([0.0, 2])})
-    np.testing.assert_allclose(weights["a"], [0.4, 1, 0.2])
-    np.testing.assert_allclose(weights["b"], [1, 0])
+    assert not is_elementwise(NormSGD(1.0))
+    for update in (NormSGD(1.0).update, FlatUpdate(NormSGD(1.0))):
+        weights = {"a": np.ones(3), "b": np.ones(2)}
+        update(weights, {"a": np.array([3.0, 0, 4]), "b": np.array([0.0, 2])})
+        np.testing.assert_allclose(weights["a"], [0.4, 1, 0.2])
+        np.testing.assert_allclose(weights["b"], [1, 0])
 
 
 def _network(seed=0, dtype=np.float64):
@@ -161,29 +160,36 @@ def _network(seed=0, dtype=np.float64):
     return Network(nodes, loss_layer=SparseCategoricalCrossentropy(from_logits=True))
 
 
-def test_pack_params_keeps_values_and_makes_one_buffer():
+def test_pack_weights_keeps_values_and_makes_one_buffer():
     net = _network()
     before = {k: v.copy() for k, v in net.params.items()}
-    net.pack_params()
+    pack_weights(net.params)
     assert flat.span(list(net.params.values())) is not None
     for name, value in before.items():
         np.testing.assert_array_equal(net.params[name], value)
     assert net.nodes[0].layer.params["kernel"] is net.params["d0/kernel"]
+    packed = net.params["d0/kernel"]
+    pack_weights(net.params)  # already one buffer: left as it is
+    assert net.params["d0/kernel"] is packed
 
 
 def test_reused_gradient_buffers_hold_the_same_gradients_and_are_overwritten():
-    net, x = _network().pack_params(), np.random.default_rng(1).standard_normal((5, 6))
+    net, x = _network(), np.random.default_rng(1).standard_normal((5, 6))
+    pack_weights(net.params)
     t = np.array([0, 1, 2, 3, 0])
     fresh = net.gradient(x, t)
-    _, reused = net.loss_and_gradient(x, t, reuse_buffers=True)
+    buffers = gradient_buffers(net.params)
+    fast = fast_network(net, buffers)
+    _, reused = fast.loss_and_gradient(x, t)
     assert flat.span(list(reused.values())) is not None
+    assert all(reused[k] is buffers[k] for k in buffers)  # the Dense kernels wrote into them
     for name in fresh:
         np.testing.assert_array_equal(reused[name], fresh[name])
     kept = {k: v.copy() for k, v in reused.items()}
-    _, again = net.loss_and_gradient(x[:3], t[:3], reuse_buffers=True)
+    _, again = fast.loss_and_gradient(x[:3], t[:3])
     assert all(again[k] is reused[k] for k in reused)  # the same buffers, new contents
     assert any(not np.array_equal(again[k], kept[k]) for k in kept)
-    plain = net.gradient(x, t)  # without reuse: fresh arrays again, the buffers untouched
+    plain = net.gradient(x, t)  # the network itself: fresh arrays, the buffers untouched
     assert all(plain[k] is not again[k] for k in plain)
     for name in fresh:
         np.testing.assert_array_equal(plain[name], fresh[name])
@@ -204,20 +210,28 @@ def _classifier(dtype, loss_dtype=None, softmax_axis=-1, seed=0):
     return Network(nodes, outputs=["probs"], loss_layer=loss, loss_input="logits")
 
 
+def _fast(net):
+    return fast_network(net, gradient_buffers(net.params))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_the_loss_reuses_the_output_softmax_bit_for_bit(dtype):
     net = _classifier(dtype)
-    assert net._softmax_of_loss is net.nodes[2].layer  # pylint: disable=protected-access
+    fast = _fast(net)
+    assert isinstance(fast.nodes[2].layer, K.SoftmaxKernel)
+    assert isinstance(fast.last_layer, K.SoftmaxCrossentropy)
     rng = np.random.default_rng(3)
     x, t = (rng.standard_normal((9, 6)) * 4).astype(dtype), rng.integers(0, 5, 9)
-    loss, grads = net.loss_and_gradient(x, t)
-    logits = net.values["logits"]
+    loss, grads = fast.loss_and_gradient(x, t)
+    assert fast.last_layer.fused
+    logits = fast.values["logits"]
     general = SparseCategoricalCrossentropy(from_logits=True)  # the loss on its own
     assert general.forward(logits, t) == loss and np.asarray(loss).dtype == dtype
-    np.testing.assert_array_equal(net.value_grads["logits"], general.backward(1))
+    np.testing.assert_array_equal(fast.value_grads["logits"], general.backward(1))
+    np.testing.assert_array_equal(fast.last_output, net.predict(x))
     for labels in (t.reshape(-1, 1), t.astype(dtype)):  # shapes/dtypes it leaves to forward
-        assert net.loss(x, labels) == loss
-        np.testing.assert_array_equal(net.backward(1)["logits/kernel"], grads["logits/kernel"])
+        assert fast.loss(x, labels) == loss and not fast.last_layer.fused
+        np.testing.assert_array_equal(fast.backward(1)["logits/kernel"], grads["logits/kernel"])
 
 
 @pytest.mark.parametrize("make", [lambda: _classifier(np.float32, loss_dtype="float64"),
@@ -225,28 +239,30 @@ def test_the_loss_reuses_the_output_softmax_bit_for_bit(dtype):
                          ids=["loss-dtype", "softmax-axis"])
 def test_no_reuse_where_the_numbers_would_differ(make):
     net = make()
+    fast = _fast(net)
     rng = np.random.default_rng(4)
     x, t = rng.standard_normal((4, 6)), rng.integers(0, 5, 4)
-    loss = net.loss(x.astype(net.dtype), t)
+    loss = fast.loss(x.astype(net.dtype), t)
     general = SparseCategoricalCrossentropy(from_logits=True, dtype=net.last_layer.dtype)
-    assert loss == general.forward(net.values["logits"], t)
-    assert np.asarray(loss).dtype == np.asarray(general.forward(net.values["logits"], t)).dtype
-    assert getattr(net.last_layer, "_probabilities", None) is None  # the general path ran
+    assert loss == general.forward(fast.values["logits"], t)
+    assert np.asarray(loss).dtype == np.asarray(general.forward(fast.values["logits"], t)).dtype
+    assert not getattr(fast.last_layer, "fused", False)  # the general path ran
 
 
 def test_relu_in_place_inside_dense_keeps_the_input_and_the_gradient():
     rng = np.random.default_rng(0)
     layer = Dense(rng.standard_normal((4, 3)), rng.standard_normal(3), "relu")
+    kernel = K.DenseKernel(layer, {})
+    assert kernel.relu
     x = rng.standard_normal((6, 4))
     x_before = x.copy()
-    y = layer.forward(x)
+    y = kernel.forward(x)
     np.testing.assert_array_equal(x, x_before)  # the input is never written
-    np.testing.assert_array_equal(y, np.maximum(x @ layer.params["kernel"] + layer.params["bias"], 0))
+    np.testing.assert_array_equal(y, layer.forward(x))
     dout = rng.standard_normal(y.shape)
-    dx = layer.backward(dout)
-    np.testing.assert_array_equal(dx, (dout * (x @ layer.params["kernel"] + layer.params["bias"] > 0)) @ layer.params["kernel"].T)
+    np.testing.assert_array_equal(kernel.backward(dout), layer.backward(dout))
     relu = A.ReLU(max_value=6.0)  # options: the out-of-place path
-    assert relu.forward_in_place is None
+    assert not K.is_plain_relu(relu) and K.is_plain_relu(A.ReLU())
 
 
 def test_backward_follows_input_grad_when_it_is_switched():

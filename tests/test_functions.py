@@ -115,7 +115,7 @@ def test_softmax_of_a_batch_works_row_by_row():
     for row_in, row_out in zip(x, out):
         np.testing.assert_array_equal(row_out, F.softmax(row_in))
     np.testing.assert_allclose(out.sum(axis=1), np.ones(5), rtol=0, atol=1e-15)
-    # The material's pitfall: a softmax written for 1-D input normalises over the
+    # The study notes' pitfall: a softmax written for 1-D input normalises over the
     # whole array, so the rows of a batch no longer sum to 1 each.
     mixed = np.exp(x - x.max()) / np.sum(np.exp(x - x.max()))
     assert not np.allclose(mixed.sum(axis=1), 1.0)

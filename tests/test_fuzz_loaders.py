@@ -319,6 +319,7 @@ def fuzz_svhn_mat(fuzzer, rng, tmp_path, cases):
         run(f"compressed .mat {kind} #{i}", damaged, Expect(original, may_fail=True))
 
 
+@pytest.mark.integration
 def test_fuzz_loaders(tmp_path):
     rng = np.random.default_rng(SEED)
     fuzzer = Fuzzer()
@@ -584,6 +585,7 @@ def test_hand_picked_mat_files(tmp_path, change, problem):
     assert_refused_quickly(lambda: data.load_svhn_mat(path), path, problem)
 
 
+@pytest.mark.integration
 def test_unknown_data_types_do_not_crash_the_interpreter(tmp_path):
     # scipy's reader looks a data element's type code up in a 20-entry table
     # without a bounds check; before the loader checked the codes, these files

@@ -25,7 +25,7 @@ RTOL64, ATOL64 = 1e-12, 1e-15
 GRAD_RTOL, GRAD_ATOL = 1e-6, 1e-8
 
 
-# --- the computational graph of the material: apples and oranges -----------------
+# --- the study notes' computational graph: apples and oranges --------------------
 
 
 def test_apple_example():

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from numpy_ref import gradient as G
 from numpy_ref import losses
-from numpy_ref.losses import more_losses
+from numpy_ref.losses import divergence
 
 # Tolerances bound |numpy - keras| <= tol * (1 + |keras|).
 # float64: the same operations in the same order, up to TF's (Eigen's) log/exp
@@ -198,7 +198,7 @@ SMOOTH_CASES = [case for case in CASES if case[4]]
 
 
 def _loss_class(name):
-    return getattr(losses, name, None) or getattr(more_losses, name)
+    return getattr(losses, name)
 
 
 def _case_inputs(case, smooth=False):
@@ -365,7 +365,7 @@ def test_integer_and_one_hot_labels_give_the_same_crossentropy():
 
 def test_registry_names_and_aliases():
     assert type(losses.get("mse")) is type(losses.get("mean_squared_error"))
-    assert type(losses.get("kld")) is more_losses.KLDivergence
+    assert type(losses.get("kld")) is divergence.KLDivergence
     assert losses.get("binary_crossentropy", from_logits=True).from_logits
     assert losses.get("mse") is not losses.get("mse")  # fresh each time
 

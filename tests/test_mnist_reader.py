@@ -1,4 +1,5 @@
-"""Tests for numpy_ref.book.dataset.idx: the idx reader, its errors and the book's loader.
+"""Tests for numpy_ref.book.dataset.idx, the idx reader and its errors, and the book's
+loader on it (numpy_ref.book.dataset.mnist.load_mnist).
 
 The idx files are written here with `struct`, independently of the reader.
 """
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from numpy_ref.book.dataset import idx as mnist
+from numpy_ref.book.dataset import mnist as book_mnist
 from numpy_ref.book.dataset.idx import MnistFileError
 import procs
 
@@ -183,8 +185,8 @@ def test_read_mnist_wrong_image_size(tmp_path):
 @pytest.mark.parametrize("one_hot", [True, False], ids=["onehot", "int"])
 def test_book_load_mnist_options(tmp_path, normalize, flatten, one_hot):
     written = write_mnist_dir(tmp_path)
-    (x, t), (x_test, t_test) = mnist.load_mnist(
-        tmp_path, normalize=normalize, flatten=flatten, one_hot_label=one_hot)
+    (x, t), (x_test, t_test) = book_mnist.load_mnist(
+        normalize=normalize, flatten=flatten, one_hot_label=one_hot, data_dir=tmp_path)
     assert x.shape == ((5, 784) if flatten else (5, 1, 28, 28))
     assert x_test.shape[0] == t_test.shape[0] == 3
     images, labels = written["train"]
@@ -195,31 +197,32 @@ def test_book_load_mnist_options(tmp_path, normalize, flatten, one_hot):
         assert x.dtype == np.uint8
         np.testing.assert_array_equal(x.reshape(images.shape), images)
     if one_hot:
-        assert t.shape == (5, 10) and t.dtype == np.float32
+        assert t.shape == (5, 10) and t.dtype == np.float64  # the book's one-hot
         np.testing.assert_array_equal(t.argmax(axis=1), labels)
         np.testing.assert_array_equal(t.sum(axis=1), 1.0)
     else:
-        assert t.dtype == np.int64
+        assert t.dtype == np.uint8  # the book's labels
         np.testing.assert_array_equal(t, labels)
 
 
 def test_book_load_mnist_float64(tmp_path):
     write_mnist_dir(tmp_path)
-    (x, t), _ = mnist.load_mnist(tmp_path, dtype=np.float64, one_hot_label=True)
+    (x, t), _ = book_mnist.load_mnist(data_dir=tmp_path, dtype=np.float64, one_hot_label=True)
     assert x.dtype == t.dtype == np.float64
 
 
 def test_book_load_mnist_rejects_integer_dtype(tmp_path):
     with pytest.raises(ValueError, match="Received: dtype=int32"):
-        mnist.load_mnist(tmp_path, dtype=np.int32)
+        book_mnist.load_mnist(data_dir=tmp_path, dtype=np.int32)
 
 
+@pytest.mark.integration
 def test_import_needs_neither_tensorflow_nor_scipy():
     assert procs.heavy_modules_after("import numpy_ref.book.dataset.idx") == "[]"
 
 
 def test_real_mnist_book_style(mnist_dir):
-    (x, t), (x_test, t_test) = mnist.load_mnist(mnist_dir, one_hot_label=True)
+    (x, t), (x_test, t_test) = book_mnist.load_mnist(one_hot_label=True, data_dir=mnist_dir)
     assert x.shape == (60000, 784) and x_test.shape == (10000, 784)
     assert x.dtype == np.float32 and x.min() == 0.0 and x.max() == 1.0
     assert t.shape == (60000, 10) and t_test.shape == (10000, 10)

@@ -1,4 +1,4 @@
-"""Tests for `numpy_ref.networks`: structure, parameters as a live view, accuracy,
+"""Tests for `numpy_ref.network.networks`: structure, parameters as a live view, accuracy,
 and float64 backprop-vs-numerical gradient checks for every network.
 """
 
@@ -10,7 +10,7 @@ import pytest
 from numpy_ref.layers import activations as A
 from numpy_ref import functions as F
 from numpy_ref import layers as L
-from numpy_ref import networks as N
+from numpy_ref.network import networks as N
 import procs
 
 # Same reasoning as in test_layers.py: float64 central differences (h = 1e-4)
@@ -157,6 +157,48 @@ def test_same_seed_same_weights():
     for name in first.params:
         np.testing.assert_array_equal(first.params[name], second.params[name])
     assert not np.array_equal(first.params["W1"], other.params["W1"])
+
+
+BOOK_NAMED = {
+    "simple": lambda **seed: N.SimpleNet(**seed),
+    "two-layer": lambda **seed: N.TwoLayerNet(6, 5, 3, **seed),
+    "multi-layer": lambda **seed: N.MultiLayerNet(6, [5, 4], 3, **seed),
+    "dnn": lambda **seed: N.DNN(2, 4, 3, 2, **seed),
+}
+
+
+@pytest.mark.parametrize("make", list(BOOK_NAMED.values()), ids=list(BOOK_NAMED))
+def test_np_random_seed_makes_a_book_named_network_repeatable(make):
+    np.random.seed(3)
+    first = make()
+    np.random.seed(3)
+    second = make()
+    np.random.seed(4)
+    other = make()
+    for name in first.params:
+        np.testing.assert_array_equal(first.params[name], second.params[name])
+    assert not np.array_equal(first.params["W1"], other.params["W1"])
+
+
+def test_without_a_seed_the_weights_are_the_books_draws():
+    np.random.seed(0)
+    net = N.TwoLayerNet(784, 50, 10)
+    np.random.seed(0)
+    W1 = 0.01 * np.random.randn(784, 50)  # the book's TwoLayerNet, in its order
+    W2 = 0.01 * np.random.randn(50, 10)
+    np.testing.assert_array_equal(net.params["W1"], W1)
+    np.testing.assert_array_equal(net.params["W2"], W2)
+
+
+def test_a_seed_draws_from_its_own_generator_and_leaves_np_random_alone():
+    np.random.seed(5)
+    expected_next = np.random.random()
+    np.random.seed(5)
+    net = N.MultiLayerNet(784, [32, 64], 10, seed=1, dtype=np.float32)
+    assert np.random.random() == expected_next
+    rng = np.random.default_rng(1)
+    W1 = (np.sqrt(2 / 784) * rng.standard_normal((784, 32))).astype(np.float32)
+    np.testing.assert_array_equal(net.params["W1"], W1)
 
 
 # --- accuracy -------------------------------------------------------------------
@@ -337,6 +379,7 @@ def test_book_variant_is_close_when_probabilities_are_not_tiny():
                                    err_msg=name)
 
 
+@pytest.mark.integration
 def test_numpy_ref_imports_no_tensorflow():
     """numpy_ref works with NumPy alone: none of its modules pulls in TF, Keras or SciPy,
     the book's packages (numpy_ref.book) included."""
@@ -345,3 +388,15 @@ def test_numpy_ref_imports_no_tensorflow():
                                                                     "numpy_ref."))
     assert "numpy_ref.book.dataset.mnist" in modules
     assert procs.heavy_modules_after(f"import {modules}") == "[]"
+
+
+def test_one_layer_object_in_two_nodes_is_refused_by_name():
+    # The second forward pass would overwrite the cache the first node's backward needs:
+    # refused, rather than a silently wrong gradient.
+    from numpy_ref.network import Network, Node  # pylint: disable=import-outside-toplevel
+    layer = L.Affine(np.eye(3), np.zeros(3))
+    with pytest.raises(ValueError, match="'a' and 'b' hold the same layer object"):
+        Network([Node("a", layer, ["input"]), Node("b", layer, ["a"])])
+    shared = L.Affine(layer.W, layer.b)  # a layer of its own sharing the arrays: fine
+    net = Network([Node("a", layer, ["input"]), Node("b", shared, ["a"])])
+    assert list(net.params) == ["a/kernel", "a/bias", "b/kernel", "b/bias"]

@@ -6,7 +6,8 @@ error reporting and preprocessing; `evaluate`; and real learning on tiny data
 import numpy as np
 import pytest
 
-from numpy_ref import networks as N
+from numpy_ref.book.dataset.mnist import load_mnist
+from numpy_ref.network import networks as N
 from numpy_ref.optim import optimizers as O
 from numpy_ref import training as T
 
@@ -225,8 +226,6 @@ def test_dnn_fits_regression_targets():
 
 @pytest.mark.slow
 def test_two_layer_net_book_recipe_on_mnist(mnist_dir):
-    from numpy_ref.book.dataset.idx import load_mnist
-
     (x_train, t_train), (x_test, t_test) = load_mnist(data_dir=mnist_dir, normalize=True,
                                                       flatten=True)
     assert x_train.dtype == np.float32 and x_train.shape == (60_000, 784)

@@ -15,6 +15,8 @@ import pytest
 import procs
 from procs import assert_fails_with
 
+pytestmark = pytest.mark.integration  # every test runs a book script in a subprocess
+
 RUN_BOOK = procs.ROOT / "scripts" / "run_book.py"
 BOOK_SCRIPTS = procs.ROOT / "tests" / "book_scripts"
 
@@ -133,6 +135,7 @@ def test_a_pickled_params_file_is_refused_without_unpickling(scripts, tmp_path):
 # --- chapter by chapter ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_ch04_sigmoid_grad_network(scripts, mnist_dir):
     values = printed(run_book(scripts / "ch04" / "train_neuralnet.py", 300, data_dir=mnist_dir))
     for key in ("W1", "b1", "W2", "b2"):
@@ -140,6 +143,7 @@ def test_ch04_sigmoid_grad_network(scripts, mnist_dir):
     assert float(values["test acc"]) > 0.2  # 300 sigmoid steps from 0.1: ~0.3..0.6
 
 
+@pytest.mark.slow
 def test_ch05_gradient_check_gives_the_books_figures(scripts, mnist_dir):
     values = printed(run_book(scripts / "ch05" / "gradient_check.py", 1, data_dir=mnist_dir))
     assert list(values) == ["W1", "b1", "W2", "b2"]
@@ -151,6 +155,7 @@ def test_ch05_gradient_check_gives_the_books_figures(scripts, mnist_dir):
         assert 1e-13 < float(diff) < 1e-6, (key, diff)
 
 
+@pytest.mark.slow
 def test_ch05_training_learns(scripts, mnist_dir):
     values = printed(run_book(scripts / "ch05" / "train_neuralnet.py", 1000, data_dir=mnist_dir))
     assert float(values["last loss"]) < 0.5 < 2.2 < float(values["first loss"])
@@ -168,6 +173,7 @@ def test_ch06_optimizers_move_float_params_by_the_books_formulas(scripts):
     assert (scripts / "ch06" / "optimizer_compare_naive.png").is_file()
 
 
+@pytest.mark.slow
 def test_ch06_optimizer_comparison_orders_as_the_book(scripts, mnist_dir):
     values = printed(run_book(scripts / "ch06" / "optimizer_compare_mnist.py", 300,
                               data_dir=mnist_dir))
@@ -177,6 +183,7 @@ def test_ch06_optimizer_comparison_orders_as_the_book(scripts, mnist_dir):
     assert loss["SGD"] > 1.5 * max(loss["Momentum"], loss["AdaGrad"], loss["Adam"])
 
 
+@pytest.mark.slow
 def test_ch06_weight_init_comparison_orders_as_the_book(scripts, mnist_dir):
     values = printed(run_book(scripts / "ch06" / "weight_init_compare.py", 300,
                               data_dir=mnist_dir))
@@ -187,6 +194,7 @@ def test_ch06_weight_init_comparison_orders_as_the_book(scripts, mnist_dir):
     assert loss["He"] < 0.8 * loss["Xavier"] < 0.8 * loss["std=0.01"]
 
 
+@pytest.mark.slow
 def test_ch06_weight_decay_narrows_the_gap(scripts, mnist_dir):
     gaps, train = {}, {}
     for lam in ("0", "0.1"):  # seeded alike: the same initial weights and batches
@@ -201,6 +209,7 @@ def test_ch06_weight_decay_narrows_the_gap(scripts, mnist_dir):
     assert gaps["0.1"] < gaps["0"] - 0.02
 
 
+@pytest.mark.slow
 def test_ch06_dropout_narrows_the_gap(scripts, mnist_dir):
     train, gaps = {}, {}
     for ratio in ("0", "0.2"):  # seeded alike: the same initial weights
@@ -216,6 +225,7 @@ def test_ch06_dropout_narrows_the_gap(scripts, mnist_dir):
     assert gaps["0.2"] < gaps["0"] - 0.1
 
 
+@pytest.mark.slow
 def test_ch06_batch_norm_learns_faster(scripts, mnist_dir):
     values = printed(run_book(scripts / "ch06" / "batch_norm_test.py", 10, 0.1, 0,
                               data_dir=mnist_dir))
@@ -226,6 +236,7 @@ def test_ch06_batch_norm_learns_faster(scripts, mnist_dir):
     assert float(values["batch norm train acc"]) > float(values["plain train acc"]) + 0.2
 
 
+@pytest.mark.slow
 def test_ch06_batch_norm_gradient_check(scripts, mnist_dir):
     values = printed(run_book(scripts / "ch06" / "batch_norm_gradient_check.py", 10, 0,
                               data_dir=mnist_dir))
@@ -238,6 +249,7 @@ def test_ch06_batch_norm_gradient_check(scripts, mnist_dir):
     assert float(values["b1"]) < 1e-12 and float(values["b2"]) < 1e-12
 
 
+@pytest.mark.slow
 def test_ch06_trainer_prints_as_the_book(scripts, mnist_dir):
     proc = run_book(scripts / "ch06" / "train_with_trainer.py", 4, "Momentum", data_dir=mnist_dir)
     values = printed(proc)
@@ -250,6 +262,7 @@ def test_ch06_trainer_prints_as_the_book(scripts, mnist_dir):
     assert "=============== Final Test Accuracy ===============" in lines
 
 
+@pytest.mark.slow
 def test_ch07_simple_convnet_trains_saves_and_loads(scripts, mnist_dir):
     values = printed(run_book(scripts / "ch07" / "train_convnet.py", 2, 2000, 500,
                               data_dir=mnist_dir))
@@ -269,6 +282,7 @@ def test_ch07_gradient_check(scripts):
     assert all(float(diff) < 1e-2 for diff in values.values())
 
 
+@pytest.mark.slow
 def test_ch08_deep_convnet_trains_saves_and_loads(scripts, mnist_dir):
     values = printed(run_book(scripts / "ch08" / "train_deepnet.py", 2, 1000, 500,
                               data_dir=mnist_dir))

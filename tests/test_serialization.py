@@ -5,7 +5,12 @@ import json
 import numpy as np
 import pytest
 
-from numpy_ref import networks
+from numpy_ref import layers as L
+from numpy_ref import losses
+from numpy_ref.book import multi_layer_net
+from numpy_ref.layers import core, piecewise, smooth
+from numpy_ref.network import NETWORK_CLASSES, Network, layer_class, network_class
+from numpy_ref.network import networks
 from numpy_ref.optim import optimizers
 from numpy_ref.network import serialization as S
 from numpy_ref.network.serialization import NpzFileError
@@ -29,6 +34,40 @@ def test_round_trip_rebuilds_the_same_network(tmp_path, kind):
     np.testing.assert_array_equal(extra["note"], np.arange(3))
     x = np.random.default_rng(0).random((2, net.params["W1"].shape[0]))
     np.testing.assert_array_equal(loaded.predict(x), net.predict(x))
+
+
+@pytest.mark.parametrize("old_key, new_class", [
+    ("numpy_ref.networks.TwoLayerNet", networks.TwoLayerNet),
+    ("numpy_ref.networks.MultiLayerNet", networks.MultiLayerNet),
+    ("numpy_ref.network.Network", Network),
+    ("numpy_ref.network.graph.Network", Network),
+    ("numpy_ref.book.multi_layer_net.MultiLayerNet", multi_layer_net.MultiLayerNet),
+])
+def test_network_classes_saved_under_old_keys_still_resolve(old_key, new_class):
+    assert network_class(old_key) is new_class
+
+
+@pytest.mark.parametrize("old_key, new_class", [
+    ("numpy_ref.core.Dense", core.Dense),
+    ("numpy_ref.layers.Affine", L.Affine),
+    ("numpy_ref.activations.ELU", piecewise.ELU),
+    ("numpy_ref.layers.activations.GELU", smooth.GELU),
+    ("numpy_ref.more_activations.HardTanh", piecewise.HardTanh),
+    ("numpy_ref.layers.more_activations.Mish", smooth.Mish),
+    ("numpy_ref.losses.SparseCategoricalCrossentropy", losses.SparseCategoricalCrossentropy),
+    ("numpy_ref.more_losses.Huber", losses.Huber),
+    ("numpy_ref.losses.more_losses.KLDivergence", losses.KLDivergence),
+])
+def test_layer_classes_saved_under_old_keys_still_resolve(old_key, new_class):
+    assert layer_class(old_key) is new_class
+
+
+def test_numpy_ref_class_names_are_unique_so_a_name_finds_one_class():
+    layer_class("numpy_ref.core.Dense")  # imports every numpy_ref module
+    for classes in (L.LAYER_CLASSES, NETWORK_CLASSES):
+        own = [cls for key, cls in classes.items() if key.startswith("numpy_ref.")]
+        names = [cls.__name__ for cls in set(own)]
+        assert len(names) == len(set(names)), sorted(names)
 
 
 def test_optimizer_state_round_trip():

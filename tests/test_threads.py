@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import threadpoolctl
 
-from numpy_ref import networks, training
+from numpy_ref import training
+from numpy_ref.network import networks
 from numpy_ref.optim import optimizers
 from numpy_ref.fast import threads
 

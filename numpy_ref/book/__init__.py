@@ -8,9 +8,10 @@
 book's classes, functions, signatures, defaults (float64) and semantics (a
 layer computes with the arrays it is given; an optimizer updates whatever
 ``params`` holds, arrays in place and plain floats). ``simple_convnet`` and
-``deep_convnet`` are the book's ch07 and ch08 networks. Most names are numpy_ref's own, re-exported; what numpy_ref
-lacks (the book's optimizers, ``Trainer``, ``MultiLayerNet`` with weight decay,
-``smooth_curve``, ...) is written here.
+``deep_convnet`` are the book's ch07 and ch08 networks. Most names are numpy_ref's
+own, re-exported (``MultiLayerNet`` is ``numpy_ref.network.networks.MultiLayerNet``
+with the book's arguments and layer names); what numpy_ref lacks (the book's
+optimizers, ``Trainer``, ``smooth_curve``, ...) is written here.
 
 ``scripts/run_book.py`` runs a script of the book's repository with these
 modules standing in for ``common`` and ``dataset``.

@@ -10,7 +10,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from numpy_ref.book.book_net import BookNet, random_weight
+from numpy_ref.network.chain import ClassifierNet, random_weight
 from numpy_ref.book.layers import Affine, Convolution, Dropout, Pooling, Relu
 
 
@@ -25,7 +25,7 @@ DEFAULT_CONV_PARAMS = (_conv(16, 1), _conv(16, 1), _conv(32, 1), _conv(32, 2), _
 POOLED_AFTER = (2, 4, 6)  # a 2x2, stride-2 max pooling follows these convolutions (1-based)
 
 
-class DeepConvNet(BookNet):
+class DeepConvNet(ClassifierNet):
     """The book's deep convolutional network for (N, C, H, W) images.
 
     Args:
@@ -53,14 +53,13 @@ class DeepConvNet(BookNet):
         conv_params = [{**default, **(param or {})}
                        for default, param in zip(DEFAULT_CONV_PARAMS, given)]
         channels, height, width = input_dim
-        layers, names = OrderedDict(), {}
+        layers = OrderedDict()
         for idx, param in enumerate(conv_params, start=1):
             size, pad, stride = param["filter_size"], param["pad"], param["stride"]
             shape = (param["filter_num"], channels, size, size)
             W = random_weight(shape, "he", channels * size * size)
             layers[f"Conv{idx}"] = Convolution(W, np.zeros(param["filter_num"]), stride, pad)
             layers[f"Relu{idx}"] = Relu()
-            names[f"Conv{idx}"] = {"kernel": f"W{idx}", "bias": f"b{idx}"}
             channels = param["filter_num"]
             height, width = ((n + 2 * pad - size) // stride + 1 for n in (height, width))
             if idx in POOLED_AFTER:
@@ -70,16 +69,10 @@ class DeepConvNet(BookNet):
                 ((channels * height * width, hidden_size), (hidden_size, output_size)), start=7):
             W = random_weight((fan_in, fan_out), "he", fan_in)
             layers[f"Affine{idx - 6}"] = Affine(W, np.zeros(fan_out))
-            names[f"Affine{idx - 6}"] = {"kernel": f"W{idx}", "bias": f"b{idx}"}
             if idx == 7:
                 layers["Relu7"] = Relu()
             layers[f"Dropout{idx - 6}"] = Dropout(0.5)
-        super().__init__(layers, names)
-
-    @property
-    def layers(self):
-        """The book's list of layers, in forward order."""
-        return [node.layer for node in self.nodes]
+        super().__init__(layers)  # W1 b1 ... W6 b6 (the convolutions), W7 b7, W8 b8
 
     def loss(self, x, t, train_flg=True, training=None):
         """The batch's cross-entropy on a training-mode pass (dropout on), as the book's."""

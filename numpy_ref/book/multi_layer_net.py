@@ -1,37 +1,23 @@
 """The book's ``common/multi_layer_net.py``: a fully connected net of any depth."""
 
-from collections import OrderedDict
-
-import numpy as np
-
-from numpy_ref.book.book_net import BookNet, random_weight
-from numpy_ref.layers import Affine, Relu, Sigmoid
+from numpy_ref.layers import Relu, Sigmoid
+from numpy_ref.network import config, networks
+from numpy_ref.network.chain import init_std
 
 ACTIVATION_LAYERS = {"sigmoid": Sigmoid, "relu": Relu}
 
 
-def affine_stack(sizes, activation, weight_init_std, activation_name="Activation_function"):
-    """The book's layers for consecutive ``sizes``: ``Affine{i}`` (weights ``W{i}``,
-    ``b{i}``, biases zero) with ``{activation_name}{i}`` after every one but the last.
-
-    Returns:
-        (layers, param_names), as ``BookNet`` takes them.
-    """
+def activation_layer(activation):
+    """The book's activation layer class for 'relu' or 'sigmoid'."""
     if activation not in ACTIVATION_LAYERS:
         raise ValueError(f"activation must be one of {sorted(ACTIVATION_LAYERS)}. "
                          f"Received: activation={activation!r}")
-    layers, names = OrderedDict(), {}
-    for idx, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
-        W = random_weight((fan_in, fan_out), weight_init_std, fan_in)
-        layers[f"Affine{idx}"] = Affine(W, np.zeros(fan_out))
-        names[f"Affine{idx}"] = {"kernel": f"W{idx}", "bias": f"b{idx}"}
-        if idx < len(sizes) - 1:
-            layers[f"{activation_name}{idx}"] = ACTIVATION_LAYERS[activation]()
-    return layers, names
+    return ACTIVATION_LAYERS[activation]
 
 
-class MultiLayerNet(BookNet):
-    """Affine -> activation, ``len(hidden_size_list)`` times, then Affine -> softmax.
+class BookMultiLayerNet(networks.MultiLayerNet):
+    """Affine -> activation, ``len(hidden_size_list)`` times, then Affine -> softmax:
+    ``numpy_ref``'s ``MultiLayerNet`` with the book's arguments, names and layers.
 
     Args:
         input_size: 784 for MNIST.
@@ -42,14 +28,23 @@ class MultiLayerNet(BookNet):
             (sqrt(2 / fan_in)) or 'sigmoid'/'xavier' (sqrt(1 / fan_in)).
         weight_decay_lambda: strength of the L2 weight decay (0: none).
 
-    Layers ``Affine1, Activation_function1, ..., Affine{n+1}``; parameters
-    ``W1 b1 ... W{n+1} b{n+1}``, float64, drawn from NumPy's global generator.
+    Layers ``Affine1, Activation_function1, ..., Affine{n+1}`` (``layers`` is the book's
+    OrderedDict); parameters ``W1 b1 ... W{n+1} b{n+1}``, float64, drawn from NumPy's
+    global generator. The book's scripts import it as ``MultiLayerNet``.
     """
+
+    layers_by_name = True
 
     def __init__(self, input_size, hidden_size_list, output_size, activation="relu",
                  weight_init_std="relu", weight_decay_lambda=0):
-        self.input_size, self.output_size = input_size, output_size
-        self.hidden_size_list = list(hidden_size_list)
-        self.hidden_layer_num = len(self.hidden_size_list)
-        sizes = [input_size, *self.hidden_size_list, output_size]
-        super().__init__(*affine_stack(sizes, activation, weight_init_std), weight_decay_lambda)
+        init_std(weight_init_std, 1)  # a bad name fails under the book's argument name
+        super().__init__(input_size, hidden_size_list, output_size,
+                         activation_layer(activation), weight_init_std,
+                         weight_decay_lambda=weight_decay_lambda,
+                         activation_name="Activation_function")
+
+
+MultiLayerNet = BookMultiLayerNet
+# Files saved when this class was called MultiLayerNet.
+config.RENAMED["numpy_ref.book.multi_layer_net.MultiLayerNet"] = (
+    "numpy_ref.book.multi_layer_net.BookMultiLayerNet")

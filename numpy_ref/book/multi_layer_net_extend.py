@@ -1,15 +1,15 @@
-"""The book's ``common/multi_layer_net_extend.py``: ``MultiLayerNet`` with dropout and batch norm."""
+"""The book's ``common/multi_layer_net_extend.py``: a MultiLayerNet with dropout and batch norm."""
 
 from collections import OrderedDict
 
 import numpy as np
 
-from numpy_ref.book.book_net import BookNet
 from numpy_ref.book.layers import BatchNormalization, Dropout
-from numpy_ref.book.multi_layer_net import affine_stack
+from numpy_ref.book.multi_layer_net import activation_layer
+from numpy_ref.network.chain import ClassifierNet, book_names, dense_stack
 
 
-class MultiLayerNetExtend(BookNet):
+class MultiLayerNetExtend(ClassifierNet):
     """A fully connected net with the book's weight decay, dropout and batch normalization.
 
     Each hidden layer is ``Affine{i}``, then ``BatchNorm{i}`` (``use_batchnorm``;
@@ -29,6 +29,8 @@ class MultiLayerNetExtend(BookNet):
             activation.
     """
 
+    layers_by_name = True
+
     def __init__(self, input_size, hidden_size_list, output_size, activation="relu",
                  weight_init_std="relu", weight_decay_lambda=0, use_dropout=False,
                  dropout_ration=0.5, use_batchnorm=False):
@@ -37,8 +39,9 @@ class MultiLayerNetExtend(BookNet):
         self.hidden_layer_num = len(self.hidden_size_list)
         self.use_dropout, self.use_batchnorm = use_dropout, use_batchnorm
         sizes = [input_size, *self.hidden_size_list, output_size]
-        stack, param_names = affine_stack(sizes, activation, weight_init_std)
-        layers, state_names = OrderedDict(), {}
+        stack = book_names(dense_stack(sizes, activation_layer(activation), weight_init_std),
+                           "Activation_function")
+        layers, param_names, state_names = OrderedDict(), {}, {}
         for name, layer in stack.items():
             hidden = name.startswith("Activation_function")  # after hidden layer idx
             idx = name.removeprefix("Activation_function")
@@ -51,7 +54,8 @@ class MultiLayerNetExtend(BookNet):
             layers[name] = layer
             if hidden and use_dropout:
                 layers[f"Dropout{idx}"] = Dropout(dropout_ration)
-        super().__init__(layers, param_names, weight_decay_lambda, state_names)
+        super().__init__(layers, param_names=param_names, state_names=state_names,
+                         weight_decay_lambda=weight_decay_lambda)
 
     def numerical_gradient(self, x, t, train_flg=True):
         """Central differences of the training-mode loss, as the book's (its ch06

@@ -4,13 +4,13 @@ from collections import OrderedDict
 
 import numpy as np
 
-from numpy_ref.book.book_net import BookNet, random_weight
+from numpy_ref.network.chain import ClassifierNet, random_weight
 from numpy_ref.book.layers import Affine, Convolution, Pooling, Relu
 
 DEFAULT_CONV_PARAM = {"filter_num": 30, "filter_size": 5, "pad": 0, "stride": 1}
 
 
-class SimpleConvNet(BookNet):
+class SimpleConvNet(ClassifierNet):
     """The book's convolutional network for (N, C, H, W) images.
 
     Layers ``Conv1`` (filter_num filters of filter_size^2, the given stride and pad),
@@ -27,6 +27,8 @@ class SimpleConvNet(BookNet):
         weight_init_std: the std of every weight (a number, or 'relu'/'he',
             'sigmoid'/'xavier' for the std from each layer's fan-in).
     """
+
+    layers_by_name = True
 
     def __init__(self, input_dim=(1, 28, 28), conv_param=None, hidden_size=100, output_size=10,
                  weight_init_std=0.01):
@@ -49,9 +51,7 @@ class SimpleConvNet(BookNet):
             ("Relu2", Relu()),
             ("Affine2", Affine(W3, np.zeros(output_size))),
         ])
-        names = {layer: {"kernel": f"W{i}", "bias": f"b{i}"}
-                 for i, layer in enumerate(("Conv1", "Affine1", "Affine2"), start=1)}
-        super().__init__(layers, names)
+        super().__init__(layers)  # W1 b1 (Conv1), W2 b2 (Affine1), W3 b3 (Affine2)
 
     def accuracy(self, x, t, batch_size=100):
         """Fraction of correct arg-max predictions, computed ``batch_size`` images at a

@@ -3,8 +3,8 @@
 ``base`` holds the protocol every layer follows (``Layer``) and the book's layers
 (``Affine``, ``Relu``, ``SoftmaxWithLoss``, ...), re-exported here; the Keras twins
 live in modules named for what they hold: ``core`` (``Dense``, ``Flatten``, ...),
-``activations``, ``merge``, ``conv`` and ``im2col``, ``pooling``, ``dropout``,
-``normalization``.
+``activations`` (the registry, and the common ones) with ``piecewise`` and ``smooth``,
+``merge``, ``conv`` and ``im2col``, ``pooling``, ``dropout``, ``normalization``.
 """
 
 from numpy_ref.layers.base import (LAYER_CLASSES, AddLayer, Affine, BookWeightNames, Layer,

@@ -4,28 +4,25 @@ Each activation is a layer (``forward(x, training=False)``, ``backward(dout)``)
 computing what Keras 3 computes under that name (``keras.activations.<name>``
 with the TensorFlow backend), and the gradient TensorFlow's gradient
 computes; the arguments of the Keras function (``negative_slope``, ``alpha``,
-``axis``, ...) are constructor arguments, returned by ``get_config()``. The
-book's ``Sigmoid`` and ``Tanh`` (``numpy_ref.layers``) are the 'sigmoid' and
-'tanh' entries; 'relu' is the book's ``Relu`` with the options of
-``keras.layers.ReLU``. The activations the twin of a Keras model meets most
-live here, Keras's others in ``numpy_ref.layers.more_activations``.
+``axis``, ...) are constructor arguments, returned by ``get_config()``.
 
-Where TF's gradient is not the textbook derivative, the backward follows TF:
-at a kink it takes TF's side (relu'(0) = 0, hard_tanh'(+-1) = 1, celu'(0) = 2),
-and it is evaluated with TF's formula (elu and selu from their outputs).
+The registry ``ACTIVATIONS`` names them all. The common ones live here
+(``Linear``, ``ReLU``, ``Softmax``, ``LogSoftmax``; the book's ``Sigmoid`` and
+``Tanh`` are ``numpy_ref.layers``'), the others by kind: ``piecewise`` (a kink
+where TF picks the gradient's side: leaky_relu, relu6, hard_tanh, elu, ...) and
+``smooth`` (softplus, silu, gelu, mish, ...).
 
     get("relu")                     a fresh layer
     get("softmax", axis=1)          with the activation's own arguments
     get(functions.sigmoid)          the book passes functions
 """
 
-import math
-
 import numpy as np
 
 from numpy_ref import functions as F
 from numpy_ref import layers as L
-from numpy_ref.layers import more_activations as M
+from numpy_ref.layers import piecewise as P
+from numpy_ref.layers import smooth as S
 
 
 class Linear(L.Layer):
@@ -60,14 +57,11 @@ class ReLU(L.Relu):
                 raise ValueError(f"{name} of a ReLU cannot be None or negative. "
                                  f"Received: {name}={value}")
         self.negative_slope, self.max_value, self.threshold = negative_slope, max_value, threshold
-        self._plain = negative_slope == 0 and max_value is None and threshold == 0
+        self.plain = negative_slope == 0 and max_value is None and threshold == 0  # max(x, 0)
         self._leaky = negative_slope != 0 and max_value is None and threshold == 0
-        if not self._plain:  # only max(x, 0) itself runs in place
-            self.forward_in_place = None
-
 
     def forward(self, x, training=False):
-        if self._plain:
+        if self.plain:
             return L.Relu.forward(self, x)
         self.x = x
         if self._leaky:
@@ -90,7 +84,7 @@ class ReLU(L.Relu):
         return y
 
     def backward(self, dout):
-        if self._plain:
+        if self.plain:
             return L.Relu.backward(self, dout)
         if self._leaky:
             return np.where(self.x > 0, dout, dout * F.float32_attr(self.negative_slope))
@@ -98,30 +92,6 @@ class ReLU(L.Relu):
         if self.negative_slope != 0:
             dx = dx + (dout * self.negative_slope) * (self.threshold - self.x > 0)
         return dx
-
-
-class LeakyReLU(L.Layer):
-    """x where x > 0, else negative_slope * x (slope rounded to float32, as TF's op
-    attribute is); dx = dout where x > 0, else dout * slope (0 counts as negative)."""
-
-    def __init__(self, negative_slope=0.2):
-        super().__init__()
-        if negative_slope is None or negative_slope < 0:
-            raise ValueError("negative_slope of a LeakyReLU cannot be None or negative. "
-                             f"Received: negative_slope={negative_slope}")
-        self.negative_slope = negative_slope
-
-
-    def forward(self, x, training=False):
-        self.x = x
-        return F.leaky_relu(x, self.negative_slope)
-
-    def backward(self, dout):
-        return np.where(self.x > 0, dout, dout * F.float32_attr(self.negative_slope))
-
-
-
-
 
 
 class Softmax(L.Layer):
@@ -133,8 +103,7 @@ class Softmax(L.Layer):
         self.axis = tuple(axis) if isinstance(axis, (list, tuple)) else axis
 
     def forward(self, x, training=False):
-        # shifted and total kept for a cross-entropy of the same logits (Network.loss)
-        self.shifted, self.total, self.out = F.softmax_parts(x, axis=self.axis)
+        self.out = F.softmax(x, axis=self.axis)
         return self.out
 
     def backward(self, dout):
@@ -146,7 +115,6 @@ class LogSoftmax(Softmax):
     """y = x - logsumexp(x) over ``axis``; dx = dout - sum(dout) * exp(y), TF's gradient."""
 
     def forward(self, x, training=False):
-        self.shifted = self.total = None
         self.out = F.log_softmax(x, axis=self.axis)
         return self.out
 
@@ -154,146 +122,34 @@ class LogSoftmax(Softmax):
         return dout - np.sum(dout, axis=self.axis, keepdims=True) * np.exp(self.out)
 
 
-class ELU(L.Layer):
-    """x where x > 0, else alpha * (exp(x) - 1).
-
-    Backward from TF's output-based EluGrad, res = elu with alpha 1:
-    dres = dout where x > 0 else alpha * dout; dx = dres * (res + 1) where res < 0, else dres.
-    """
-
-    def __init__(self, alpha=1.0):
-        super().__init__()
-        self.alpha = alpha
-
-
-    def forward(self, x, training=False):
-        self.positive = x > 0
-        self.res = F.elu(x)
-        return self.res if self.alpha == 1 else np.where(self.positive, self.res,
-                                                          self.alpha * self.res)
-
-    def backward(self, dout):
-        if self.alpha != 1:
-            dout = np.where(self.positive, dout, dout * self.alpha)
-        return np.where(self.res < 0, dout * (self.res + 1), dout)
-
-
-class SELU(L.Layer):
-    """scale * x where x >= 0, else scale_alpha * (exp(x) - 1);
-    dx = dout * (y + scale_alpha) where y < 0, else dout * scale (TF's SeluGrad)."""
-
-    def forward(self, x, training=False):
-        self.out = F.selu(x)
-        return self.out
-
-    def backward(self, dout):
-        y = self.out
-        return np.where(y < 0, dout * (y + F.SELU_SCALE_ALPHA), dout * F.SELU_SCALE)
-
-
-
-class Softplus(L.Layer):
-    """log(1 + exp(x)) with TF's shortcuts (``functions.softplus``); dx = dout * sigmoid(x)."""
-
-    def forward(self, x, training=False):
-        self.x = x
-        return F.softplus(x)
-
-    def backward(self, dout):
-        return dout * F.sigmoid(self.x)
-
-
-
-class Softsign(L.Layer):
-    """x / (1 + |x|); dx = dout / (1 + |x|)^2."""
-
-    def forward(self, x, training=False):
-        self.x = x
-        return F.softsign(x)
-
-    def backward(self, dout):
-        return dout / (np.abs(self.x) + 1) ** 2
-
-
-class SiLU(L.Layer):
-    """x * s with s = sigmoid(x); dx = dout * s * (1 + x * (1 - s)), TF's custom gradient."""
-
-    def forward(self, x, training=False):
-        self.x, self.s = x, F.sigmoid(x)
-        return x * self.s
-
-    def backward(self, dout):
-        s = self.s
-        return dout * (s * (1 + self.x * (1 - s)))
-
-
-class GELU(L.Layer):
-    """0.5 * x * erfc(-x / sqrt(2)), or with ``approximate`` the tanh form
-    (``functions.gelu``); the backward chains TF's gradients of those operations:
-    erfc'(u) = -2 / sqrt(pi) * exp(-u^2), tanh' = 1 - tanh^2, (x^3)' = 3 x^2."""
-
-    def __init__(self, approximate=False):
-        super().__init__()
-        self.approximate = bool(approximate)
-
-
-    def forward(self, x, training=False):
-        self.x = x
-        self.half_x = 0.5 * x
-        if self.approximate:
-            self.tanh = np.tanh(F.GELU_SQRT_2_OVER_PI * (x + F.GELU_CUBIC * x ** 3))
-            self.b = 1 + self.tanh
-        else:
-            self.u = -x * F.GELU_SQRT_HALF
-            self.b = F.erfc(self.u).astype(x.dtype, copy=False)
-        return self.half_x * self.b
-
-    def backward(self, dout):
-        x = self.x
-        dx = dout * self.b * 0.5
-        dhalf = dout * self.half_x  # the gradient reaching the second factor
-        if self.approximate:
-            dinner = dhalf * (1 - self.tanh * self.tanh) * F.GELU_SQRT_2_OVER_PI
-            return dx + dinner + (dinner * F.GELU_CUBIC) * 3 * x ** 2
-        du = dhalf * (-2 / math.sqrt(math.pi)) * np.exp(-(self.u * self.u))
-        return dx - du * F.GELU_SQRT_HALF
-
-
-
-
-
-
-
-
-
 ACTIVATIONS = {
     "linear": Linear,
     "relu": ReLU,
-    "relu6": M.ReLU6,
-    "leaky_relu": LeakyReLU,
+    "relu6": P.ReLU6,
+    "leaky_relu": P.LeakyReLU,
     "sigmoid": L.Sigmoid,
     "tanh": L.Tanh,
     "softmax": Softmax,
     "log_softmax": LogSoftmax,
-    "elu": ELU,
-    "selu": SELU,
-    "celu": M.CELU,
-    "softplus": Softplus,
-    "softsign": Softsign,
-    "silu": SiLU,
-    "swish": SiLU,
-    "gelu": GELU,
-    "hard_sigmoid": M.HardSigmoid,
-    "hard_silu": M.HardSiLU,
-    "hard_swish": M.HardSiLU,
-    "exponential": M.Exponential,
-    "mish": M.Mish,
-    "log_sigmoid": M.LogSigmoid,
-    "tanh_shrink": M.TanhShrink,
-    "squareplus": M.Squareplus,
-    "sparse_plus": M.SparsePlus,
-    "soft_shrink": M.SoftShrink,
-    "hard_tanh": M.HardTanh,
+    "elu": P.ELU,
+    "selu": P.SELU,
+    "celu": P.CELU,
+    "softplus": S.Softplus,
+    "softsign": S.Softsign,
+    "silu": S.SiLU,
+    "swish": S.SiLU,
+    "gelu": S.GELU,
+    "hard_sigmoid": P.HardSigmoid,
+    "hard_silu": P.HardSiLU,
+    "hard_swish": P.HardSiLU,
+    "exponential": S.Exponential,
+    "mish": S.Mish,
+    "log_sigmoid": S.LogSigmoid,
+    "tanh_shrink": S.TanhShrink,
+    "squareplus": S.Squareplus,
+    "sparse_plus": P.SparsePlus,
+    "soft_shrink": P.SoftShrink,
+    "hard_tanh": P.HardTanh,
 }
 # The book passes its functions where Keras passes names, and builds its own Relu.
 _BOOK_FUNCTIONS = {F.relu: "relu", F.sigmoid: "sigmoid", F.tanh: "tanh",
@@ -326,5 +182,4 @@ def get(activation, **kwargs):
     return ACTIVATIONS[name_of(activation)](**kwargs)
 
 
-__all__ = ["ACTIVATIONS", "ELU", "GELU", "LeakyReLU", "Linear", "LogSoftmax", "ReLU", "SELU",
-           "SiLU", "Softmax", "Softplus", "Softsign", "get", "name_of"]
+__all__ = ["ACTIVATIONS", "Linear", "LogSoftmax", "ReLU", "Softmax", "get", "name_of"]

@@ -42,9 +42,6 @@ class Layer:
     """Base: no weights, no state; subclasses define ``forward`` and ``backward``."""
 
     multi_input = False
-    # {key: array} a network keeping its gradients in its own buffers sets (see
-    # ``Network.backward(reuse_buffers=True)``); a layer may write grads[key] into it.
-    grad_out = None
 
     def __init__(self):
         self.params, self.grads, self.state = {}, {}, {}
@@ -127,16 +124,8 @@ class Relu(Layer):
         self.mask = x > 0  # where the gradient passes
         return np.maximum(x, 0)
 
-    def forward_in_place(self, x):
-        """``forward`` on an array the caller gives away: overwritten with the output,
-        and the mask left to ``backward`` (y > 0 where x > 0). One pass instead of two."""
-        self.mask = None
-        self.out = np.maximum(x, 0, out=x)
-        return x
-
     def backward(self, dout):
-        mask = self.mask if self.mask is not None else self.out > 0
-        return dout * mask  # TF's ReluGrad: dout * (x > 0)
+        return dout * self.mask  # TF's ReluGrad: dout * (x > 0)
 
 
 class Sigmoid(Layer):

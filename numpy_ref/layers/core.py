@@ -58,10 +58,6 @@ class Dense(L.Layer):
         z = x @ params["kernel"]  # (N, ..., M)
         if "bias" in params:
             z += params["bias"]
-        # z is this layer's own: an activation that can work in place may overwrite it
-        in_place = getattr(self.activation, "forward_in_place", None)
-        if in_place is not None:
-            return in_place(z)
         return self.activation.forward(z, training=training)
 
     def backward(self, dout):
@@ -73,11 +69,9 @@ class Dense(L.Layer):
         dz = self.activation.backward(dout)
         kernel = self.params["kernel"]
         dz2 = dz.reshape(-1, kernel.shape[1])  # (N * ..., M)
-        out = self.grad_out or {}
-        self.grads["kernel"] = np.matmul(self.x.reshape(-1, kernel.shape[0]).T, dz2,
-                                         out=out.get("kernel"))  # (D, M)
+        self.grads["kernel"] = self.x.reshape(-1, kernel.shape[0]).T @ dz2  # (D, M)
         if "bias" in self.params:
-            self.grads["bias"] = np.add.reduce(dz2, axis=0, out=out.get("bias"))  # (M,): np.sum
+            self.grads["bias"] = np.sum(dz2, axis=0)  # (M,)
         return dz
 
 
@@ -91,7 +85,6 @@ class Flatten(L.Layer):
             raise ValueError("data_format must be 'channels_last' or 'channels_first'. "
                              f"Received: data_format={data_format!r}")
         self.data_format = data_format
-
 
     def _channels_first(self, ndim):
         return self.data_format == "channels_first" and ndim >= 3
@@ -137,7 +130,6 @@ class Cast(L.Layer):
     def __init__(self, dtype):
         super().__init__()
         self.dtype = np.dtype(dtype).name
-
 
     def forward(self, x, training=False):
         self.x_dtype = x.dtype

@@ -147,7 +147,6 @@ class Concatenate(_Merge):
         super().__init__()
         self.axis = axis
 
-
     def _forward(self, xs):
         return np.concatenate(xs, axis=self.axis)
 

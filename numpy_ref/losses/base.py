@@ -63,7 +63,6 @@ class Loss(L.Layer):
         self.dtype = None if dtype is None else np.dtype(dtype).name
         self.mask = None  # set by a loss that leaves samples out (ignore_class)
 
-
     def forward(self, y_pred, y_true):
         y_pred = np.asarray(y_pred)
         self.pred_shape, self.pred_dtype = y_pred.shape, y_pred.dtype

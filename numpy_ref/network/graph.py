@@ -1,15 +1,13 @@
-"""A network is a graph of layers: forward through it, backward through it, weights gathered.
+"""A network is a graph of layers: forward through it, backward through it.
 
 A ``Network`` holds ``Node``s in topological order. A node applies one layer to
 the outputs of earlier nodes or to the network's inputs (a chain is the special
 case where each node reads the one before). Layers that merge several inputs
 (``numpy_ref.layers.merge``) receive a list and return a list of input gradients.
 
-Parameters are gathered from the layers under public names: a node maps each
-of its layer's keys (``kernel``, ``bias``) to a name (``W1``, or the Keras
-variable path ``dense_1/kernel``). Two nodes may share a name: they then hold
-the *same* array (a layer applied twice shares its weights), and the gradient
-under that name is the sum over the nodes.
+Parameters are gathered from the layers under public names (``params``, an
+``ArrayView``); a name two nodes share is one array, and its gradient is the
+sum over the nodes.
 
 Penalties (``numpy_ref.losses.regularizers``: the book's weight decay, Keras's weight
 and activity regularizers) add to the loss: ``loss`` returns the data loss plus
@@ -20,94 +18,13 @@ weight gradients; ``data_loss`` keeps the data term of the last ``loss``.
 Shape letters: N batch; the rest depends on the layers.
 """
 
-from collections.abc import Mapping, MutableMapping
-import dataclasses
-import importlib
-import pkgutil
-
 import numpy as np
 
-from numpy_ref.layers import activations
-from numpy_ref.fast import flat
 from numpy_ref import gradient as G
 from numpy_ref import layers as L
 from numpy_ref.losses import regularizers as R
-
-NETWORK_CLASSES = {}  # "module.QualName" -> Network class, filled by __init_subclass__
-
-
-@dataclasses.dataclass
-class Node:
-    """One application of ``layer`` to the values named in ``inputs``.
-
-    Args:
-        name: unique within the network.
-        layer: a ``numpy_ref`` layer (``forward``/``backward``, ``params``/``grads``).
-        inputs: names of earlier nodes or of the network's inputs.
-        param_names: layer key -> public name; default ``"{name}/{key}"``.
-        state_names: the same for the layer's non-trainable ``state``.
-    """
-
-    name: str
-    layer: object
-    inputs: list
-    param_names: dict = None
-    state_names: dict = None
-
-    def public_names(self, kind):
-        """{layer key: public name} for 'params' or 'state'."""
-        given = (self.param_names if kind == "params" else self.state_names) or {}
-        return {key: given.get(key, f"{self.name}/{key}")
-                for key in getattr(self.layer, kind, {})}
-
-
-class ArrayView(MutableMapping):
-    """Public name -> array, read from and written to the layers themselves.
-
-    ``view["W1"]`` is the layer's own array, so an in-place update
-    (``params["W1"] -= lr * dW``) changes the network. Assigning copies the
-    value into that array after a shape check, so every layer sharing it sees
-    the change.
-    """
-
-    def __init__(self, slots, kind):
-        self._slots = slots  # name -> [(node, key), ...]
-        self._kind = kind
-
-    def __getitem__(self, name):
-        node, key = self._slots[name][0]
-        return getattr(node.layer, self._kind)[key]
-
-    def __setitem__(self, name, value):
-        current = self[name]
-        if value is current:  # the `params[k] -= ...` round trip
-            return
-        if np.shape(value) != current.shape:
-            raise ValueError(f"{self._kind}[{name!r}] has shape {current.shape}. "
-                             f"Received: an array of shape {np.shape(value)}")
-        np.copyto(current, value, casting="same_kind")
-
-    def __delitem__(self, name):
-        raise TypeError(f"a network's {self._kind} cannot be deleted")
-
-    def __iter__(self):
-        return iter(self._slots)
-
-    def items(self):
-        """(name, array) pairs, read from the layers now (as ``__getitem__``); a list, made
-        in one pass: an optimizer step asks for them every step."""
-        kind = self._kind
-        return [(name, getattr(owners[0][0].layer, kind)[owners[0][1]])
-                for name, owners in self._slots.items()]
-
-    def values(self):
-        return [array for _, array in self.items()]
-
-    def __len__(self):
-        return len(self._slots)
-
-
-ParamView = ArrayView  # the name the book-facing docs use
+from numpy_ref.network import config as C
+from numpy_ref.network.arrays import ArrayView
 
 
 def _as_list(value):
@@ -134,7 +51,7 @@ class Network:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        NETWORK_CLASSES[L.class_key(cls)] = cls
+        C.NETWORK_CLASSES[L.class_key(cls)] = cls
 
     def __init__(self, nodes, inputs=("input",), outputs=None, loss_layer=None,
                  loss_input=None, input_grad=False, penalties=()):
@@ -143,25 +60,27 @@ class Network:
         self.outputs = list(outputs) if outputs is not None else [self.nodes[-1].name]
         self.last_layer = loss_layer
         self.loss_input = loss_input or self.outputs[0]
-        self._input_grad = input_grad
         self._check_graph()
-        self._needs_grad = self._values_needing_grad()
-        self._backward_plan = self._make_backward_plan()
-        self.params = ArrayView(self._gather("params"), "params")
-        self.state = ArrayView(self._gather("state"), "state")
+        self.input_grad = input_grad
+        self.params = ArrayView(self.nodes, "params")
+        self.state = ArrayView(self.nodes, "state")
         self.values = {}  # node or input name -> value of the last forward pass
         self.penalties = list(penalties)
         self._check_penalties()
         self.data_loss = None  # the data term of the last ``loss``
-        self._grad_buffers = None  # {name: view} of one buffer per dtype, for reuse_buffers
-        self._softmax_of_loss = self._find_softmax_of_loss()
-        self._grad_out_set = False  # whether the layers' grad_out point into them
 
     def _check_graph(self):
         known = set(self.inputs)
         if len(known) != len(self.inputs):
             raise ValueError(f"input names must be unique. Received: {self.inputs}")
+        holders = {}  # id(layer) -> the first node applying it
         for node in self.nodes:
+            first = holders.setdefault(id(node.layer), node.name)
+            if first != node.name:
+                raise ValueError(f"nodes {first!r} and {node.name!r} hold the same layer object: "
+                                 "a layer keeps its last forward pass for its backward, so "
+                                 "each application needs a layer of its own (sharing the "
+                                 "weight arrays, as a twin's shared layers do)")
             missing = [name for name in node.inputs if name not in known]
             if missing:
                 raise ValueError(f"node {node.name!r} reads {missing}, which no earlier node "
@@ -191,29 +110,13 @@ class Network:
     @input_grad.setter
     def input_grad(self, value):
         self._input_grad = bool(value)
-        self._needs_grad = self._values_needing_grad()
-        self._backward_plan = self._make_backward_plan()
-
-    def _values_needing_grad(self):
-        """Names of the values whose gradient backward must compute."""
-        needed = set(self.inputs) if self.input_grad else set()
-        for node in self.nodes:
+        needed = set(self.inputs) if self._input_grad else set()
+        for node in self.nodes:  # values downstream of a weight (or of the inputs)
             if getattr(node.layer, "params", None) or needed.intersection(node.inputs):
                 needed.add(node.name)
-        return needed
-
-    def _gather(self, kind):
-        """{public name: [(node, key), ...]}; shared names must hold one array."""
-        slots = {}
-        for node in self.nodes:
-            for key, name in node.public_names(kind).items():
-                slots.setdefault(name, []).append((node, key))
-        for name, owners in slots.items():
-            arrays = {id(getattr(node.layer, kind)[key]) for node, key in owners}
-            if len(arrays) > 1:
-                raise ValueError(f"{kind} name {name!r} is shared by layers holding "
-                                 "different arrays; shared weights must be one array")
-        return slots
+        # (node, whether only its weight gradients are needed), last first
+        self._backward_plan = [(node, needed.isdisjoint(node.inputs))
+                               for node in reversed(self.nodes) if node.name in needed]
 
     @property
     def layers(self):
@@ -258,24 +161,7 @@ class Network:
         """The loss of a batch plus the penalties (the outputs stay in ``last_output``,
         the data term alone in ``data_loss``)."""
         self.forward(x, training=training)
-        logits = self.values[self.loss_input]
-        if self._softmax_of_loss is not None:  # a Keras classifier: softmax out, loss on logits
-            loss = self.last_layer.forward_after_softmax(logits, self._softmax_of_loss, t)
-            if loss is not None:
-                return self._penalised(loss)
-        return self._penalised(self.last_layer.forward(logits, t))
-
-    def _find_softmax_of_loss(self):
-        """The Softmax layer applied to the loss's logits, when the loss can reuse its work
-        (``SparseCategoricalCrossentropy.forward_after_softmax``); else None."""
-        reads = getattr(self.last_layer, "reads_softmax_of_logits", None)
-        if reads is None or not reads():
-            return None
-        for node in self.nodes:
-            if (type(node.layer) is activations.Softmax and node.inputs == [self.loss_input]
-                    and node.layer.axis == -1):
-                return node.layer
-        return None
+        return self._penalised(self.last_layer.forward(self.values[self.loss_input], t))
 
     def _penalised(self, data_loss):
         """data_loss + (p1 + p2 + ...), the penalties at the current weights and values
@@ -299,20 +185,14 @@ class Network:
 
     # -- backward
 
-    def backward(self, dout=1, reuse_buffers=False):
+    def backward(self, dout=1):
         """Backprop from the loss through the last forward pass.
 
         Returns the gradient dict (public name -> array; shared names summed;
         zeros for a weight the loss does not reach). Each layer's own ``grads``
         hold its part; ``value_grads`` maps every node and input the loss
         reaches to dL/d(its value).
-
-        ``reuse_buffers=True`` (what a training loop wants): the gradients are
-        written into buffers the network keeps, one per dtype with the weights'
-        order, which the next such call overwrites; an optimizer then updates all
-        weights in one pass over them. Copy a gradient to keep it.
         """
-        self._route_grad_out(reuse_buffers)
         grads = {self.loss_input: self.last_layer.backward(dout)}
         for p in self.penalties:  # an activity penalty's gradient starts at its node
             if isinstance(p, R.ActivityPenalty):
@@ -324,66 +204,25 @@ class Network:
                 continue  # the loss does not reach this node
             layer = node.layer
             if weights_only:  # nothing upstream learns: dL/d(inputs) is not needed
-                backward_weights = getattr(layer, "backward_weights", None)
-                if backward_weights is not None:
-                    backward_weights(dy)
-                else:
-                    layer.backward(dy)
+                getattr(layer, "backward_weights", layer.backward)(dy)
                 continue
             dxs = layer.backward(dy)
-            if not getattr(layer, "multi_input", False):
-                dxs = (dxs,)
-            for value, dx in zip(node.inputs, dxs):
+            multi_input = getattr(layer, "multi_input", False)
+            for value, dx in zip(node.inputs, dxs if multi_input else (dxs,)):
                 if dx is not None:
                     grads[value] = dx if value not in grads else grads[value] + dx
         self.value_grads = grads
-        out = self._gathered_grads(grads, dout)
-        if reuse_buffers:
-            for name, view in self._grad_buffers.items():
-                if out[name] is not view:
-                    np.copyto(view, out[name], casting="same_kind")
-                    out[name] = view
-        return out
+        return self._weight_grads(grads, dout)
 
-    def _make_backward_plan(self):
-        """(node, whether only its weight gradients are needed) for the nodes backward
-        visits, last first: those whose value needs a gradient (something at or above
-        them learns)."""
-        return [(node, self._needs_grad.isdisjoint(node.inputs))
-                for node in reversed(self.nodes) if node.name in self._needs_grad]
-
-    def _route_grad_out(self, reuse):
-        """Points the layers' ``grad_out`` at the gradient buffers (or back at None)."""
-        if reuse == self._grad_out_set:
-            return
-        if reuse and self._grad_buffers is None:
-            self._grad_buffers = flat.pack_by_dtype(
-                {name: np.zeros_like(array) for name, array in self.params.items()})
-        for name, owners in self.params._slots.items():  # pylint: disable=protected-access
-            if len(owners) == 1:  # a shared weight's parts are summed, not written in place
-                node, key = owners[0]
-                out = getattr(node.layer, "grad_out", None)
-                if reuse:
-                    if out is None:
-                        out = node.layer.grad_out = {}
-                    out[key] = self._grad_buffers[name]
-                elif out is not None:
-                    node.layer.grad_out = None
-        self._grad_out_set = reuse
-
-    def _gathered_grads(self, reached, dout=1):
+    def _weight_grads(self, reached, dout=1):
+        """{public name: dL/dparam}: each owner's part where the loss reached it, summed
+        for a shared weight, zeros where it reached none; the weight penalties added."""
         out = {}
-        for name, owners in self.params._slots.items():  # pylint: disable=protected-access
-            if len(owners) == 1:  # the usual case, without the list
-                node, key = owners[0]
-                if node.name in reached:
-                    out[name] = node.layer.grads[key]
-                    continue
-                parts = ()
-            else:
-                parts = [node.layer.grads[key] for node, key in owners if node.name in reached]
+        for name, param in self.params.items():
+            parts = [node.layer.grads[key] for node, key in self.params.owners(name)
+                     if node.name in reached]
             if not parts:  # the loss does not depend on this weight
-                out[name] = np.zeros_like(self.params[name])
+                out[name] = np.zeros_like(param)
             else:
                 out[name] = parts[0] if len(parts) == 1 else sum(parts[1:], parts[0])
         for p in self.penalties:
@@ -391,25 +230,10 @@ class Network:
                 out[p.param] = out[p.param] + p.regularizer.gradient(self.params[p.param], dout)
         return out
 
-    def loss_and_gradient(self, x, t, training=True, reuse_buffers=False):
-        """One forward and one backward pass: ``(loss, {name: dL/dparam})``
-        (``reuse_buffers``: see ``backward``)."""
+    def loss_and_gradient(self, x, t, training=True):
+        """One forward and one backward pass: ``(loss, {name: dL/dparam})``."""
         loss = self.loss(x, t, training=training)
-        return loss, self.backward(1, reuse_buffers=reuse_buffers)
-
-    def pack_params(self):
-        """Moves the weights into one contiguous buffer per dtype, in ``params`` order;
-        each layer then holds a view of its stretch (same values).
-
-        An element-wise optimizer then updates every weight with one pass per operation
-        (``numpy_ref.fast.flat``). Arrays taken from the layers before the call are no longer
-        theirs afterwards: call it on a network whose weights nobody else holds (a
-        twin, a network just built).
-        """
-        for name, view in flat.pack_by_dtype(dict(self.params.items())).items():
-            for node, key in self.params._slots[name]:  # pylint: disable=protected-access
-                node.layer.params[key] = view
-        return self
+        return loss, self.backward(1)
 
     def gradient(self, x, t):
         """Backprop: dict of dL/dparam with the keys of ``params``."""
@@ -440,89 +264,19 @@ class Network:
         self._run(k, training=False)
         return self._penalised(self.last_layer.forward(self.values[self.loss_input], t))
 
-    # -- serialization
+    # -- saving (``numpy_ref.network.serialization`` writes it to a file)
 
     def get_config(self):
         """The graph as JSON-able data: nodes (layer class and config), wiring, loss."""
-        return {
-            "inputs": self.inputs, "outputs": self.outputs, "loss_input": self.loss_input,
-            "input_grad": self.input_grad,
-            "nodes": [{"name": n.name, "inputs": n.inputs,
-                       "class": L.class_key(type(n.layer)), "config": n.layer.get_config(),
-                       "params": n.public_names("params"), "state": n.public_names("state")}
-                      for n in self.nodes],
-            "loss": None if self.last_layer is None else {
-                "class": L.class_key(type(self.last_layer)),
-                "config": self.last_layer.get_config()},
-            "penalties": [p.get_config() for p in self.penalties],
-        }
+        return C.graph_config(self)
 
     @classmethod
     def from_config(cls, config, arrays):
         """The network ``get_config`` describes, its layers built around ``arrays``
         (public name -> array; used, not copied). Raises ValueError on a bad config."""
-        nodes = []
-        for spec in config["nodes"]:
-            layer_cls = layer_class(spec["class"])
-            weights = {kind: {key: _array(arrays, name) for key, name in spec[kind].items()}
-                       for kind in ("params", "state")}
-            layer = layer_cls.from_config(spec["config"], weights["params"], weights["state"])
-            nodes.append(Node(spec["name"], layer, list(spec["inputs"]),
-                              param_names=spec["params"], state_names=spec["state"]))
-        loss = config.get("loss")
-        loss_layer = (None if loss is None else
-                      layer_class(loss["class"]).from_config(loss["config"]))
         net = cls.__new__(cls)  # the graph is given: no subclass constructor runs
-        penalties = [R.penalty_from_config(p) for p in config.get("penalties", ())]
-        Network.__init__(net, nodes, config["inputs"], config["outputs"], loss_layer,
-                         config["loss_input"], config["input_grad"], penalties)
+        Network.__init__(net, **C.graph_arguments(config, arrays))
         return net
 
 
-def layer_class(key):
-    """The layer class a saved network names (``class_key``): one of numpy_ref's own, found
-    by its class name wherever numpy_ref now keeps it (so files saved before a module moved
-    still load), or another class already defined (imported) by the caller."""
-    return _registered(key, L.LAYER_CLASSES, "layer")
-
-
-def network_class(key):
-    """The network class a saved network names, as ``layer_class`` finds layers."""
-    return _registered(key, NETWORK_CLASSES, "network")
-
-
-def _registered(key, classes, kind):
-    if key in classes:
-        return classes[key]
-    if key.startswith("numpy_ref."):
-        _import_numpy_ref()
-        name = key.rsplit(".", 1)[-1]
-        found = [cls for k, cls in classes.items()
-                 if k.startswith("numpy_ref.") and k.rsplit(".", 1)[-1] == name]
-        if len(found) == 1:
-            return found[0]
-    raise ValueError(f"unknown {kind} class {key!r}: define (import) it before loading; "
-                     f"known: {sorted(classes)}")
-
-
-def _import_numpy_ref():
-    """Imports every numpy_ref module, so that each of its classes is registered."""
-    package = importlib.import_module("numpy_ref")
-    for info in pkgutil.walk_packages(package.__path__, "numpy_ref."):
-        importlib.import_module(info.name)
-
-
-def _array(arrays, name):
-    if name not in arrays:
-        raise ValueError(f"array {name!r} is missing")
-    return arrays[name]
-
-
-NETWORK_CLASSES[L.class_key(Network)] = Network
-
-
-def gathered(mapping):
-    """A plain dict copy of a params/state view (arrays copied)."""
-    if not isinstance(mapping, Mapping):
-        raise TypeError(f"expected a mapping. Received: {type(mapping).__name__}")
-    return {name: np.array(value) for name, value in mapping.items()}
+C.NETWORK_CLASSES[L.class_key(Network)] = Network

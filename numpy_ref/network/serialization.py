@@ -15,7 +15,9 @@ import zlib
 
 import numpy as np
 
-from numpy_ref.network import graph
+from numpy_ref import layers as L
+from numpy_ref.network.arrays import gathered
+from numpy_ref.network.config import network_class
 
 FORMAT_VERSION = 2
 _META_KEY = "__network__"
@@ -31,11 +33,11 @@ def save_npz(net, file, **extra_arrays):
     ``extra_arrays`` (e.g. optimizer state) are stored alongside under their
     own names; they must not clash with the network's names.
     """
-    arrays = {**graph.gathered(net.params), **graph.gathered(net.state)}
+    arrays = {**gathered(net.params), **gathered(net.state)}
     clash = set(extra_arrays) & (set(arrays) | {_META_KEY})
     if clash:
         raise ValueError(f"extra array names clash with the network's: {sorted(clash)}")
-    meta = {"format": FORMAT_VERSION, "class": graph.L.class_key(type(net)),
+    meta = {"format": FORMAT_VERSION, "class": L.class_key(type(net)),
             "config": net.get_config()}
     np.savez(file, **arrays, **extra_arrays, **{_META_KEY: np.array(json.dumps(meta))})
 
@@ -88,7 +90,7 @@ def load_npz(path, error=None):
         meta = json.loads(str(arrays.pop(_META_KEY)))
         if meta.get("format") != FORMAT_VERSION:
             raise ValueError(f"format {meta.get('format')!r}, expected {FORMAT_VERSION}")
-        cls = graph.network_class(meta["class"])
+        cls = network_class(meta["class"])
         net = cls.from_config(meta["config"], arrays)
     except (KeyError, TypeError, ValueError, AttributeError, json.JSONDecodeError) as e:
         raise error(f"{path}: not a numpy_ref network file this version reads "

@@ -9,25 +9,18 @@ callable of the step), gradient clipping and weight decay. One step:
    differ from Keras's by an ulp or two;
 2. weight decay ``param -= param * wd * lr`` (wd and lr cast as Keras casts
    them, see ``keras_scalars``), except for ``exclude_from_weight_decay``;
-3. the optimizer's own update; 4. ``iterations += 1``.
+3. the optimizer's own ``update_step(param, grad, slots, lr, k)`` on each weight,
+   ``slots`` its state arrays by slot name (``momentum``, ``velocity``...);
+4. ``iterations += 1``.
 
-Step 3 of an element-wise optimizer (all of Keras's here: each element of a
-weight is updated from the same element of its gradient and slots only) runs
-once over all the weights of a dtype laid end to end (``numpy_ref.fast.flat``), not
-once per weight: a handful of NumPy calls per step instead of a handful per
-weight, the same numbers to the last bit. The slots live in such buffers too;
-``state[slot][name]`` are views of them. When the weights (or the gradients)
-already are consecutive views of one buffer, as a packed network's are
-(``Network.pack_params``), the step works on that buffer in place; otherwise it
-copies them into one and the new weights back.
+``numpy_ref.fast.optimizer`` runs step 3 of an element-wise optimizer once over
+all the weights laid end to end, for the same numbers in fewer NumPy calls.
 """
 
 import abc
-import operator
 
 import numpy as np
 
-from numpy_ref.fast import flat
 from numpy_ref.optim.keras_scalars import keras_cast
 
 
@@ -61,16 +54,12 @@ class Optimizer(abc.ABC):
     ``exclude_from_weight_decay`` (parameter names), ``clipnorm``,
     ``clipvalue``, ``global_clipnorm`` (at most one; None or 0: off).
     Subclasses set ``slots`` (slot name -> initial value) and define
-    ``_update_one(name, param, grad, lr, k)``, where ``k`` is what their
-    ``_step_constants(lr, dtype)`` returned for this step and dtype.
-
-    ``elementwise = True`` (a class attribute) says that ``_update_one`` treats every
-    element on its own, so that it may run once on all weights laid end to end; a
-    subclass whose update looks across a weight (a norm per weight, say) sets it False.
+    ``update_step(param, grad, slots, lr, k)``, where ``slots`` holds the weight's
+    state arrays and ``k`` is what their ``_step_constants(lr, dtype)`` returned for
+    this step and dtype.
     """
 
     SCALAR_STATE = ("iterations",)
-    elementwise = False
 
     def __init__(self, learning_rate, *, weight_decay=None, exclude_from_weight_decay=(),
                  clipnorm=None, clipvalue=None, global_clipnorm=None):
@@ -90,8 +79,6 @@ class Optimizer(abc.ABC):
         self.iterations = 0
         self.slots = {}
         self.state = {}  # slot name -> {param name -> array}
-        self._scratch = {}  # param name -> work array, not state: never saved
-        self._plans = {}  # dtype -> _FlatPlan of the element-wise step
 
     def current_learning_rate(self):
         """The learning rate of the coming step (before the cast to a parameter's dtype)."""
@@ -115,41 +102,48 @@ class Optimizer(abc.ABC):
         that cast: the same when the dtypes agree, as a twin's do). As in
         Keras, an empty ``params`` is no step at all.
         """
+        work = self.gradients_to_apply(params, grads)
+        if not work:
+            return
+        constants = self.step_constants(work)
+        for name, param, grad in work:
+            lr, wd, k = constants[param.dtype]
+            self.decay_weight(name, param, lr, wd)
+            self.update_step(param, grad, self.slots_of(name, param), lr, k)
+        self.iterations += 1
+
+    def gradients_to_apply(self, params, grads):
+        """[(name, param, grad)] for the parameters with a gradient, each cast to its
+        parameter's dtype and clipped."""
         work = [(name, param, grad if type(grad) is np.ndarray and grad.dtype == param.dtype
                  else np.asarray(grad, dtype=param.dtype))
                 for name, param, grad in ((n, p, grads[n]) for n, p in params.items())
                 if grad is not None]
-        if not work:
-            if params:
-                raise ValueError("No gradients provided for any parameter.")
-            return
-        if self.clipnorm or self.clipvalue or self.global_clipnorm:
+        if not work and params:
+            raise ValueError("No gradients provided for any parameter.")
+        if work and (self.clipnorm or self.clipvalue or self.global_clipnorm):
             clipped = self._clip([grad for _, _, grad in work])
             work = [(name, param, grad) for (name, param, _), grad in zip(work, clipped)]
+        return work
+
+    def step_constants(self, work):
+        """{dtype: (lr, wd, k)} for this step: the learning rate and weight decay cast as
+        Keras casts them, and ``_step_constants``' scalars (after ``_begin_step``)."""
         lr_value = self.current_learning_rate()
         self._begin_step(work)
-        per_dtype, groups = {}, {}
-        for name, param, grad in work:
-            constants = per_dtype.get(param.dtype)
-            if constants is None:
-                lr = keras_cast(lr_value, param.dtype)
-                wd = None if self.weight_decay is None else keras_cast(self.weight_decay,
-                                                                       param.dtype)
-                constants = per_dtype[param.dtype] = (lr, wd, self._step_constants(lr, param.dtype))
-            lr, wd, k = constants
-            if wd is not None and name not in self.exclude_from_weight_decay:
-                param -= param * wd * lr
-            if self.elementwise:
-                groups.setdefault(param.dtype, []).append((name, param, grad))
-            else:
-                self._update_one(name, param, grad, lr, k)
-        for dtype, items in groups.items():
-            lr, _, k = per_dtype[dtype]
-            plan = self._plans.get(dtype)
-            if plan is None or not plan.fits(items, self.state):
-                plan = self._plans[dtype] = _FlatPlan(self, items)
-            plan.step(self, items, lr, k)
-        self.iterations += 1
+        constants = {}
+        for _, param, _ in work:
+            dtype = param.dtype
+            if dtype not in constants:
+                lr = keras_cast(lr_value, dtype)
+                wd = None if self.weight_decay is None else keras_cast(self.weight_decay, dtype)
+                constants[dtype] = (lr, wd, self._step_constants(lr, dtype))
+        return constants
+
+    def decay_weight(self, name, param, lr, wd):
+        """Weight decay, param -= param * wd * lr, unless it is off or excluded for ``name``."""
+        if wd is not None and name not in self.exclude_from_weight_decay:
+            param -= param * wd * lr
 
     def _begin_step(self, work):
         """Hook before the parameters of a step are updated."""
@@ -158,23 +152,17 @@ class Optimizer(abc.ABC):
         """Scalars that depend on the step and dtype only (computed once per step)."""
         return None
 
-    def _slot(self, slot, name, param):
-        """The optimizer array ``slot`` for parameter ``name``, created on first use (for
-        a flat step, ``name`` is its plan's key and the slot its whole buffer)."""
-        if isinstance(name, _FlatKey):
-            return self._plans[name.dtype].slots[slot]
-        store = self.state.setdefault(slot, {})
-        array = store.get(name)
-        if array is None:
-            array = store[name] = np.full_like(param, keras_cast(self.slots[slot], param.dtype))
-        return array
-
-    def _work(self, name, param):
-        """A scratch array shaped like ``param``, reused from step to step."""
-        tmp = self._scratch.get(name)
-        if tmp is None or tmp.shape != param.shape or tmp.dtype != param.dtype:
-            tmp = self._scratch[name] = np.empty_like(param)
-        return tmp
+    def slots_of(self, name, param):
+        """{slot: array}: the state of parameter ``name``, each slot created on first use
+        (filled with its initial value, cast as Keras casts it)."""
+        slots = {}
+        for slot, initial in self.slots.items():
+            store = self.state.setdefault(slot, {})
+            array = store.get(name)
+            if array is None:
+                array = store[name] = np.full_like(param, keras_cast(initial, param.dtype))
+            slots[slot] = array
+        return slots
 
     def get_state(self):
         """Flat dict of arrays ("slot/param" -> array, "iterations", ...) for saving."""
@@ -201,75 +189,10 @@ class Optimizer(abc.ABC):
                                  f"{list(self.SCALAR_STATE)} and the slots {sorted(self.slots)}")
             state.setdefault(slot, {})[name] = np.array(array)
         self.state = state
-        self._plans = {}
         self.iterations = int(flat["iterations"])
         for key in self.SCALAR_STATE[1:]:
             setattr(self, key, np.array(flat[key]) if key in flat else None)
 
     @abc.abstractmethod
-    def _update_one(self, name, param, grad, lr, k):
-        """Updates one parameter array in place."""
-
-
-class _FlatKey(tuple):
-    """The ``name`` an element-wise step is called with when it runs on a whole buffer."""
-
-    dtype = property(lambda self: self[1])
-
-
-class _FlatPlan:
-    """The buffers of the element-wise step over the weights of one dtype, in order.
-
-    ``fits`` says whether the plan still holds for a step's weights: the same names and
-    arrays, and slots still the views it made (``set_state`` or a user replacing a slot
-    array makes a new plan, which copies the values in).
-    """
-
-    def __init__(self, optimizer, items):
-        names, params, grads = zip(*items)
-        dtype = params[0].dtype
-        self.key = _FlatKey(("flat", dtype))
-        self.names, self.params = names, params
-        self.size = sum(p.size for p in params)
-        self.param_span = flat.span(list(params))
-        self.param_buffer = None if self.param_span is not None else np.empty(self.size, dtype)
-        self.grad_arrays = grads
-        self.grad_span = flat.span(list(grads))
-        self.grad_buffer = None
-        self.slots, self.views = {}, {}
-        for slot, initial in optimizer.slots.items():
-            store = optimizer.state.setdefault(slot, {})
-            fill = keras_cast(initial, dtype)
-            buffer, views = flat.pack(
-                [store[n] if n in store else np.full(p.shape, fill, dtype)
-                 for n, p in zip(names, params)], dtype)
-            store.update(zip(names, views))
-            self.slots[slot], self.views[slot] = buffer, views
-
-    def fits(self, items, state):
-        names, params, _ = zip(*items)
-        if names != self.names or not all(map(operator.is_, params, self.params)):
-            return False
-        for slot, views in self.views.items():
-            store = state.get(slot, {})
-            if not all(map(operator.is_, map(store.get, names), views)):
-                return False
-        return True
-
-    def _gradient(self, items):
-        if self.grad_span is not None and all(
-                map(operator.is_, (grad for _, _, grad in items), self.grad_arrays)):
-            return self.grad_span
-        if self.grad_buffer is None:
-            self.grad_buffer = np.empty(self.size, self.key.dtype)
-        return flat.gather([grad for _, _, grad in items], self.grad_buffer)
-
-    def step(self, optimizer, items, lr, k):
-        """The element-wise update of every weight of the plan, in place."""
-        grad = self._gradient(items)
-        param = self.param_span
-        if param is None:
-            param = flat.gather(self.params, self.param_buffer)
-        optimizer._update_one(self.key, param, grad, lr, k)  # pylint: disable=protected-access
-        if self.param_span is None:
-            flat.scatter(param, self.params)
+    def update_step(self, param, grad, slots, lr, k):
+        """Updates one parameter array (and its ``slots``) in place."""

@@ -3,7 +3,7 @@
 Each ``update(params, grads)`` changes the arrays in ``params`` in place, in
 the same order of operations as ``keras/src/optimizers/*.py``, so a float64
 step here equals a Keras step to the last bit (the shared options, clipping
-and weight decay, are in ``optimizer_base``). Keras details that matter:
+and weight decay, are in ``numpy_ref.optim.base``). Keras details that matter:
 
 - The learning rate lives in a float32 variable, and some hyperparameters go
   through ``ops.cast(python_float, var.dtype)``, which makes a float32 tensor
@@ -28,8 +28,6 @@ class SGD(Optimizer):
     v = v * m - grad * lr; param += v (nesterov: param += v * m - grad * lr).
     """
 
-    elementwise = True
-
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **options):
         super().__init__(learning_rate, **options)
         if not 0 <= momentum <= 1:
@@ -40,11 +38,11 @@ class SGD(Optimizer):
     def _step_constants(self, lr, dtype):
         return keras_cast(self.momentum, dtype)
 
-    def _update_one(self, name, param, grad, lr, k):
-        if not self.slots:
+    def update_step(self, param, grad, slots, lr, k):
+        if "momentum" not in slots:
             param -= grad * lr
             return
-        v = self._slot("momentum", name, param)
+        v = slots["momentum"]
         v[...] = v * k - grad * lr
         param += (v * k - grad * lr) if self.nesterov else v
 
@@ -69,16 +67,14 @@ class AdaGrad(Optimizer):
     h starts at ``initial_accumulator_value`` (0.1, float32-rounded), not 0 as in the book.
     """
 
-    elementwise = True
-
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7,
                  **options):
         super().__init__(learning_rate, **options)
         self.initial_accumulator_value, self.epsilon = initial_accumulator_value, epsilon
         self.slots = {"accumulator": initial_accumulator_value}
 
-    def _update_one(self, name, param, grad, lr, k):
-        h = self._slot("accumulator", name, param)
+    def update_step(self, param, grad, slots, lr, k):
+        h = slots["accumulator"]
         h += grad * grad
         param -= lr * grad / np.sqrt(h + self.epsilon)
 
@@ -91,8 +87,6 @@ class RMSprop(Optimizer):
     subtracts the square of a running mean gradient from v.
     """
 
-    elementwise = True
-
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7,
                  centered=False, **options):
         super().__init__(learning_rate, **options)
@@ -103,19 +97,19 @@ class RMSprop(Optimizer):
         if centered:
             self.slots["average_gradient"] = 0.0
 
-    def _update_one(self, name, param, grad, lr, k):
+    def update_step(self, param, grad, slots, lr, k):
         rho = self.rho
-        v = self._slot("velocity", name, param)
+        v = slots["velocity"]
         v[...] = rho * v + (1 - rho) * (grad * grad)
         if self.centered:
-            g_avg = self._slot("average_gradient", name, param)
+            g_avg = slots["average_gradient"]
             g_avg[...] = rho * g_avg + (1 - rho) * grad
             denominator = v - g_avg * g_avg + self.epsilon
         else:
             denominator = v + self.epsilon
         increment = lr * grad / np.sqrt(denominator)
         if self.momentum > 0:
-            buf = self._slot("momentum", name, param)
+            buf = slots["momentum"]
             buf[...] = self.momentum * buf + increment
             param -= buf
         else:
@@ -129,13 +123,7 @@ class Adam(Optimizer):
     m += (grad - m) * (1 - beta_1);  v += (grad^2 - v) * (1 - beta_2)
     amsgrad: v_hat = max(v_hat, v), used instead of v below
     param -= m * alpha / (sqrt(v) + epsilon)
-
-    The array updates run in place through one scratch buffer per parameter
-    (the same operations in the same order, so bit for bit the formula above):
-    for a small network, temporaries would otherwise dominate the step.
     """
-
-    elementwise = True
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
                  amsgrad=False, **options):
@@ -152,24 +140,16 @@ class Adam(Optimizer):
         one = dtype.type(1)
         return lr * np.sqrt(one - beta_2_power) / (one - beta_1_power)
 
-    def _update_one(self, name, param, grad, lr, k):
-        m = self._slot("momentum", name, param)
-        v = self._slot("velocity", name, param)
-        tmp = self._work(name, param)
-        np.subtract(grad, m, out=tmp)          # m += (grad - m) * (1 - beta_1)
-        tmp *= 1 - self.beta_1
-        m += tmp
-        np.multiply(grad, grad, out=tmp)       # v += (grad^2 - v) * (1 - beta_2)
-        tmp -= v
-        tmp *= 1 - self.beta_2
-        v += tmp
-        if self.amsgrad:                       # v_hat = max(v_hat, v), used as v
-            v_hat = self._slot("velocity_hat", name, param)
-            v = np.maximum(v_hat, v, out=v_hat)
-        np.sqrt(v, out=tmp)                    # param -= m * alpha / (sqrt(v) + eps)
-        tmp += self.epsilon
-        np.divide(np.multiply(m, k), tmp, out=tmp)
-        param -= tmp
+    def update_step(self, param, grad, slots, lr, k):
+        m, v = slots["momentum"], slots["velocity"]  # (like param)
+        m += (grad - m) * (1 - self.beta_1)
+        v += (grad * grad - v) * (1 - self.beta_2)
+        if self.amsgrad:
+            v_hat = slots["velocity_hat"]
+            v_hat[...] = np.maximum(v_hat, v)
+            v = v_hat
+        alpha = k  # the step size, bias correction folded in (_step_constants)
+        param -= m * alpha / (np.sqrt(v) + self.epsilon)
 
 
 class AdamW(Adam):
@@ -189,8 +169,6 @@ class Adamax(Optimizer):
     param -= lr * m / ((1 - beta_1^t) * (u + epsilon))   (float32-rounded beta_1)
     """
 
-    elementwise = True
-
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **options):
         super().__init__(learning_rate, **options)
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
@@ -200,9 +178,9 @@ class Adamax(Optimizer):
         t = dtype.type(self.iterations + 1)
         return dtype.type(1) - scalar_pow(keras_cast(self.beta_1, dtype), t, dtype)
 
-    def _update_one(self, name, param, grad, lr, k):
-        m = self._slot("momentum", name, param)
-        u = self._slot("norm", name, param)
+    def update_step(self, param, grad, slots, lr, k):
+        m = slots["momentum"]
+        u = slots["norm"]
         m += (grad - m) * (1 - self.beta_1)
         u[...] = np.maximum(self.beta_2 * u, np.abs(grad))
         param -= lr * m / (k * (u + self.epsilon))
@@ -216,8 +194,6 @@ class Nadam(Optimizer):
     m_hat = u_{t+1} m / (1 - prod_{t+1}) + (1 - u_t) grad / (1 - prod_t)
     param -= m_hat * lr / (sqrt(v / (1 - beta_2^t)) + epsilon)
     """
-
-    elementwise = True
 
     SCALAR_STATE = ("iterations", "u_product")
 
@@ -246,10 +222,10 @@ class Nadam(Optimizer):
         beta_2_power = scalar_pow(beta_2, real(self.iterations + 1), dtype)
         return (u_t, u_next, product, product * u_next, beta_1, beta_2, beta_2_power)
 
-    def _update_one(self, name, param, grad, lr, k):
+    def update_step(self, param, grad, slots, lr, k):
         u_t, u_next, product, product_next, beta_1, beta_2, beta_2_power = k
-        m = self._slot("momentum", name, param)
-        v = self._slot("velocity", name, param)
+        m = slots["momentum"]
+        v = slots["velocity"]
         m += (grad - m) * (1 - beta_1)
         v += (grad * grad - v) * (1 - beta_2)
         m_hat = u_next * m / (1 - product_next) + (1 - u_t) * grad / (1 - product)
@@ -263,8 +239,6 @@ class Lion(Optimizer):
     param -= lr * sign(m * beta_1 + grad * (1 - beta_1));  m = m * beta_2 + grad * (1 - beta_2)
     """
 
-    elementwise = True
-
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.99, **options):
         super().__init__(learning_rate, **options)
         if not 0 < beta_1 <= 1:
@@ -276,9 +250,9 @@ class Lion(Optimizer):
         beta_1, beta_2 = keras_cast(self.beta_1, dtype), keras_cast(self.beta_2, dtype)
         return beta_1, 1.0 - beta_1, beta_2, 1.0 - beta_2
 
-    def _update_one(self, name, param, grad, lr, k):
+    def update_step(self, param, grad, slots, lr, k):
         beta_1, one_minus_beta_1, beta_2, one_minus_beta_2 = k
-        m = self._slot("momentum", name, param)
+        m = slots["momentum"]
         param -= lr * np.sign(m * beta_1 + grad * one_minus_beta_1)
         m[...] = m * beta_2 + grad * one_minus_beta_2
 
@@ -290,31 +264,17 @@ class Adadelta(Optimizer):
     d = rho d + (1 - rho) delta^2;  param += lr * delta
     """
 
-    elementwise = True
-
     def __init__(self, learning_rate=0.001, rho=0.95, epsilon=1e-7, **options):
         super().__init__(learning_rate, **options)
         self.rho, self.epsilon = rho, epsilon
         self.slots = {"accumulated_grad": 0.0, "accumulated_delta_var": 0.0}
 
-    def _update_one(self, name, param, grad, lr, k):
+    def update_step(self, param, grad, slots, lr, k):
         rho, eps = self.rho, self.epsilon
-        a = self._slot("accumulated_grad", name, param)
-        d = self._slot("accumulated_delta_var", name, param)
+        a = slots["accumulated_grad"]
+        d = slots["accumulated_delta_var"]
         a[...] = rho * a + (1 - rho) * (grad * grad)
         delta = -(np.sqrt(d + eps) * grad / np.sqrt(a + eps))
         d[...] = rho * d + (1 - rho) * (delta * delta)
         param += lr * delta
 
-
-OPTIMIZERS = {"sgd": SGD, "momentum": Momentum, "nesterov": Nesterov, "adagrad": AdaGrad,
-              "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW, "adamax": Adamax,
-              "nadam": Nadam, "lion": Lion, "adadelta": Adadelta}
-
-
-def get(name, **kwargs):
-    """An optimizer by its lower-case name, e.g. ``get("adam", learning_rate=1e-3)``."""
-    if name not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}. "
-                         f"Received: optimizer={name!r}")
-    return OPTIMIZERS[name](**kwargs)

@@ -1,21 +1,21 @@
-"""The material's experiment: gradient descent on the DNN, numerical gradients vs backprop.
+"""The study notes' experiment: gradient descent on the DNN, numerical gradients vs backprop.
 
 `DNN(depth, 32 neurons, 10 inputs, 2 outputs)`, sigmoid, float64, on a fixed random
 regression batch, L = 1/2 mean((h - y)^2). One step is a gradient and `param -= lr * grad`.
-The material timed 100 numerical steps at 48 s (depth 5) and 155 s (depth 10).
+The study notes timed 100 numerical steps at 48 s (depth 5) and 155 s (depth 10).
 
 Cost model: a numerical gradient evaluates the loss twice per parameter. Re-running the
 whole network each time costs 2 P t_loss (P parameters, t_loss one loss evaluation);
-`LayerNet.numerical_gradient` re-runs only the layers after the perturbed weight.
+`Network.numerical_gradient` re-runs only the layers after the perturbed weight.
 """
 
 import numpy as np
 
-from numpy_ref import networks
+from numpy_ref.network import networks
 from numpy_ref.optim import optimizers
 from benchmarking import stats
 
-MATERIAL_SECONDS_PER_100_STEPS = {5: 48.0, 10: 155.0}
+STUDY_NOTES_SECONDS_PER_100_STEPS = {5: 48.0, 10: 155.0}
 
 
 def _loss_seconds(net, x, t, calls):
@@ -58,7 +58,7 @@ def measure_depth(depth, x, t, repeats, backprop_steps, learning_rate=0.1, seed=
         "full_rerun_estimate_s": 2 * params * loss_s,
         "max_abs_difference": max_difference,
         "numerical_100_steps_s": 100 * per_step["numerical"]["median"],
-        "material_100_steps_s": MATERIAL_SECONDS_PER_100_STEPS.get(depth),
+        "material_100_steps_s": STUDY_NOTES_SECONDS_PER_100_STEPS.get(depth),
     }
 
 
@@ -87,7 +87,7 @@ def measure(depths=(5, 10), batch=100, repeats=5, backprop_steps=100, seed=0):
             # ... if a loss evaluation cost as much as its multiply-adds (~P per example):
             "theory_P_squared": p_ratio ** 2,
             "parameters": p_ratio,
-            "material": (MATERIAL_SECONDS_PER_100_STEPS.get(depths[1], np.nan)
-                         / MATERIAL_SECONDS_PER_100_STEPS.get(depths[0], np.nan)),
+            "material": (STUDY_NOTES_SECONDS_PER_100_STEPS.get(depths[1], np.nan)
+                         / STUDY_NOTES_SECONDS_PER_100_STEPS.get(depths[0], np.nan)),
         }
     return result

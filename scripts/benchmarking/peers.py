@@ -19,6 +19,9 @@ import time
 import numpy as np
 
 from numpy_ref import training
+from numpy_ref.fast import flat
+from numpy_ref.fast.optimizer import FlatUpdate
+from numpy_ref.optim import optimizers
 
 HIDDEN_UNITS = (32, 64, 128, 256)
 NUM_CLASSES = 10
@@ -193,14 +196,11 @@ class NumpyByHandRunner(_Peer):
 
     Written for this network only: Dense layers in a list, ReLU in place, the softmax
     cross-entropy from the logits' shifted values, the gradients into one buffer that
-    `numpy_ref.optim.optimizers.Adam` updates in one pass per operation. numpy_ref's own step
-    does the same operations through its general graph.
+    numpy_ref's Adam updates in one pass per operation (`numpy_ref.fast.optimizer.FlatUpdate`).
+    numpy_ref's own step does the same operations through its general graph.
     """
 
     def __init__(self, x, y, batch_size, seed, hidden_units=HIDDEN_UNITS):
-        # pylint: disable=import-outside-toplevel
-        from numpy_ref.fast import flat
-        from numpy_ref.optim import optimizers
         super().__init__(x, y.astype(np.intp), batch_size, seed)
         sizes = _layer_sizes(x, hidden_units)
         rng = np.random.default_rng(seed)
@@ -214,8 +214,8 @@ class NumpyByHandRunner(_Peer):
         names = [f"w{i}" for i in range(len(params))]
         self.params, self.grads = dict(zip(names, params)), dict(zip(names, grads))
         self.layers = list(zip(params[0::2], params[1::2], grads[0::2], grads[1::2]))
-        self.optimizer = optimizers.Adam(LEARNING_RATE, beta_1=BETA_1, beta_2=BETA_2,
-                                         epsilon=EPSILON)
+        self.optimizer = FlatUpdate(optimizers.Adam(LEARNING_RATE, beta_1=BETA_1,
+                                                    beta_2=BETA_2, epsilon=EPSILON))
         self.totals = None
 
     def _reset(self):
@@ -251,7 +251,7 @@ class NumpyByHandRunner(_Peer):
             if i:
                 dz = dz @ w.T
                 dz *= values[i] > 0
-        self.optimizer.update(self.params, self.grads)
+        self.optimizer(self.params, self.grads)
         self.totals[0] += loss
         self.totals[1] += 1
         self.totals[2] += hits

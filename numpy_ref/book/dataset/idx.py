@@ -5,8 +5,8 @@ uint8, and the number of dimensions), one big-endian uint32 per dimension, then
 the payload in C order. Labels are idx1 (magic 0x00000801), images idx3
 (0x00000803). Files may be gzipped (``.gz``) or raw.
 
-``load_mnist`` keeps the signature of the book's ``dataset/mnist.py``, but reads
-local files only (from ``data_dir``) and never downloads or pickles anything.
+``read_mnist(data_dir)`` returns the four arrays as the files store them; the
+book's ``load_mnist`` (``numpy_ref.book.dataset.mnist``) prepares them as the book does.
 """
 
 import gzip
@@ -187,43 +187,3 @@ def read_mnist(data_dir):
         check_mnist_arrays(images, labels, img_path, label_path)
         splits.append((images, labels))
     return tuple(splits)
-
-
-def _prepare_images(x, normalize, flatten, dtype):
-    if normalize:
-        x = x.astype(dtype)
-        x /= 255.0  # in place: no second full-size float temporary
-    if flatten:
-        return x.reshape(len(x), -1)      # (N, 784)
-    return x.reshape(len(x), 1, *IMAGE_SHAPE)  # (N, 1, 28, 28), the book's NCHW
-
-
-def _prepare_labels(t, one_hot_label, dtype):
-    if one_hot_label:
-        return np.eye(NUM_CLASSES, dtype=dtype)[t]  # (N, 10)
-    return t.astype(np.int64)  # (N,)
-
-
-def load_mnist(data_dir, normalize=True, flatten=True,
-               one_hot_label=False, dtype=np.float32):
-    """Loads MNIST like the book's `dataset/mnist.py`, from local idx files.
-
-    Args:
-      data_dir: directory with the four idx files (or a `mnist/` subfolder).
-      normalize: scale pixels to [0, 1] as `dtype`; else keep uint8 0..255.
-      flatten: images as (N, 784); else (N, 1, 28, 28) as in the book.
-      one_hot_label: labels as (N, 10) one-hot of `dtype`; else int64 (N,).
-      dtype: a floating dtype for normalized images and one-hot labels.
-
-    Returns:
-      ((x_train, t_train), (x_test, t_test)), 60,000 and 10,000 samples.
-    """
-    dtype = np.dtype(dtype)
-    if not np.issubdtype(dtype, np.floating):
-        raise ValueError(
-            f"dtype must be a floating dtype. Received: dtype={dtype}")
-    splits = read_mnist(data_dir)
-    return tuple(
-        (_prepare_images(x, normalize, flatten, dtype),
-         _prepare_labels(t, one_hot_label, dtype))
-        for x, t in splits)

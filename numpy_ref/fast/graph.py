@@ -1,0 +1,61 @@
+"""A network's fast twin: the same graph and the same weights, with kernels in its nodes.
+
+``fast_network(network, grad_out)`` builds a ``Network`` over the same layers
+(so the same ``params`` arrays), where a ``Dense`` used by one node is a
+``DenseKernel`` writing its gradients into the buffers ``grad_out`` gives, and
+a ``Softmax`` of the logits a sparse cross-entropy reads is computed once for
+both (``SoftmaxCrossentropy``). Its ``loss_and_gradient`` is the network's, bit
+for bit; its forward values are its own (``last_output``).
+"""
+
+import collections
+
+import numpy as np
+
+from numpy_ref.fast import flat
+from numpy_ref.fast import kernels as K
+from numpy_ref.layers import activations
+from numpy_ref.network import Network, Node
+
+
+def pack_weights(params):
+    """Lays the arrays of ``params`` (a network's ``ArrayView``) end to end, one buffer per
+    dtype in ``params`` order, unless they already are: every layer holding one then holds a
+    view of its stretch, with the same values. An array taken from a layer before is no
+    longer the layer's afterwards."""
+    named = dict(params.items())
+    for dtype in dict.fromkeys(a.dtype for a in named.values()):
+        group = {name: a for name, a in named.items() if a.dtype == dtype}
+        if flat.span(list(group.values())) is not None:
+            continue
+        for name, view in flat.pack_by_dtype(group).items():
+            for node, key in params.owners(name):
+                node.layer.params[key] = view
+
+
+def fast_network(network, grad_out):
+    """The fast twin of ``network``; ``grad_out`` ({public name: array}) holds the buffers a
+    kernel writes the gradient of a weight into (one no other layer shares)."""
+    uses = collections.Counter(id(node.layer) for node in network.nodes)
+    softmax = None
+    nodes = []
+    for node in network.nodes:
+        layer = node.layer
+        if uses[id(layer)] == 1:
+            names = node.public_names("params")
+            kernel = K.kernel_for(layer, {key: grad_out[name] for key, name in names.items()
+                                          if len(network.params.owners(name)) == 1})
+            if (softmax is None and type(layer) is activations.Softmax and layer.axis == -1
+                    and node.inputs == [network.loss_input] and K.fusable(network.last_layer)):
+                kernel = softmax = K.SoftmaxKernel(layer)
+            layer = kernel or layer
+        nodes.append(Node(node.name, layer, node.inputs, node.param_names, node.state_names))
+    loss = network.last_layer if softmax is None else K.SoftmaxCrossentropy(network.last_layer,
+                                                                          softmax)
+    return Network(nodes, network.inputs, network.outputs, loss, network.loss_input,
+                   network.input_grad, network.penalties)
+
+
+def gradient_buffers(params):
+    """{public name: zeros}: one buffer per dtype, in ``params`` order, for the gradients."""
+    return flat.pack_by_dtype({name: np.zeros_like(a) for name, a in params.items()})
