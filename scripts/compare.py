@@ -12,13 +12,15 @@ import os
 
 from absl import app, flags
 
-from tfmodels.run import cli, comparison, config as cfg
+from tfmodels import data
+from tfmodels.run import cli, comparison
+from tfmodels.run.config import DTYPES
 
 MODEL_FILE = flags.DEFINE_string("model_file", None, "A Keras model file (.keras), loaded in "
                                  "safe mode.")
-DATASET = flags.DEFINE_enum("dataset", "mnist", cfg.DATASETS, "Test images to run it on.")
+DATASET = flags.DEFINE_enum("dataset", "mnist", tuple(data.DATASETS), "Test images to run it on.")
 NUM_EXAMPLES = flags.DEFINE_integer("num_examples", 64, "How many test images.", lower_bound=1)
-DTYPE = flags.DEFINE_enum("dtype", "float64", cfg.DTYPES,
+DTYPE = flags.DEFINE_enum("dtype", "float64", DTYPES,
                           "Compare a copy of the model in this dtype (float64 shows only what "
                           "the twin gets wrong, not float32 rounding).")
 OUTPUT_DIR = flags.DEFINE_string("output_dir", None,

@@ -10,10 +10,11 @@ import os
 
 from absl import app, flags
 
-from tfmodels.run import cli, config as cfg, evaluation
+from tfmodels.run import backends, cli, evaluation
+from tfmodels.run.config import expand_path
 
 MODEL_DIR = flags.DEFINE_string("model_dir", None, "A directory written by scripts/train.py.")
-BACKEND = flags.DEFINE_enum("backend", "tensorflow", cfg.BACKENDS,
+BACKEND = flags.DEFINE_enum("backend", "tensorflow", tuple(backends.BACKENDS),
                             "Which implementation computes the predictions.")
 DATA_DIR = flags.DEFINE_string("data_dir", None,
                                "Data directory; default: the run's, else $TFMODELS_DATA_DIR.")
@@ -23,8 +24,8 @@ flags.mark_flag_as_required("model_dir")
 @cli.guarded
 def main(argv):
     del argv  # unused
-    evaluation.evaluate_run(cfg.expand_path(MODEL_DIR.value), BACKEND.value,
-                            cfg.expand_path(DATA_DIR.value))
+    evaluation.evaluate_run(expand_path(MODEL_DIR.value), BACKEND.value,
+                            expand_path(DATA_DIR.value))
 
 
 if __name__ == "__main__":

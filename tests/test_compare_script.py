@@ -17,6 +17,8 @@ import pytest
 from procs import ROOT, assert_fails_with, run_python, run_script
 from wrong_twin import Shift
 
+pytestmark = pytest.mark.integration  # every test runs compare.py in a subprocess
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Imports the module that registers the wrong twin, then runs compare.py as __main__.
 WRAPPER = """import runpy, sys

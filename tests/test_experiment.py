@@ -4,13 +4,14 @@ import json
 import logging as py_logging
 import re
 
+from absl import flags
 import keras
 import numpy as np
 import pytest
 
 from numpy_ref.network.serialization import load_npz
 from tfmodels.errors import NonFiniteLossError
-from tfmodels.run import artifacts, evaluation, experiment, manifest
+from tfmodels.run import artifacts, config as run_config, evaluation, experiment, manifest
 from fakes import tiny_digits
 from tfmodels.errors import ConfigError, RunDirError
 from tfmodels.run.config import RunConfig
@@ -170,6 +171,38 @@ def test_bad_settings_fail_before_any_work(tmp_path, bad, message):
     with pytest.raises(ConfigError, match=message):
         experiment.run(cfg, datasets_override="never used")
     assert not (tmp_path / "run-numpy").exists()
+
+
+def command_line(*args):
+    """The RunConfig train.py makes of the command line ``args`` (on a fresh set of flags)."""
+    flag_values = flags.FlagValues()
+    run_config.define_flags(flag_values)
+    flag_values(["train.py", *args])
+    return run_config.from_flags(flag_values)
+
+
+def test_a_flag_not_given_leaves_the_settings_default():
+    assert command_line() == RunConfig()
+    assert command_line("--model=two_layer_net", "--hidden_units=100", "--optimizer=sgd",
+                        "--noresume") == RunConfig(model="two_layer_net", hidden_units=(100,),
+                                                   optimizer="sgd", resume=False)
+    assert command_line("--model_file=m.keras").optimizer is None  # the file's own
+    assert command_line("--model_file=m.keras", "--optimizer=sgd").optimizer == "sgd"
+
+
+def test_a_model_file_refuses_the_flags_of_the_architecture_it_replaces():
+    with pytest.raises(ConfigError, match="--model_file brings its own architecture; drop "
+                                          "--model, --hidden_units, --weight_decay$"):
+        command_line("--model_file=m.keras", "--weight_decay=0", "--hidden_units=3",
+                     "--model=mymodel", "--epochs=3")
+    assert run_config.ARCHITECTURE == ("model", "hidden_units", "activation", "dropout",
+                                       "batchnorm", "weight_decay")
+
+
+def test_a_resumed_run_keeps_the_settings_that_shape_its_saved_state():
+    assert run_config.RESUME_KEYS == ("dataset", "model", "model_file", "hidden_units",
+                                      "activation", "dropout", "batchnorm", "weight_decay",
+                                      "backend", "optimizer", "mixed_precision", "dtype")
 
 
 @pytest.mark.slow

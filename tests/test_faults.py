@@ -56,6 +56,7 @@ def uninterrupted(tmp_path_factory, tiny_data_dir):
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("fault, args", [("kill_mid_epoch", ["2", "5"]),
                                          ("kill_mid_checkpoint", ["2"])])
+@pytest.mark.integration
 def test_sigkill_then_rerun_resumes_and_matches(tmp_path, tiny_data_dir, uninterrupted,
                                                 backend, fault, args):
     model_dir = tmp_path / "run"

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from numpy_ref.optim import optimizers as np_optimizers
+from tfmodels import optimizers as registry
 from tfmodels.parity import optimizers as popt
 
 K = keras.optimizers
@@ -210,6 +211,18 @@ def test_twin_of_a_built_optimizer_continues_its_trajectory(name):
                    if getattr(keras_optimizer, attr, None)}
     assert set(pair.numpy.state) == keras_slots
     pair.step(10, EXACT)
+
+
+@pytest.mark.parametrize("name", registry.OPTIMIZER_NAMES)
+def test_every_optimizer_flag_value_twins_to_its_registered_numpy_ref_class(name):
+    entry = registry.OPTIMIZERS[name]
+    keras_optimizer = registry.make_optimizer(name)
+    assert type(keras_optimizer) is entry.keras and popt.TWINS[entry.keras] is entry.twin
+    twin = popt.twin_optimizer(keras_optimizer)
+    assert type(twin) is entry.twin.cls
+    assert twin.learning_rate == np.float32(registry.default_learning_rate(name))
+    for option, value in entry.options.items():
+        assert getattr(twin, option) == value
 
 
 def test_twin_of_a_compiled_models_optimizer_is_keyed_by_variable_path():

@@ -20,7 +20,8 @@ import procs
 import runs
 from procs import assert_fails_with, run_script, run_with_fault
 from tfmodels.errors import Interrupted, RunDirError, WeightsFileError
-from tfmodels.run import artifacts, evaluation, experiment, lock, manifest, names, rundir
+from tfmodels.run import (artifacts, backends, evaluation, experiment, keras_model, lock, manifest,
+                          names, rundir)
 
 
 def snapshot(folder):
@@ -55,6 +56,7 @@ def test_lock_refuses_a_second_holder_naming_the_first(tmp_path):
         pass
 
 
+@pytest.mark.integration
 def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from tfmodels.run import lock\n"
@@ -90,6 +92,7 @@ def test_a_lock_file_removed_under_a_waiting_process_is_not_trusted(tmp_path, mo
         assert len(opened) == 2 and path.is_file()  # retried on a file of its own
 
 
+@pytest.mark.integration
 def test_a_second_run_on_the_same_model_dir_is_refused(tmp_path, tiny_data_dir):
     model_dir, flag = tmp_path / "run", tmp_path / "flag"
     paused, go = tmp_path / "flag.paused", tmp_path / "flag.go"
@@ -159,8 +162,7 @@ def test_only_own_temporaries_are_removed_and_only_by_a_run_that_goes_ahead(run_
 
 
 def test_keras_temporary_pattern_matches_save_keras_model(tmp_path, monkeypatch):
-    """names.KERAS_TEMPORARY must match what backend_tf.save_keras_model creates."""
-    from tfmodels.run import backend_tf  # pylint: disable=import-outside-toplevel
+    """names.KERAS_TEMPORARY must match what keras_model.save_keras_model creates."""
 
     class Model:  # records where save_keras_model asks it to save
         def save(self, path):
@@ -168,8 +170,26 @@ def test_keras_temporary_pattern_matches_save_keras_model(tmp_path, monkeypatch)
             path.write_bytes(b"model")
 
     model = Model()
-    backend_tf.save_keras_model(model, tmp_path / names.KERAS_MODEL)
-    assert names.is_own_temporary(None, model.path.name), model.path.name
+    keras_model.save_keras_model(model, tmp_path / names.KERAS_MODEL)
+    assert names.is_own_temporary(None, model.path.name, backends.BACKENDS), model.path.name
+
+
+def test_every_backends_evaluation_files_are_own_names_and_nothing_else_is():
+    """The evaluation files of the backends there are, and no look-alike of the user's."""
+    for backend in backends.BACKENDS:
+        for name in (names.evaluation(backend), names.confusion(backend)):
+            assert names.is_own_file(None, name, backends.BACKENDS)
+            assert not names.is_own_file(None, f"my_{name}", backends.BACKENDS)
+    for name in ("evaluation_notes.txt", "evaluation_mine.json", "confusion_mine.png"):
+        assert not names.is_own_file(None, name, backends.BACKENDS)
+
+
+def test_noresume_leaves_a_users_look_alike_evaluation_file(run_copy, tiny_data_dir):
+    (run_copy / "evaluation_mine.json").write_text("{}")
+    (run_copy / names.evaluation("numpy")).write_text("{}")
+    experiment.run(runs.config(run_copy, tiny_data_dir, epochs=1, resume=False))
+    assert (run_copy / "evaluation_mine.json").read_text() == "{}"
+    assert not (run_copy / names.evaluation("numpy")).exists()
 
 
 # Case 3: --noresume.
@@ -197,6 +217,7 @@ def test_noresume_removes_only_the_projects_files_and_says_which(run_copy, tiny_
     ("deleted", 4, ["ckpt-0002.npz is missing", "no matching checkpoint"]),
     ("unreadable", 3, ["ckpt-0002.npz", "not an .npz archive"]),
 ])
+@pytest.mark.integration
 def test_finished_run_without_usable_checkpoints_is_refused(run_copy, tiny_data_dir, damage,
                                                            code, fragments):
     if damage == "deleted":
@@ -212,6 +233,7 @@ def test_finished_run_without_usable_checkpoints_is_refused(run_copy, tiny_data_
 
 
 @pytest.mark.parametrize("name", [names.CHECKPOINTS, names.TENSORBOARD])
+@pytest.mark.integration
 def test_a_file_taking_a_folder_name_is_refused_before_training(tmp_path, tiny_data_dir, name):
     model_dir = tmp_path / "run"
     model_dir.mkdir()
@@ -223,6 +245,7 @@ def test_a_file_taking_a_folder_name_is_refused_before_training(tmp_path, tiny_d
     assert (model_dir / name).read_text() == "mine"
 
 
+@pytest.mark.integration
 def test_a_history_deleted_while_checkpoints_remain_is_refused(run_copy, tiny_data_dir):
     (run_copy / names.HISTORY_JSON).unlink()
     before = snapshot(run_copy)
@@ -234,6 +257,7 @@ def test_a_history_deleted_while_checkpoints_remain_is_refused(run_copy, tiny_da
 # Case 5: evaluate.py never scores weights the history does not describe.
 
 @pytest.mark.parametrize("signame, code", [("SIGINT", 130), ("SIGTERM", 143)])
+@pytest.mark.integration
 def test_interrupted_continuation_is_one_line_and_evaluate_refuses_it(run_copy, tiny_data_dir,
                                                                       signame, code):
     proc = run_with_fault("signal_mid_epoch", [4, 1, signame], "train.py",
@@ -251,6 +275,7 @@ def test_interrupted_continuation_is_one_line_and_evaluate_refuses_it(run_copy, 
         assert manifest.read(run_copy)["finished"]
 
 
+@pytest.mark.integration
 def test_evaluate_after_an_interrupted_noresume_with_another_model(run_copy, tiny_data_dir):
     proc = run_with_fault("signal_mid_epoch", [2, 1, "SIGINT"], "train.py",
                           *runs.flags(run_copy, "--noresume", "--model=two_layer_net"),
@@ -306,6 +331,7 @@ def test_a_damaged_checkpoint_names_the_file_and_the_array(tmp_path, tiny_data_d
     assert history_epochs(model_dir) == [1]
 
 
+@pytest.mark.integration
 def test_a_checkpoint_missing_an_optimizer_slot_through_the_cli(run_copy, tiny_data_dir):
     path = artifacts.checkpoint_paths(run_copy)[2]
     key = "optimizer/velocity/mymodel/classifier/bias"
@@ -379,6 +405,7 @@ def test_an_edited_history_is_refused_by_train_and_evaluate(run_copy, tiny_data_
     assert snapshot(run_copy) == before
 
 
+@pytest.mark.integration
 def test_evaluate_names_an_edited_history_through_the_cli(run_copy, tiny_data_dir):
     edit_history(run_copy, lambda h: h["flags"].update(hidden_units=[64]))
     proc = run_script("evaluate.py", f"--model_dir={run_copy}", "--backend=numpy",
@@ -388,6 +415,7 @@ def test_evaluate_names_an_edited_history_through_the_cli(run_copy, tiny_data_di
 
 @pytest.mark.parametrize("errno_name, strerror", [("EROFS", "Read-only file system"),
                                                   ("ENOSPC", "No space left on device")])
+@pytest.mark.integration
 def test_evaluate_on_a_read_only_or_full_disk_is_one_line(run_copy, tiny_data_dir, errno_name,
                                                           strerror):
     proc = run_with_fault("fail_writes", [errno_name, "evaluation_"], "evaluate.py",
@@ -401,6 +429,7 @@ def test_evaluate_refuses_an_unwritable_model_dir_before_any_work(run_copy, monk
         evaluation.evaluate_run(run_copy, "numpy", test_data="never used")
 
 
+@pytest.mark.integration
 def test_disk_full_at_the_final_save_keeps_the_last_checkpoint(tmp_path, tiny_data_dir):
     model_dir = tmp_path / "run"
     proc = run_with_fault("fail_writes", ["ENOSPC", names.WEIGHTS], "train.py",
@@ -415,12 +444,10 @@ def test_disk_full_at_the_final_save_keeps_the_last_checkpoint(tmp_path, tiny_da
 
 
 def test_disk_full_while_saving_the_keras_file(tmp_path, tiny_data_dir, monkeypatch):
-    from tfmodels.run import backend_tf  # pylint: disable=import-outside-toplevel
-
     def full(model, path):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(backend_tf, "save_keras_model", full)
+    monkeypatch.setattr(rundir, "save_keras_model", full)
     model_dir = tmp_path / "run"
     with pytest.raises(RunDirError, match="final weights.*No space left"):
         experiment.run(runs.config(model_dir, tiny_data_dir, epochs=1))
@@ -448,6 +475,7 @@ def test_every_file_honours_the_umask(tmp_path, tiny_data_dir):
 
 # Case 8: messages that say what is wrong.
 
+@pytest.mark.integration
 def test_random_bytes_in_weights_are_not_called_pickled(run_copy, tiny_data_dir):
     (run_copy / names.WEIGHTS).write_bytes(os.urandom(1000))
     proc = run_script("evaluate.py", f"--model_dir={run_copy}", "--backend=numpy",
@@ -456,6 +484,7 @@ def test_random_bytes_in_weights_are_not_called_pickled(run_copy, tiny_data_dir)
     assert "pickle" not in proc.stderr
 
 
+@pytest.mark.integration
 def test_a_truncated_keras_file_is_called_truncated(run_copy, tiny_data_dir):
     (run_copy / names.WEIGHTS).unlink()
     keras_file = run_copy / names.KERAS_MODEL
@@ -466,6 +495,7 @@ def test_a_truncated_keras_file_is_called_truncated(run_copy, tiny_data_dir):
     assert "not found" not in proc.stderr.lower()
 
 
+@pytest.mark.integration
 def test_an_unknown_dataset_in_the_history_is_named(run_copy, tiny_data_dir):
     edit_history(run_copy, lambda h: h["flags"].update(dataset="cifar10"))
     proc = run_script("evaluate.py", f"--model_dir={run_copy}", "--backend=numpy",
@@ -474,6 +504,7 @@ def test_an_unknown_dataset_in_the_history_is_named(run_copy, tiny_data_dir):
     assert "SVHN" not in proc.stderr
 
 
+@pytest.mark.integration
 def test_non_finite_loss_in_the_first_epoch_claims_no_checkpoint(tmp_path, tiny_data_dir):
     model_dir = tmp_path / "run"
     proc = run_script("train.py", *runs.flags(model_dir, "--optimizer=sgd",
@@ -494,12 +525,14 @@ def test_a_run_interrupted_before_it_began_leaves_no_folder(tmp_path, tiny_data_
     assert list((tmp_path / "new").iterdir()) == []
 
 
+@pytest.mark.integration
 def test_an_empty_hidden_units_flag_is_refused(tmp_path):
     proc = run_script("train.py", "--hidden_units=", f"--model_dir={tmp_path / 'run'}")
     assert_fails_with(proc, 2, "--hidden_units")
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.integration
 def test_a_tilde_in_model_dir_means_home(run_copy, tmp_path, tiny_data_dir):
     cwd = tmp_path / "cwd"
     cwd.mkdir()
@@ -556,12 +589,10 @@ def test_an_edited_manifest_is_refused_in_one_line(run_copy, tiny_data_dir):
 
 def test_an_interrupt_at_the_final_save_says_so_and_the_rerun_saves(tmp_path, tiny_data_dir,
                                                                      monkeypatch):
-    from tfmodels.run import backend_tf  # pylint: disable=import-outside-toplevel
-
     def ctrl_c(model, path):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(backend_tf, "save_keras_model", ctrl_c)
+    monkeypatch.setattr(rundir, "save_keras_model", ctrl_c)
     model_dir = tmp_path / "run"
     with pytest.raises(Interrupted, match=r"after the last epoch \(1\), before the final "
                                           r"weights were saved; rerun the same command"):

@@ -11,6 +11,8 @@ import procs
 from numpy_ref.network.serialization import load_npz
 from procs import assert_fails_with, run_script, script_env
 
+pytestmark = pytest.mark.integration  # every test runs a script in a subprocess
+
 TRAIN = str(procs.ROOT / "scripts" / "train.py")
 
 

@@ -137,6 +137,7 @@ def test_a_model_file_with_a_layer_without_twin_is_refused_before_training(tmp_p
         assert not (tmp_path / backend / "checkpoints").exists()  # no epoch was trained
 
 
+@pytest.mark.integration
 def test_model_file_through_the_cli(tmp_path, tiny_data_dir):
     path = save_user_model(tmp_path / "mine.keras", input_shape=(784,))
     run = tmp_path / "run"

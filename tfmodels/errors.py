@@ -1,8 +1,9 @@
 """The error types the scripts turn into one line and an exit code (see ``run/cli.py``).
 
-Each is a ``ValueError`` whose message names the flag, file or directory at fault.
-``NonFiniteLossError`` belongs to the training loop (``numpy_ref.training``) and is
-re-exported here so that the scripts find every type in one place.
+The four ``ValueError`` subclasses name the flag, file or directory at fault.
+``NonFiniteLossError`` (a ``FloatingPointError`` naming the epoch and step) belongs to the
+training loop (``numpy_ref.training``) and is re-exported here so that the scripts find
+every type in one place; ``Interrupted`` is a ``BaseException``, as ``KeyboardInterrupt`` is.
 """
 
 from numpy_ref.training import NonFiniteLossError

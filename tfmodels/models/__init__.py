@@ -1,11 +1,14 @@
 """The project's Keras models, and `MODELS`: the registry `--model` reads.
 
-    dense.py      Mymodel (the material's) and TwoLayerNet (the book's), dense stacks
+    dense.py      Mymodel (the Keras tutorial-style subclassed MLP the project starts from)
+                  and TwoLayerNet (the book's), dense stacks
     convnets.py   the book's SimpleConvNet (ch07) and DeepConvNet (ch08)
     checks.py     argument checks; the activations a twin can follow
 
 Adding a model kind is one `MODELS` entry: the flags, the settings, both backends and the
-run directory derive from it (the NumPy backend trains `tfmodels.parity.twin` of it).
+run directory derive from it (the NumPy backend trains `tfmodels.parity.twin` of it). A
+model option is a setting of `tfmodels.run.config.RunConfig` (`model_option=True`) that the
+kinds listing it in their `options` take as a keyword argument.
 """
 
 import dataclasses
@@ -15,6 +18,7 @@ import numpy as np
 from tfmodels.models.checks import HIDDEN_ACTIVATIONS
 from tfmodels.models.convnets import deep_convnet, simple_convnet
 from tfmodels.models.dense import Mymodel, TwoLayerNet
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelKind:
@@ -52,11 +56,12 @@ def _functional(build):
     return make
 
 
-MLP_OPTIONS = ("dropout", "batchnorm", "weight_decay")
+MLP_OPTIONS = ("dropout", "batchnorm", "weight_decay")  # what the dense stacks take
 MODELS = {
     "mymodel": ModelKind(_dense(Mymodel, lambda units: {"hidden_units": units}),
                          (32, 64, 128, 256), options=MLP_OPTIONS,
-                         description="Dense 32-64-128-256 + softmax 10 (the material's model)"),
+                         description="Dense 32-64-128-256 + softmax 10 (the Keras tutorial-style "
+                                     "subclassed MLP the project starts from)"),
     "two_layer_net": ModelKind(_dense(TwoLayerNet, lambda units: {"hidden_size": units[0]}),
                                (50,), fixed_depth=1, options=MLP_OPTIONS,
                                description="the book's one hidden layer of 50"),

@@ -1,4 +1,5 @@
-"""The material's Keras models: `Mymodel` and the Keras twin of the book's `TwoLayerNet`.
+"""The dense Keras models: `Mymodel`, the project's starting point, and the Keras twin of
+the book's `TwoLayerNet`.
 
 Both are a `_DenseStack`: Flatten, Dense hidden layers, Dense softmax classifier, with
 optional batch normalization, dropout and L2 weight decay in the hidden layers.
@@ -85,7 +86,8 @@ class _DenseStack(keras.Model):
 
 @keras.saving.register_keras_serializable(package="tfmodels")
 class Mymodel(_DenseStack):
-    """The material's subclassed MNIST classifier.
+    """The Keras tutorial-style subclassed MLP the project starts from (its study notes'
+    MNIST classifier).
 
     `y = output_activation(W_L h_{L-1} + b_L)`, `h_i = activation(W_i h_{i-1} + b_i)`,
     `h_0 = flatten(x)`; by default hidden layers of 32, 64, 128 and 256 ReLU units and a
@@ -98,7 +100,7 @@ class Mymodel(_DenseStack):
         output_activation: Activation of the classifier; `"softmax"` gives probabilities
             (what `SparseCategoricalCrossentropy()` expects by default), `None` gives logits.
         dropout, batchnorm, weight_decay: regularisation of the hidden layers (see
-            `_DenseStack`); off by default, the material's model.
+            `_DenseStack`); off by default, as in the study notes' model.
         dtype: Dtype (policy) of every layer, e.g. `"float64"`; `None` means the global
             default (float32).
 

@@ -5,52 +5,18 @@ optimizer with the same class, hyperparameters (the learning rate read from
 Keras's variable, in its dtype), options (weight decay and its exclusions,
 clipping, a learning-rate schedule) and state (iterations and every slot
 array, keyed by the Keras variable's ``path``). ``optimizer_state_to_keras``
-copies such a state into a built Keras optimizer. ``TWINS`` is the one table
-from Keras optimizer classes to their twins; Keras options that change the
-numbers and have no twin are refused with a ``ValueError``, never ignored.
+copies such a state into a built Keras optimizer. ``TWINS`` (Keras optimizer class ->
+twin) derives from ``tfmodels.optimizers.OPTIMIZERS``, the one optimizer registry; Keras
+options that change the numbers and have no twin are refused with a ``ValueError``, never
+ignored.
 """
-
-from typing import NamedTuple
 
 import keras
 import numpy as np
 
-from numpy_ref.optim import optimizers, schedules
+from numpy_ref.optim import schedules
 from numpy_ref.optim.keras_scalars import keras_cast
-
-
-class Twin(NamedTuple):
-    """How a Keras optimizer class maps onto ``numpy_ref.optim.optimizers``."""
-
-    name: str  # key in numpy_ref.optim.optimizers.OPTIMIZERS
-    hyperparameters: tuple  # attributes of the Keras optimizer passed on as they are
-    slots: dict  # numpy_ref slot name -> Keras attribute: list of slot variables
-
-
-_ADAM = ("beta_1", "beta_2", "epsilon", "amsgrad")
-_ADAM_SLOTS = {"momentum": "_momentums", "velocity": "_velocities",
-               "velocity_hat": "_velocity_hats"}
-
-TWINS = {
-    keras.optimizers.SGD: Twin("sgd", ("momentum", "nesterov"), {"momentum": "momentums"}),
-    keras.optimizers.RMSprop: Twin(
-        "rmsprop", ("rho", "momentum", "epsilon", "centered"),
-        {"velocity": "_velocities", "momentum": "_momentums",
-         "average_gradient": "_average_gradients"}),
-    keras.optimizers.Adagrad: Twin("adagrad", ("initial_accumulator_value", "epsilon"),
-                                   {"accumulator": "_accumulators"}),
-    keras.optimizers.Adam: Twin("adam", _ADAM, _ADAM_SLOTS),
-    keras.optimizers.AdamW: Twin("adamw", _ADAM, _ADAM_SLOTS),
-    keras.optimizers.Adamax: Twin("adamax", ("beta_1", "beta_2", "epsilon"),
-                                  {"momentum": "_m", "norm": "_u"}),
-    keras.optimizers.Nadam: Twin("nadam", ("beta_1", "beta_2", "epsilon"),
-                                 {"momentum": "_momentums", "velocity": "_velocities"}),
-    keras.optimizers.Lion: Twin("lion", ("beta_1", "beta_2"), {"momentum": "_momentums"}),
-    keras.optimizers.Adadelta: Twin(
-        "adadelta", ("rho", "epsilon"),
-        {"accumulated_grad": "_accumulated_grads",
-         "accumulated_delta_var": "_accumulated_delta_vars"}),
-}
+from tfmodels.optimizers import TWINS
 
 _BASE_OPTIONS = ("weight_decay", "clipnorm", "clipvalue", "global_clipnorm")
 # Options that change the numbers, with the value that means "off".
@@ -148,8 +114,8 @@ def twin_optimizer(keras_optimizer, variables=None):
     twin = _twin_of(keras_optimizer)
     tracked = _tracked_variables(keras_optimizer, variables)
     kwargs = {key: getattr(keras_optimizer, key) for key in twin.hyperparameters + _BASE_OPTIONS}
-    numpy_optimizer = optimizers.get(
-        twin.name, learning_rate=_learning_rate(keras_optimizer),
+    numpy_optimizer = twin.cls(
+        learning_rate=_learning_rate(keras_optimizer),
         exclude_from_weight_decay=_excluded_from_weight_decay(keras_optimizer, tracked), **kwargs)
     if keras_optimizer.built:
         numpy_optimizer.set_state(_keras_state(keras_optimizer, twin, tracked,
@@ -162,7 +128,7 @@ def _keras_slots(keras_optimizer, twin):
 
 
 def _check_pair(numpy_optimizer, keras_optimizer, twin):
-    expected = optimizers.OPTIMIZERS[twin.name]
+    expected = twin.cls
     kind = type(numpy_optimizer)
     if not (issubclass(kind, expected) or issubclass(expected, kind)):
         raise ValueError(f"a numpy_ref {kind.__name__} cannot hold the state of Keras "

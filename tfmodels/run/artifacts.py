@@ -5,7 +5,7 @@
     curves.png     loss and accuracy, train and test, per epoch
     checkpoints/   ckpt-0001.npz ... after every epoch (weights, optimizer, epoch)
     weights.npz    final weights, loadable by numpy_ref.network.serialization.load_npz
-    model.keras    final weights as a Keras model file
+    model.keras    final weights as a Keras model file (``keras_model.save_keras_model``)
     manifest.json  which epoch all of these belong to (``tfmodels.run.manifest``)
 
 Every write goes to a temporary file in the same directory and is renamed
@@ -17,7 +17,6 @@ import csv
 import io
 import json
 import pathlib
-import zipfile
 
 import numpy as np
 
@@ -166,14 +165,6 @@ def check_npz_signature(path, error=WeightsFileError):
     if head not in _ZIP_SIGNATURES:
         raise error(f"{path}: not an .npz archive (it does not begin with a zip "
                     "signature): damaged, or not a NumPy file")
-
-
-def check_keras_archive(path):
-    """WeightsFileError naming ``path`` unless it is a complete zip archive, as
-    every .keras file is (Keras calls a truncated one "File not found")."""
-    if not zipfile.is_zipfile(path):
-        raise WeightsFileError(f"{path}: not a complete .keras archive (no zip directory "
-                               "at its end): truncated or damaged")
 
 
 def read_checkpoint(path):

@@ -10,10 +10,11 @@ operations as the tf.data pipeline, in the run's dtype.
 from absl import logging
 import numpy as np
 
-from numpy_ref.fast import threads
 from numpy_ref import training as np_training
+from numpy_ref.fast import threads
 from tfmodels import data, distribute, parity
-from tfmodels.run.backend_tf import batch_shape, build_model, checked_twin, training_setup
+from tfmodels.run.backend import Backend
+from tfmodels.run.keras_model import batch_shape, build_model, checked_twin, training_setup
 
 
 class _Source:
@@ -44,11 +45,10 @@ def blas_threads():
     return threads.blas_threads()
 
 
-class NumpyBackend:
+class NumpyBackend(Backend):
     """A numpy_ref twin network and optimizer; the numpy_ref stepper."""
 
     name = "numpy"
-    is_chief, worker_index = True, None
 
     def __init__(self, config):
         self.config = config
@@ -67,9 +67,8 @@ class NumpyBackend:
     def source(self, x, y):
         return _Source(x, y, self.config.dtype, self.shape)
 
-    @staticmethod
-    def threads():
-        """The context its compute runs in: ``blas_threads()``."""
+    def threads(self):
+        """BLAS on one thread unless the environment chooses (``blas_threads``)."""
         return blas_threads()
 
     def predict_proba(self, x, batch_size):
@@ -77,8 +76,7 @@ class NumpyBackend:
         return np.concatenate([self.net.predict(xb) for xb, _ in source.batches(batch_size)])
 
     def state_arrays(self):
-        """Weights, non-trainable state (moving statistics) and optimizer state, for a
-        checkpoint."""
+        """Weights, non-trainable state (moving statistics) and optimizer state, by name."""
         state = {f"param/{k}": np.array(v) for k, v in self.net.params.items()}
         state.update({f"state/{k}": np.array(v) for k, v in self.net.state.items()})
         state.update({f"optimizer/{k}": v for k, v in self.optimizer.get_state().items()})
@@ -96,11 +94,9 @@ class NumpyBackend:
         return self.net
 
     def keras_model(self):
-        """The Keras model holding the twin's current weights (for model.keras)."""
         return parity.to_keras(self.net, self.model)
 
     def load_net(self, net):
-        """Takes over the weights and state of a numpy_ref twin (e.g. from weights.npz)."""
         for mine, theirs in ((self.net.params, net.params), (self.net.state, net.state)):
             for key in mine:
                 mine[key] = theirs[key]

@@ -1,13 +1,27 @@
-"""The backends `--backend` names: one registry. Each builds the same Keras model and
-provides the same phases (a stepper for the one epoch loop, batch sources, state for
-checkpoints, the NumPy twin for weights.npz)."""
+"""The backends ``--backend`` names: one registry of ``backend.Backend`` implementations.
 
+Each builds the same Keras model (``keras_model.build_model``) and trains it or its twin;
+adding a backend is one class and one entry here.
+"""
+
+import dataclasses
+
+from tfmodels import distribute
 from tfmodels.run.backend_numpy import NumpyBackend
 from tfmodels.run.backend_tf import TensorflowBackend
 
 BACKENDS = {backend.name: backend for backend in (TensorflowBackend, NumpyBackend)}
 
 
-def make_backend(config):
-    """The backend ``config.backend`` names, set up (device, strategy) for ``config``."""
+def for_training(config):
+    """The backend ``config.backend`` names, with this process set up for it (device,
+    precision, strategy)."""
     return BACKENDS[config.backend].create(config)
+
+
+def for_evaluation(config, name):
+    """A fresh backend ``name`` for a run of ``config``, on one device, in the run's dtype."""
+    config = dataclasses.replace(config, backend=name, mixed_precision=False,
+                                 distribution_strategy="off", device="auto")
+    distribute.set_mixed_precision(False)
+    return BACKENDS[name](config)

@@ -11,31 +11,20 @@ import pathlib
 
 import numpy as np
 
-from tfmodels import data
+from tfmodels import data, parity
 from tfmodels.errors import ConfigError, RunDirError, WeightsFileError
 from tfmodels.files import atomic_write
+from tfmodels.parity import cast, losses, twins
 from tfmodels.run import artifacts
-
-
-def load_model(path):
-    """The Keras model in ``path``, loaded in safe mode (a file holding code is refused)."""
-    from tfmodels.run import backend_tf  # pylint: disable=import-outside-toplevel  (slow)
-
-    path = pathlib.Path(path).expanduser()
-    if not path.is_file():
-        raise WeightsFileError(f"--model_file={path}: no such file")
-    artifacts.check_keras_archive(path)
-    return backend_tf.load_keras_model(path)
+from tfmodels.run.keras_model import load_model_file
 
 
 def example_batch(model, dataset, data_dir, num_examples, dtype):
     """The first ``num_examples`` test images of ``dataset``, scaled to [0, 1] in ``dtype``
     and shaped like the model's input; and their integer labels."""
-    from tfmodels.parity import twins as twinning  # pylint: disable=import-outside-toplevel
-
     _, (x, y) = data.DATASETS[dataset].load(data_dir)
     x, y = data.scale_images(x[:num_examples], np.dtype(dtype)), y[:num_examples]
-    specs = twinning.input_specs(model)
+    specs = twins.input_specs(model)
     if len(specs) != 1:
         raise ConfigError(f"the model takes {len(specs)} inputs; compare.py feeds one image batch")
     shape = tuple(specs[0].shape[1:])
@@ -47,8 +36,6 @@ def example_batch(model, dataset, data_dir, num_examples, dtype):
 
 def targets(keras_loss, labels, outputs):
     """Labels as the loss wants them: integers for a sparse loss, else one-hot."""
-    from tfmodels.parity import losses  # pylint: disable=import-outside-toplevel
-
     if keras_loss is None or losses.is_sparse(keras_loss):
         return labels
     if outputs <= int(labels.max()):
@@ -82,10 +69,7 @@ def plot(report, path):
 def compare_model_file(model_file, dataset="mnist", num_examples=64, dtype="float64",
                        output_dir=None, data_dir=None, training=False):
     """Compares the saved model with its twin; writes the JSON and PNG; returns the report."""
-    from tfmodels import parity  # pylint: disable=import-outside-toplevel
-    from tfmodels.parity import cast, losses  # pylint: disable=import-outside-toplevel
-
-    model = load_model(model_file)
+    model = load_model_file(pathlib.Path(model_file).expanduser())
     output_dir = pathlib.Path(output_dir or f"compare-{pathlib.Path(model_file).stem}")
     output_dir = output_dir.expanduser()
     if output_dir.exists() and not output_dir.is_dir():
@@ -95,8 +79,9 @@ def compare_model_file(model_file, dataset="mnist", num_examples=64, dtype="floa
         keras_loss = losses.resolve(model)
         keras_loss = None if keras_loss is None else losses.with_dtype(keras_loss, dtype)
         x, labels = example_batch(copy, dataset, data_dir, num_examples, dtype)
-        outputs = copy.outputs[0].shape[-1] if _has_outputs(copy) else None
-        y = targets(keras_loss, labels, outputs or int(labels.max()) + 1)
+        outputs = twins.symbolic_tensors(copy, "outputs")
+        classes = outputs[0].shape[-1] if outputs else None
+        y = targets(keras_loss, labels, classes or int(labels.max()) + 1)
         report = parity.compare(copy, x, y, loss=keras_loss, training=training)
     except ValueError as e:  # no twin for a layer, an op outside layers, a bad loss ...
         if isinstance(e, (ConfigError, WeightsFileError)):
@@ -110,10 +95,3 @@ def compare_model_file(model_file, dataset="mnist", num_examples=64, dtype="floa
     except OSError as e:
         raise RunDirError(f"--output_dir={output_dir}: cannot write ({e.strerror or e})") from None
     return report
-
-
-def _has_outputs(model):
-    try:
-        return bool(model.outputs)
-    except (AttributeError, ValueError):
-        return False

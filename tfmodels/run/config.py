@@ -1,33 +1,68 @@
-"""A training run's settings: one validated, serialisable record.
+"""A training run's settings: ``RunConfig``, one field per setting, each declared once.
 
-``scripts/train.py`` turns its flags into a ``RunConfig``; tests build one
-directly. ``validate`` fails before any work with a one-line message naming
-the setting, and ``incompatibilities`` says why a saved run cannot be resumed
-with new settings.
+A field is a setting: its name (the flag's), type and default, and in ``setting(...)``
+its help text, choices or bound, whether a resumed run must keep it and how
+``--model_file`` treats it. Everything else derives from the fields:
+``scripts/train.py``'s absl flags (``define_flags``), the ``RunConfig`` of a command line
+(``from_flags``), ``validate`` (one line naming the setting, before any work), the
+resume check (``incompatibilities``, ``RESUME_KEYS``) and what manifest.json and
+history.json record (``to_dict``). Choices come from the registries that implement
+them: ``tfmodels.data.DATASETS``, ``tfmodels.models.MODELS``, ``tfmodels.optimizers``,
+``backends.BACKENDS``, ``tfmodels.distribute``.
 """
 
 import dataclasses
 import os
+from typing import Callable, NamedTuple
+
+from absl import flags
 
 from tfmodels import data, distribute, models, optimizers
-from tfmodels.run import backends
 from tfmodels.errors import ConfigError
+from tfmodels.run import backends
 
-# Every vocabulary is declared once, by what implements it; the flags' choices derive from these.
-DATASETS = tuple(data.DATASETS)
-MODELS = models.MODEL_NAMES
-ACTIVATIONS = models.HIDDEN_ACTIVATIONS
-BACKENDS = tuple(backends.BACKENDS)
-OPTIMIZERS = optimizers.OPTIMIZER_NAMES
-DEVICES = distribute.DEVICES
-STRATEGIES = distribute.STRATEGIES
 DTYPES = ("float32", "float64")
 JIT_COMPILE = {"auto": "auto", "on": True, "off": False}  # --jit_compile -> Trainer's argument
-# A resumed run must agree on these, as they change the saved state's shape or
-# meaning; the rest (epochs, batch size, device...) may change. A key missing
-# from a saved run's settings counts as the field's default (runs saved before it existed).
-RESUME_KEYS = ("dataset", "model", "model_file", "hidden_units", "activation", "dropout",
-               "batchnorm", "weight_decay", "backend", "optimizer", "mixed_precision", "dtype")
+
+
+class Check(NamedTuple):
+    """What a setting's value must be: ``test(value)`` holds; ``text`` says so ("must be > 0")."""
+
+    test: Callable
+    text: str
+    lower_bound: int = None  # an integer flag's own absl bound, checked when parsing
+    flag_text: str = None  # if given, the flag runs ``test`` too when parsing, saying this
+
+
+AT_LEAST_ONE = Check(lambda v: v >= 1, "must be >= 1", lower_bound=1)
+POSITIVE = Check(lambda v: v > 0, "must be > 0", flag_text="must be > 0")
+RATE = Check(lambda v: 0 <= v < 1, "must be a rate in [0, 1)")
+NON_NEGATIVE = Check(lambda v: v >= 0, "must be >= 0")
+SIZES = Check(lambda v: len(v) > 0 and all(str(u).isdigit() and int(u) > 0 for u in v),
+              "must be positive integers", flag_text="must be positive integers, e.g. 512,512")
+_NOT_REPLACED = object()
+
+
+def setting(default, help_text, *, choices=None, check=None, keep=False, model_option=False,
+            with_model_file=_NOT_REPLACED, flag_default=None):
+    """A ``RunConfig`` field: one setting.
+
+    Args:
+        default: its value when not given (None: decided from the others, see ``RunConfig``).
+        help_text: the flag's help (a model option's gets the models taking it in front).
+        choices: the values it takes (an enum flag).
+        check: a ``Check`` its value passes (None is never checked).
+        keep: a resumed run must keep it: it changes the saved state's shape or meaning.
+        model_option: passed to ``models.build_model``; a model kind takes it if listed in
+            its ``options``; ``--model_file`` takes none.
+        with_model_file: the value it takes with ``--model_file``, whose architecture
+            replaces it (the flag is then refused).
+        flag_default: the flag's default, where it differs from the field's.
+    """
+    return dataclasses.field(default=default, metadata={
+        "help": help_text, "choices": choices, "check": check, "keep": keep,
+        "model_option": model_option, "with_model_file": with_model_file,
+        "flag_default": default if flag_default is None else flag_default})
 
 
 def expand_path(path):
@@ -39,55 +74,93 @@ def expand_path(path):
 class RunConfig:
     """Everything that defines a training run (the flags of scripts/train.py)."""
 
-    dataset: str = "mnist"
-    model: str = "mymodel"
-    hidden_units: tuple = None  # None: the model's default sizes
-    activation: str = "relu"
-    dropout: float = 0.0  # the MLP options (models.MLP_OPTIONS) ...
-    batchnorm: bool = False
-    weight_decay: float = 0.0  # ... Keras's L2 factor on every kernel
-    model_file: str = None  # a user's saved Keras model, trained instead of --model
-    backend: str = "tensorflow"
-    epochs: int = 10
-    batch_size: int = 32
-    shuffle_buffer: int = 1024
-    optimizer: str = None  # None: the model file's compiled one, else "adam"
-    learning_rate: float = None  # None: the optimizer's own default
-    seed: int = 0
-    data_dir: str = None  # None: $TFMODELS_DATA_DIR
-    model_dir: str = None  # None: runs/<model>-<dataset>-<backend>
-    device: str = "auto"
-    dtype: str = "float32"
-    mixed_precision: bool = False
-    distribution_strategy: str = "off"
-    jit_compile: str = "auto"  # the custom loop's speed options; they leave the model alone
-    steps_per_execution: int = 100
-    max_train_examples: int = None
-    resume: bool = True
+    dataset: str = setting("mnist", "Data set to train on.", choices=tuple(data.DATASETS),
+                           keep=True)
+    model: str = setting("mymodel", "; ".join(
+        f"{name}: {kind.description}" for name, kind in models.MODELS.items()) + ".",
+        choices=models.MODEL_NAMES, keep=True, with_model_file="model_file")
+    model_file: str = setting(
+        None, "A saved Keras model (.keras, loaded in safe mode) to train instead of --model, "
+        "with its compiled loss and optimizer if it has them (--optimizer/--learning_rate "
+        "override the latter).", keep=True)
+    hidden_units: tuple = setting(  # None: the model's default sizes
+        None, "Hidden layer sizes, e.g. 512,512; default: the model's own.", check=SIZES,
+        keep=True, with_model_file=())
+    activation: str = setting("relu", "Hidden activation.", choices=models.HIDDEN_ACTIVATIONS,
+                              keep=True, with_model_file=None)
+    dropout: float = setting(0.0, "a Dropout of this rate after every hidden layer.",
+                             check=RATE, keep=True, model_option=True)
+    batchnorm: bool = setting(False, "BatchNormalization between each hidden Dense and its "
+                              "activation.", keep=True, model_option=True)
+    weight_decay: float = setting(
+        0.0, "Keras's L2 penalty, this factor times the sum of every squared kernel weight "
+        "(the book's weight_decay_lambda is twice it).", check=NON_NEGATIVE, keep=True,
+        model_option=True)
+    backend: str = setting(
+        "tensorflow", "tensorflow: Keras custom loop; numpy: the model's numpy_ref twin, from "
+        "the same initial weights, on the same batches.", choices=tuple(backends.BACKENDS),
+        keep=True)
+    epochs: int = setting(10, "Epochs to train (in total, when resuming).", check=AT_LEAST_ONE)
+    batch_size: int = setting(32, "Global mini-batch size.", check=AT_LEAST_ONE)
+    shuffle_buffer: int = setting(1024, "Shuffle buffer (examples).", check=AT_LEAST_ONE)
+    optimizer: str = setting(  # None: the model file's compiled one, else the default
+        None, "Optimizer: " + ", ".join(f"{name}: {optimizers.describe(name)}"
+                                        for name in optimizers.OPTIMIZER_NAMES)
+        + ". With --model_file, default: the file's compiled optimizer.",
+        choices=optimizers.OPTIMIZER_NAMES, keep=True, flag_default=optimizers.DEFAULT)
+    learning_rate: float = setting(  # None: the optimizer's own default
+        None, "Learning rate; default: the optimizer's Keras default.", check=POSITIVE)
+    seed: int = setting(0, "Seeds the initial weights and the shuffling.")
+    data_dir: str = setting(None, "Data directory; default $TFMODELS_DATA_DIR.")
+    model_dir: str = setting(None, "Output directory; default runs/<model>-<dataset>-<backend>.")
+    device: str = setting("auto", "gpu fails when no GPU is visible; cpu hides GPUs.",
+                          choices=distribute.DEVICES)
+    mixed_precision: bool = setting(False, "mixed_float16 compute with float32 softmax and "
+                                    "loss scaling.", keep=True)
+    dtype: str = setting("float32", "Weights, losses and metrics in this dtype, on either "
+                         "backend; float64 makes the two backends agree to rounding.",
+                         choices=DTYPES, keep=True)
+    distribution_strategy: str = setting("off", "tf.distribute strategy for the custom loop.",
+                                         choices=distribute.STRATEGIES)
+    jit_compile: str = setting(
+        "auto", "--backend=tensorflow: compile the train and test steps with XLA. auto: on for "
+        "a float32 stack of Dense layers at --batch_size below 512 without --mixed_precision "
+        "or --distribution_strategy, where it was measured faster (1.4x at batch 32 on one "
+        "core); off at larger batches (0.95x at 1024), for convolutions, dropout and batch "
+        "normalization (measured several times slower) and for float64 parity runs (their "
+        "op-for-op graph); on is refused with a strategy.", choices=tuple(JIT_COMPILE))
+    steps_per_execution: int = setting(
+        100, "--backend=tensorflow: training steps per call of one tf.function that reads the "
+        "batches in the graph (as Keras's steps_per_execution); every step's loss is still "
+        "checked and shown. 1: one call per step. Larger saves Python dispatch; Ctrl-C and the "
+        "progress bar wait for the running call.", check=AT_LEAST_ONE)
+    max_train_examples: int = setting(None, "Train on the first N examples only.",
+                                      check=AT_LEAST_ONE)
+    resume: bool = setting(True, "Continue a run found in --model_dir; --noresume starts anew.")
 
     def __post_init__(self):
         # Normalise so that equal settings compare (and serialise) equal.
         if self.model_file is not None:  # its own architecture replaces --model's
-            object.__setattr__(self, "model_file", expand_path(self.model_file))
-            for name, value in (("model", "model_file"), ("hidden_units", ()),
-                                ("activation", None)):
-                object.__setattr__(self, name, value)
+            self._set("model_file", expand_path(self.model_file))
+            for field in REPLACED:
+                self._set(field.name, field.metadata["with_model_file"])
         elif self.optimizer is None:
-            object.__setattr__(self, "optimizer", "adam")
+            self._set("optimizer", optimizers.DEFAULT)
         kind = models.MODELS.get(self.model)
         units = ((kind.hidden_units if kind else ()) if self.hidden_units is None
                  else self.hidden_units)
-        object.__setattr__(self, "hidden_units", tuple(int(u) for u in units))
+        self._set("hidden_units", tuple(int(u) for u in units))
         if self.learning_rate is None and self.optimizer in optimizers.OPTIMIZERS:
-            object.__setattr__(self, "learning_rate",
-                               optimizers.default_learning_rate(self.optimizer))
+            self._set("learning_rate", optimizers.default_learning_rate(self.optimizer))
         if self.model_dir is None:
             stem = (os.path.splitext(os.path.basename(self.model_file))[0]
                     if self.model_file else self.model)
-            object.__setattr__(self, "model_dir", os.path.join(
-                "runs", f"{stem}-{self.dataset}-{self.backend}"))
+            self._set("model_dir", os.path.join("runs", f"{stem}-{self.dataset}-{self.backend}"))
         for name in ("model_dir", "data_dir"):
-            object.__setattr__(self, name, expand_path(getattr(self, name)))
+            self._set(name, expand_path(getattr(self, name)))
+
+    def _set(self, name, value):
+        object.__setattr__(self, name, value)
 
     @property
     def input_shape(self):
@@ -97,35 +170,26 @@ class RunConfig:
     def num_classes(self):
         return data.DATASETS[self.dataset].num_classes
 
+    @property
+    def trainer_jit_compile(self):
+        """--jit_compile as `training.Trainer` takes it: True, False or "auto"."""
+        return JIT_COMPILE[self.jit_compile]
+
+    def model_options(self):
+        """The model options as ``models.build_model`` takes them."""
+        return {name: getattr(self, name) for name in MODEL_OPTIONS}
+
     def validate(self):
         """Raises ConfigError with a one-line message on the first bad setting."""
-        choices = {"dataset": DATASETS, "backend": BACKENDS, "device": DEVICES,
-                   "distribution_strategy": STRATEGIES, "dtype": DTYPES,
-                   "jit_compile": tuple(JIT_COMPILE)}
-        if self.model_file is None:
-            choices.update(model=MODELS, activation=ACTIVATIONS, optimizer=OPTIMIZERS)
-        elif self.optimizer is not None:
-            choices.update(optimizer=OPTIMIZERS)
-        for name, allowed in choices.items():
-            value = getattr(self, name)
-            if value not in allowed:
-                raise ConfigError(f"--{name} must be one of {', '.join(allowed)}; got {value!r}")
-        for name in ("epochs", "batch_size", "shuffle_buffer", "steps_per_execution"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"--{name} must be >= 1; got {getattr(self, name)}")
-        if self.max_train_examples is not None and self.max_train_examples < 1:
-            raise ConfigError(f"--max_train_examples must be >= 1; got {self.max_train_examples}")
-        if self.learning_rate is not None and not self.learning_rate > 0:
-            raise ConfigError(f"--learning_rate must be > 0; got {self.learning_rate}")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"--dropout must be a rate in [0, 1); got {self.dropout}")
-        if not self.weight_decay >= 0:
-            raise ConfigError(f"--weight_decay must be >= 0; got {self.weight_decay}")
+        for field in dataclasses.fields(self):
+            if self.model_file is None or field not in REPLACED:
+                _check(field, getattr(self, field.name))
         if self.model_file is None:
             self._validate_model()
-        elif self.dropout or self.batchnorm or self.weight_decay:
+        elif any(getattr(self, name) for name in MODEL_OPTIONS):
+            flags_ = [f"--{name}" for name in MODEL_OPTIONS]
             raise ConfigError("--model_file brings its own architecture: it takes no "
-                              "--dropout, --batchnorm or --weight_decay")
+                              f"{', '.join(flags_[:-1])} or {flags_[-1]}")
         if self.backend == "numpy" and (self.mixed_precision
                                         or self.distribution_strategy != "off"
                                         or self.device == "gpu"):
@@ -141,30 +205,18 @@ class RunConfig:
         return self
 
     def _validate_model(self):
-        if not self.hidden_units or min(self.hidden_units) < 1:
-            raise ConfigError(f"--hidden_units must be positive integers; "
-                              f"got {list(self.hidden_units)}")
         kind = models.MODELS[self.model]
         depth = kind.fixed_depth
         if depth is not None and len(self.hidden_units) != depth:
             raise ConfigError(f"--model={self.model} has exactly {depth} hidden "
                               f"layer{'s' * (depth > 1)}, so --hidden_units takes {depth} "
                               f"size{'s' * (depth > 1)}; got {list(self.hidden_units)}")
-        given = [name for name in models.MLP_OPTIONS if getattr(self, name)]
-        refused = [name for name in given if name not in kind.options]
+        refused = [name for name in MODEL_OPTIONS
+                   if getattr(self, name) and name not in kind.options]
         if refused:
-            takers = [name for name, k in models.MODELS.items() if k.options]
-            raise ConfigError(f"--{refused[0]} applies to --model={' or '.join(takers)}, "
+            takers = " or ".join(_takers(refused[0]))
+            raise ConfigError(f"--{refused[0]} applies to --model={takers}, "
                               f"not --model={self.model}")
-
-    @property
-    def trainer_jit_compile(self):
-        """--jit_compile as `training.Trainer` takes it: True, False or "auto"."""
-        return JIT_COMPILE[self.jit_compile]
-
-    def model_options(self):
-        """The MLP options as ``models.build_model`` takes them."""
-        return {name: getattr(self, name) for name in models.MLP_OPTIONS}
 
     def to_dict(self):
         out = dataclasses.asdict(self)
@@ -173,8 +225,7 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, values):
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - fields
+        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ConfigError(f"unknown run settings: {sorted(unknown)}")
         return cls(**values)
@@ -184,11 +235,77 @@ class RunConfig:
         return state_differences(saved, self.to_dict(), "in the saved run", "now")
 
 
+FIELDS = dataclasses.fields(RunConfig)
+# What a resumed run must keep; a key missing from a saved run's settings counts as the
+# field's default (runs saved before it existed).
+RESUME_KEYS = tuple(f.name for f in FIELDS if f.metadata["keep"])
+MODEL_OPTIONS = tuple(f.name for f in FIELDS if f.metadata["model_option"])
+REPLACED = tuple(f for f in FIELDS if f.metadata["with_model_file"] is not _NOT_REPLACED)
+# The flags --model_file refuses: given with it, one of them would be silently ignored.
+ARCHITECTURE = tuple(f.name for f in FIELDS if f in REPLACED or f.name in MODEL_OPTIONS)
+
+
+def _check(field, value):
+    """ConfigError naming the setting unless ``value`` is one of its choices and passes
+    its check."""
+    choices, check = field.metadata["choices"], field.metadata["check"]
+    if value is None:
+        return
+    if choices is not None and value not in choices:
+        raise ConfigError(f"--{field.name} must be one of {', '.join(choices)}; got {value!r}")
+    if check is not None and not check.test(value):
+        shown = list(value) if isinstance(value, tuple) else value
+        raise ConfigError(f"--{field.name} {check.text}; got {shown}")
+
+
+def _takers(option):
+    """The model kinds that take the model option ``option``."""
+    return [name for name, kind in models.MODELS.items() if option in kind.options]
+
+
 def state_differences(a, b, where_a, where_b):
     """How two settings dicts differ on RESUME_KEYS, e.g. ["--model='x' in the
     saved run, 'y' now"]; a missing key counts as RunConfig's default."""
-    defaults = {field.name: field.default for field in dataclasses.fields(RunConfig)}
+    defaults = {field.name: field.default for field in FIELDS}
     return [f"--{key}={a.get(key, defaults[key])!r} {where_a}, "
             f"{b.get(key, defaults[key])!r} {where_b}"
-            for key in RESUME_KEYS
-            if key in defaults and a.get(key, defaults[key]) != b.get(key, defaults[key])]
+            for key in RESUME_KEYS if a.get(key, defaults[key]) != b.get(key, defaults[key])]
+
+
+def define_flags(flag_values=flags.FLAGS):
+    """``scripts/train.py``'s flags: one per RunConfig field, with its help, choices and bound."""
+    for field in FIELDS:
+        name, meta, kind = field.name, field.metadata, field.type
+        default, check = meta["flag_default"], meta["check"]
+        help_text = meta["help"]
+        if meta["model_option"]:
+            help_text = f"{', '.join(_takers(name))}: {help_text}"
+        common = {"flag_values": flag_values}
+        if meta["choices"] is not None:
+            flags.DEFINE_enum(name, default, meta["choices"], help_text, **common)
+        elif kind is bool:
+            flags.DEFINE_bool(name, default, help_text, **common)
+        elif kind is int:
+            flags.DEFINE_integer(name, default, help_text, lower_bound=check and check.lower_bound,
+                                 **common)
+        elif kind is float:
+            flags.DEFINE_float(name, default, help_text, **common)
+        elif kind is tuple:
+            flags.DEFINE_list(name, default, help_text, **common)
+        else:
+            flags.DEFINE_string(name, default, help_text, **common)
+        if check is not None and check.flag_text:
+            flags.register_validator(name, lambda v, test=check.test: v is None or test(v),
+                                     message=f"--{name} {check.flag_text}",
+                                     flag_values=flag_values)
+
+
+def from_flags(flag_values=flags.FLAGS):
+    """The RunConfig of a parsed command line; a flag not given leaves the field's default."""
+    given = {f.name: flag_values[f.name].value for f in FIELDS if flag_values[f.name].present}
+    if given.get("model_file") is not None:
+        dropped = [f"--{name}" for name in ARCHITECTURE if name in given]
+        if dropped:
+            raise ConfigError(f"--model_file brings its own architecture; drop "
+                              f"{', '.join(dropped)}")
+    return RunConfig(**given)

@@ -14,8 +14,10 @@ from absl import logging
 import numpy as np
 
 from numpy_ref.network.serialization import load_npz
+from tfmodels import parity
 from tfmodels.errors import RunDirError, WeightsFileError
-from tfmodels.run import artifacts, experiment, lock, manifest, names, rundir
+from tfmodels.run import artifacts, backends, experiment, lock, manifest, names, rundir
+from tfmodels.run.keras_model import build_model, load_keras_model
 
 
 def load_run(model_dir):
@@ -57,18 +59,12 @@ def _progress(saved):
 
 def _final_net(model_dir, config):
     """(file name, numpy_ref network) of the final weights, checked against ``config``."""
-    from tfmodels import parity  # pylint: disable=import-outside-toplevel
-    from tfmodels.run.backend_tf import build_model  # pylint: disable=import-outside-toplevel
-
     weights, keras_file = model_dir / names.WEIGHTS, model_dir / names.KERAS_MODEL
     if weights.is_file():
         artifacts.check_npz_signature(weights)
         path, (net, _) = weights, load_npz(weights, error=WeightsFileError)
     elif keras_file.is_file():
-        artifacts.check_keras_archive(keras_file)  # before TensorFlow's slow import
-        from tfmodels.run import backend_tf  # pylint: disable=import-outside-toplevel
-        path = keras_file
-        net = parity.twin(backend_tf.load_keras_model(keras_file))
+        path, net = keras_file, parity.twin(load_keras_model(keras_file))
     else:
         raise RunDirError(f"{weights} is missing, but {names.MANIFEST} says the run finished; "
                           f"{manifest.RETRAIN}")
@@ -110,19 +106,9 @@ def plot_confusion(counts, path, title):
     artifacts.save_figure(fig, path)
 
 
-def make_backend(config, backend):
-    """A fresh backend of the given kind for ``config``, on one device, in the run's dtype."""
-    from tfmodels import distribute  # pylint: disable=import-outside-toplevel
-    from tfmodels.run.backends import BACKENDS  # pylint: disable=import-outside-toplevel
-
-    config = dataclasses.replace(config, backend=backend, mixed_precision=False,
-                                 distribution_strategy="off", device="auto")
-    distribute.set_mixed_precision(False)
-    return BACKENDS[backend](config)
-
-
 def test_loss(runner, x, y):
-    """The material's test loss (mean of the batch losses) of ``runner`` on (x, y)."""
+    """The test loss as the custom loop reports it (the mean of the batch losses) of
+    ``runner`` on (x, y)."""
     runner.stepper.reset_metrics()
     for xb, yb in runner.source(x, y).batches(experiment.EVAL_BATCH):
         runner.stepper.test_step(xb, yb)
@@ -154,7 +140,7 @@ def _evaluate_locked(model_dir, backend, data_dir, test_data):
             config = dataclasses.replace(config, data_dir=data_dir)
         _, test_data = experiment.load_datasets(config)
     x_test, y_test = test_data
-    runner = make_backend(config, backend)
+    runner = backends.for_evaluation(config, backend)
     runner.load_net(net)
     with runner.threads():
         loss = test_loss(runner, x_test, y_test)

@@ -1,11 +1,12 @@
 """A training run end to end, for either backend: what ``scripts/train.py`` calls.
 
 ``run(config, datasets_override=None)`` loads the data (or takes tiny arrays
-from a test), trains epoch by epoch, logs the material's line per epoch, and
-after every epoch writes the history, the curves and a checkpoint into
-``config.model_dir`` (see ``tfmodels.run.rundir``: locked, checked against its
-manifest). Rerunning with the same directory resumes after the last
-completed epoch.
+from a test), trains epoch by epoch in the one epoch loop
+(``numpy_ref.training.run_epochs``), logs the Keras TF2 tutorial's line per epoch
+(``Epoch 3, Loss: ..., Test Accuracy: ...``), and after every epoch writes the
+history, the curves and a checkpoint into ``config.model_dir`` (see
+``tfmodels.run.rundir``: locked, checked against its manifest). Rerunning with the
+same directory resumes after the last completed epoch.
 """
 
 import pathlib
@@ -17,8 +18,7 @@ import numpy as np
 
 from numpy_ref.training import epoch_summary, run_epochs
 from tfmodels import data
-from tfmodels.run import names, rundir
-from tfmodels.run.config import BACKENDS
+from tfmodels.run import backends, names, rundir
 from tfmodels.run.progress import ProgressBar
 
 COLLAPSE_FRACTION = 0.9  # "essentially one class": at least 90% of predictions
@@ -45,20 +45,10 @@ def warn_if_collapsed(probabilities, epoch, config):
         logging.warning(
             "Epoch %d: the model predicts class %d for %.0f%% of %d test images; it has "
             "collapsed to one class. Likely causes: inputs not scaled to [0, 1] (the "
-            "material's unscaled SVHN run stalled at ~19%% accuracy this way) or a learning "
+            "study notes' unscaled SVHN run stalled at ~19%% accuracy this way) or a learning "
             "rate too high (--learning_rate=%g).", epoch, collapsed[0], 100 * collapsed[1],
             len(probabilities), config.learning_rate)
     return collapsed
-
-
-
-
-def _summaries(config, model_dir):
-    """A TensorBoard writer for the TensorFlow backend, else None."""
-    if config.backend != "tensorflow":
-        return None
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    return tf.summary.create_file_writer(str(model_dir / names.TENSORBOARD))
 
 
 def run(config, datasets_override=None):
@@ -69,8 +59,6 @@ def run(config, datasets_override=None):
         datasets_override: ((x_train, y_train), (x_test, y_test)) uint8 images
             and integer labels to use instead of loading --dataset.
     """
-    from tfmodels.run.backends import make_backend  # pylint: disable=import-outside-toplevel
-
     started = time.monotonic()
     config.validate()
     model_dir = pathlib.Path(config.model_dir)
@@ -78,13 +66,13 @@ def run(config, datasets_override=None):
     (x_train, y_train), (x_test, y_test) = datasets_override or load_datasets(config)
     if config.max_train_examples:
         x_train, y_train = x_train[:config.max_train_examples], y_train[:config.max_train_examples]
-    backend = make_backend(config)
+    backend = backends.for_training(config)
     if not backend.is_chief:  # another worker of a multi-worker run: keep its files apart
-        model_dir = model_dir / f"worker-{backend.worker_index}"
+        model_dir = model_dir / names.worker(backend.worker_index)
     # Locked; failures keep the last state. The backend's compute in its thread setting.
     with rundir.opened(config, model_dir) as run_dir, backend.threads():
         completed, history = run_dir.start(backend)
-        writer = _summaries(config, model_dir)
+        write_summaries = backend.summary_writer(model_dir / names.TENSORBOARD)
         train, test = backend.source(x_train, y_train), backend.source(x_test, y_test)
         steps = -(-len(x_train) // config.batch_size)
         bars = {}
@@ -104,8 +92,7 @@ def run(config, datasets_override=None):
                               epoch, config)
             history.append({"epoch": epoch, **logs})
             run_dir.save_epoch(history, backend)
-            if writer is not None:
-                _write_summaries(writer, epoch, logs)
+            write_summaries(epoch, logs)
 
         run_epochs(backend.stepper, train_batches, lambda: test.batches(EVAL_BATCH),
                    config.epochs, initial_epoch=completed, on_step=on_step, on_epoch=on_epoch)
@@ -126,20 +113,11 @@ def log_summary(config, model_dir, history, seconds):
     logging.info("Done: test accuracy %.2f%% after epoch %d (best %.2f%%, epoch %d); "
                  "%.0f s in this session", 100 * final["test_accuracy"], final["epoch"],
                  100 * best["test_accuracy"], best["epoch"], seconds)
-    logging.info("Files: %s (weights.npz, model.keras, history.json, curves.png)", model_dir)
-    other = next(b for b in BACKENDS if b != config.backend)
+    logging.info("Files: %s (%s)", model_dir, ", ".join(
+        (names.WEIGHTS, names.KERAS_MODEL, names.HISTORY_JSON, names.CURVES)))
+    other = next(b for b in backends.BACKENDS if b != config.backend)
     logging.info("Evaluate them with: python scripts/evaluate.py --model_dir=%s --backend=%s",
                  shlex.quote(str(model_dir)), other)
-
-
-def _write_summaries(writer, epoch, logs):
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-
-    with writer.as_default():
-        for key, value in logs.items():
-            split, metric = key.split("_", 1)
-            tf.summary.scalar(f"{metric}/{split}", value, step=epoch)
-    writer.flush()
 
 
 __all__ = ["collapsed_class", "load_datasets", "run"]

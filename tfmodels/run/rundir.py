@@ -33,8 +33,9 @@ from absl import logging
 from numpy_ref.network.serialization import save_npz
 from tfmodels.errors import ConfigError, Interrupted, RunDirError
 from tfmodels.files import atomic_write, sha256
-from tfmodels.run import artifacts, lock, manifest, names
+from tfmodels.run import artifacts, backends, lock, manifest, names
 from tfmodels.run.config import RunConfig, state_differences
+from tfmodels.run.keras_model import save_keras_model
 
 
 def check_writable(model_dir):
@@ -58,11 +59,18 @@ def check_kinds(model_dir):
         if path.exists() and not path.is_dir():
             raise RunDirError(f"{path} is not a folder, but the run keeps its {name} in a "
                               "folder of that name; move it away or pass another --model_dir")
-    for name in names.FILES:
-        path = model_dir / name
-        if path.exists() and not path.is_file():
+    for path in sorted(model_dir.iterdir()) if model_dir.is_dir() else ():
+        if _is_own_file(None, path.name) and not path.is_file():
             raise RunDirError(f"{path} is not a file, but the run writes a file of that "
                               "name; move it away or pass another --model_dir")
+
+
+def _is_own_file(folder, name):
+    return names.is_own_file(folder, name, backends.BACKENDS)
+
+
+def _is_own_temporary(folder, name):
+    return names.is_own_temporary(folder, name, backends.BACKENDS)
 
 
 def _entries(model_dir, own):
@@ -79,13 +87,13 @@ def _entries(model_dir, own):
 
 def own_files(model_dir):
     """The project's files in ``model_dir`` (the lock and temporaries aside)."""
-    return _entries(model_dir, names.is_own_file)
+    return _entries(model_dir, _is_own_file)
 
 
 def remove_temporaries(model_dir):
     """Deletes the project's own temporary files (of writes a killed process never
     renamed); call it only under the lock, when no write of ours is in flight."""
-    removed = _entries(model_dir, names.is_own_temporary)
+    removed = _entries(model_dir, _is_own_temporary)
     for path in removed:
         path.unlink(missing_ok=True)
     if removed:
@@ -264,13 +272,11 @@ class RunDir:
         already saved for the last completed epoch."""
         if self._final_is_saved():
             return
-        from tfmodels.run import backend_tf  # pylint: disable=import-outside-toplevel
-
         try:
             net = backend.numpy_net()
             with atomic_write(self.path / names.WEIGHTS) as f:
                 save_npz(net, f)
-            backend_tf.save_keras_model(backend.keras_model(), self.path / names.KERAS_MODEL)
+            save_keras_model(backend.keras_model(), self.path / names.KERAS_MODEL)
             self._write_manifest(manifest.after_final(self.manifest, self.config.to_dict(),
                                                       self.path))
         except OSError as e:

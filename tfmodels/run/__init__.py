@@ -1,0 +1,22 @@
+"""What ``scripts/train.py``, ``evaluate.py`` and ``compare.py`` run, one step per module.
+
+Each module imports only modules listed above it (no cycle):
+
+    names          every name written in a run directory (--model_dir)
+    cli            the scripts' one-line errors and exit codes
+    progress       the per-epoch progress bar
+    lock           one process at a time in a run directory
+    artifacts      history, curves and checkpoints, each written atomically
+    manifest       manifest.json: which epoch the run directory's files belong to
+    keras_model    the Keras model a run trains (built, or --model_file), its optimizer,
+                   loss and twin; .keras files loaded in safe mode and saved
+    backend        what a backend is: the ``Backend`` protocol
+    backend_tf     --backend=tensorflow: the Keras model in the custom training loop
+    backend_numpy  --backend=numpy: its numpy_ref twin in the same epoch loop
+    backends       the ``--backend`` registry
+    config         the settings (``RunConfig``), each declared once; train.py's flags
+    rundir         a run directory: locked, started, resumed, saved, checked
+    experiment     a training run end to end (train.py)
+    evaluation     a finished run's test scores on either backend (evaluate.py)
+    comparison     a saved Keras model against its NumPy twin (compare.py)
+"""

@@ -1,0 +1,170 @@
+"""The Keras model a run trains, its optimizer, loss and twin; loading and saving `.keras` files.
+
+Both backends start here: ``build_model`` makes the model ``--model`` names
+(``tfmodels.models``) or loads the one of ``--model_file``, with weights drawn from
+``--seed``, so that for one seed the two backends start from the same weights;
+``training_setup`` gives its Keras optimizer and loss, ``checked_twin`` its
+numpy_ref twin (``tfmodels.parity``).
+
+``--model_file`` is loaded in Keras's safe mode. Its compiled loss must take integer
+class labels (sparse categorical cross-entropy; a compiled categorical cross-entropy is
+trained as its integer-label form, the same loss for one-hot targets); its compiled
+optimizer is copied fresh (its configuration, not its state) unless ``--optimizer`` is given.
+"""
+
+import math
+import os
+import pathlib
+import warnings
+import zipfile
+
+from absl import logging
+import keras
+
+from tfmodels import models, optimizers, parity
+from tfmodels.errors import ConfigError, WeightsFileError
+from tfmodels.parity import cast, losses, twins
+from tfmodels.run import names
+
+
+def _check_keras_archive(path):
+    """WeightsFileError naming ``path`` unless it is a complete zip archive, as
+    every .keras file is (Keras calls a truncated one "File not found")."""
+    if not zipfile.is_zipfile(path):
+        raise WeightsFileError(f"{path}: not a complete .keras archive (no zip directory "
+                               "at its end): truncated or damaged")
+
+
+def load_keras_model(path):
+    """A ``.keras`` file loaded in Keras's safe mode: code (a Lambda layer's
+    function, say) is refused instead of being run."""
+    _check_keras_archive(path)
+    try:
+        with warnings.catch_warnings():  # an optimizer state it cannot restore: irrelevant here
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            return keras.models.load_model(path, safe_mode=True)
+    except (ValueError, TypeError, KeyError, OSError, zipfile.BadZipFile) as e:
+        raise WeightsFileError(f"{path}: refused or unreadable Keras model file: "
+                               f"{str(e).splitlines()[0] if str(e) else e!r}") from None
+
+
+def load_model_file(path):
+    """The model of ``--model_file=path`` (``load_keras_model``); the flag is named if the
+    file is missing."""
+    if not os.path.isfile(path):
+        raise WeightsFileError(f"--model_file={path}: no such file")
+    return load_keras_model(path)
+
+
+def save_keras_model(model, path):
+    """``model.save`` to a temporary ``.keras`` file, then rename it onto ``path``."""
+    path = pathlib.Path(path)
+    tmp = path.with_name(names.keras_temporary(os.getpid()))
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def build_model(config):
+    """The configured Keras model, built, with weights drawn from ``config.seed`` (or
+    those of ``--model_file``)."""
+    keras.utils.set_random_seed(config.seed)
+    if config.model_file is not None:
+        return _users_model(config)
+    dtype = None if config.dtype == "float32" else config.dtype  # None: the global policy
+    return models.build_model(config.model, config.hidden_units, config.activation,
+                              config.num_classes, dtype=dtype, input_shape=config.input_shape,
+                              **config.model_options())
+
+
+def _users_model(config):
+    """The model of ``config.model_file``, in the run's dtype, checked against the data set."""
+    path = config.model_file
+    model = load_model_file(path)
+    try:
+        if config.dtype != "float32":
+            model = _keep_compiled(model, cast.cast_model(model, config.dtype))
+        specs = twins.input_specs(model)
+    except ValueError as e:
+        raise WeightsFileError(f"--model_file={path}: {str(e).splitlines()[0]}") from None
+    if len(specs) != 1 or None in specs[0].shape[1:] or (
+            math.prod(specs[0].shape[1:]) != math.prod(config.input_shape)):
+        raise ConfigError(f"--model_file={path} takes inputs of shape "
+                          f"{[tuple(s.shape[1:]) for s in specs]}, which do not hold a "
+                          f"--dataset={config.dataset} image {config.input_shape}")
+    outputs = twins.symbolic_tensors(model, "outputs")
+    classes = outputs[0].shape[-1] if outputs else None
+    if classes is not None and classes != config.num_classes:
+        raise ConfigError(f"--model_file={path} has {classes} outputs; --dataset="
+                          f"{config.dataset} has {config.num_classes} classes")
+    return model
+
+
+def _keep_compiled(original, copy):
+    """The cast copy, compiled with the original's loss and optimizer (when it had them)."""
+    if getattr(original, "optimizer", None) is not None and getattr(original, "loss", None):
+        copy.compile(loss=original.loss, optimizer=_fresh_optimizer(original.optimizer))
+    return copy
+
+
+def _fresh_optimizer(optimizer, learning_rate=None):
+    """A new optimizer of the same class and configuration (no state)."""
+    config = optimizer.get_config()
+    if learning_rate is not None:
+        config["learning_rate"] = learning_rate
+    return type(optimizer).from_config(config)
+
+
+def training_setup(config, model):
+    """(Keras optimizer, Keras loss or None for the default) of the run: ``--optimizer``,
+    else a model file's compiled optimizer, else Adam; a model file's compiled loss."""
+    if config.model_file is None:
+        return optimizers.make_optimizer(config.optimizer, config.learning_rate), None
+    compiled = getattr(model, "optimizer", None)
+    if config.optimizer is not None or compiled is None:
+        optimizer = optimizers.make_optimizer(config.optimizer or "adam", config.learning_rate)
+    else:
+        logging.info("Optimizer: the model file's %s", type(compiled).__name__)
+        optimizer = _fresh_optimizer(compiled, config.learning_rate)
+    return optimizer, _integer_label_loss(model)
+
+
+def _integer_label_loss(model):
+    """The Keras loss to train with: the compiled one in its integer-label form, or None
+    (the default sparse cross-entropy)."""
+    loss = losses.resolve(model)
+    if loss is None or losses.is_sparse(loss):
+        return loss
+    name = getattr(getattr(loss, "fn", None), "__name__", type(loss).__name__)
+    options = dict(getattr(loss, "_fn_kwargs", {}))
+    if name == "categorical_crossentropy" and not options.get("label_smoothing"):
+        logging.info("Training with sparse_categorical_crossentropy, the integer-label form "
+                     "of the compiled categorical_crossentropy")
+        return keras.losses.SparseCategoricalCrossentropy(
+            from_logits=options.get("from_logits", False), reduction=loss.reduction,
+            dtype=loss.dtype)
+    raise ConfigError(f"--model_file's loss {name!r} does not take integer class labels; "
+                      "train.py trains classifiers: compile the model with "
+                      "sparse_categorical_crossentropy (or categorical_crossentropy)")
+
+
+def checked_twin(config, model, loss=None):
+    """``parity.twin(model)``; for a model file, a layer or loss without a twin is the
+    file's one-line error (exit 3), before any training."""
+    try:
+        return parity.twin(model, loss=loss)
+    except ValueError as e:
+        if config.model_file is None:
+            raise
+        raise WeightsFileError(f"--model_file={config.model_file}: "
+                               f"{str(e).splitlines()[0]}") from None
+
+
+def batch_shape(config, model):
+    """The shape batches are given to the model in: a model file's own input shape (e.g.
+    (28, 28, 1) or (784,) for MNIST's (28, 28) images), else None (the data's)."""
+    if config.model_file is None:
+        return None
+    return tuple(twins.input_specs(model)[0].shape[1:])
