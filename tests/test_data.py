@@ -297,6 +297,27 @@ def test_make_dataset_shuffles_reproducibly():
     assert [_labels(again), _labels(again)] == [first, second]
 
 
+def test_a_cursor_gives_blocks_of_full_batches_then_the_rest():
+    x, y = _tiny(11)
+    order = np.random.default_rng(0).permutation(11)
+    cursor = data.ImageBatches(x, y).ordered(3, order).cursor()
+    assert (cursor.full_batches, cursor.remaining, cursor.batch_size) == (3, 11, 3)
+    block, n = cursor.block(2, 5)  # (rows, batch_size), never more than `rows` batches
+    assert n == 2
+    np.testing.assert_array_equal(block, order[:6].reshape(2, 3))
+    assert cursor.remaining == 11  # nothing is taken until `advance`
+    cursor.advance(1)  # e.g. a loop that stopped after its first step
+    block, n = cursor.block(2, 1)
+    assert n == 1
+    np.testing.assert_array_equal(block, [order[3:6], [0, 0, 0]])  # the same shape
+    cursor.advance(2)
+    block, n = cursor.block(2, 2)
+    assert (n, block.shape, block.any()) == (0, (2, 3), False)
+    assert cursor.remaining == 2  # the last, smaller batch
+    np.testing.assert_array_equal(cursor.rest(), order[9:])
+    assert cursor.remaining == 0
+
+
 BAD_ARGS = {
     "batch-0": (dict(batch_size=0), ValueError, "Received: batch_size=0"),
     "batch-float": (dict(batch_size=2.0), ValueError, "Received: batch_size=2.0"),
@@ -315,6 +336,7 @@ def test_make_dataset_validates(change, error, problem):
         data.make_dataset(**args)
 
 
+@pytest.mark.integration
 def test_import_needs_neither_tensorflow_nor_scipy():
     assert procs.heavy_modules_after("import tfmodels.data") == "[]"
 

@@ -15,7 +15,8 @@ import tensorflow as tf
 import procs
 from tfmodels import distribute
 from tfmodels.models import Mymodel
-from tfmodels.training import Trainer, fit, maybe_wrap_for_mixed_precision
+from tfmodels.distribute import maybe_wrap_for_mixed_precision
+from tfmodels.training import Trainer, fit
 
 RUNS_SCRIPT = procs.ROOT / "tests" / "distribute_runs.py"
 TIMEOUT_S = 120
@@ -152,6 +153,7 @@ def test_maybe_wrap_only_wraps_for_float16_compute(mixed_precision):
 # -- in fresh processes
 
 
+@pytest.mark.integration
 def test_configure_device_and_logical_cpus(tmp_path):
     _run("devices", tmp_path)
     report = json.loads((tmp_path / "devices.json").read_text())
@@ -173,6 +175,7 @@ def mirrored_run(tmp_path_factory):
     return np.load(out_dir / "mirrored.npz")
 
 
+@pytest.mark.integration
 def test_mirrored_fit_on_two_cpus_reports_global_metrics(mirrored_run):
     history = json.loads(str(mirrored_run["history"]))
     assert int(mirrored_run["replicas"]) == 2
@@ -185,6 +188,7 @@ def test_mirrored_fit_on_two_cpus_reports_global_metrics(mirrored_run):
                                mirrored_run["plain_eval"], rtol=0, atol=1e-5)
 
 
+@pytest.mark.integration
 def test_mirrored_step_equals_one_device_step_float64(mirrored_run):
     # Batches of 7 (4 + 3 per replica), then 1 (1 + 0): as on one device only if each
     # replica divides its summed losses by the global batch size.
@@ -197,6 +201,7 @@ def test_mirrored_step_equals_one_device_step_float64(mirrored_run):
     np.testing.assert_allclose(metrics[:, 0], metrics[:, 1], rtol=1e-6)
 
 
+@pytest.mark.integration
 def test_mirrored_steps_per_execution_equals_one_step_per_call_float64(mirrored_run):
     # The distributed iterator read in the graph, 3 steps a call (the last batch of 4 ragged).
     one, chunked = json.loads(str(mirrored_run["chunk_histories"]))
@@ -209,6 +214,7 @@ def test_mirrored_steps_per_execution_equals_one_step_per_call_float64(mirrored_
     assert one["train_loss"][1] < one["train_loss"][0]
 
 
+@pytest.mark.integration
 def test_mirrored_mixed_precision_skips_a_non_finite_step_on_every_replica(mirrored_run):
     assert str(mirrored_run["mixed_optimizer"]) == "LossScaleOptimizer"
     losses, scales = mirrored_run["mixed_losses"], mirrored_run["mixed_scales"]
@@ -220,6 +226,7 @@ def test_mirrored_mixed_precision_skips_a_non_finite_step_on_every_replica(mirro
     assert scales[2] == scales[1] / 2
 
 
+@pytest.mark.integration
 def test_multi_worker_mirrored_two_local_workers(tmp_path):
     workers = [f"127.0.0.1:{port}" for port in procs.free_ports(2)]
     _finish([_start("multi_worker", tmp_path, TF_CONFIG=json.dumps(

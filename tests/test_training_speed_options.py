@@ -13,7 +13,8 @@ from tfmodels import data, distribute, models
 from tfmodels.errors import ConfigError
 from tfmodels.models import Mymodel
 from tfmodels.run.config import RunConfig
-from tfmodels.training import Trainer, fit, resolve_jit_compile
+from tfmodels.training import Trainer, fit
+from tfmodels.xla import resolve_jit_compile
 
 N, BATCH = 22, 6  # 4 batches an epoch: 6, 6, 6 and a ragged 4
 
@@ -325,6 +326,7 @@ def test_the_backend_builds_its_trainer_from_the_settings():
     (["--steps_per_execution=0"], ["--steps_per_execution=0", "not a positive integer"]),
     (["--jit_compile=yes"], ["--jit_compile=yes", "auto|on|off"]),
 ], ids=["steps_per_execution", "jit_compile"])
+@pytest.mark.integration
 def test_train_refuses_bad_speed_flags_with_one_line(tmp_path, args, fragments):
     proc = run_script("train.py", *args, f"--model_dir={tmp_path / 'run'}")
     assert_fails_with(proc, 2, *fragments)

@@ -1,4 +1,5 @@
-"""Devices, distribution strategies and mixed precision for the TF training loop.
+"""Devices, distribution strategies and mixed precision for the TF training loop, and what
+a training step does differently under a strategy.
 
 TensorFlow fixes its device list when it first runs an op, so a script calls these in order,
 before it builds any model or dataset:
@@ -9,13 +10,20 @@ before it builds any model or dataset:
     strategy = make_strategy(name, device)
     with strategy.scope():              # if strategy is not None
         model, optimizer = ...          # then Trainer(model, optimizer, strategy=strategy)
+
+Under a strategy, `tfmodels.training.Trainer` runs its per-batch step on every replica
+(`distributed_function`) over batches of a distributed dataset (`distribute_dataset`): each
+replica averages its per-example losses over the *global* batch (`replica_loss`), so the
+summed gradients and losses equal those of one device on the whole batch.
 """
 
+import contextlib
 import json
 import os
 
 from absl import logging
 import keras
+import numpy as np
 import tensorflow as tf
 
 DEVICES = ("auto", "cpu", "gpu")
@@ -25,6 +33,7 @@ _NO_GPU = ("--device=gpu but TensorFlow sees no GPU "
            "(install tensorflow[and-cuda] and check nvidia-smi)")
 _TOO_LATE = ("must be called before TensorFlow runs its first op (it fixes the device list "
              "then); call it at the start of the program")
+_SUM = tf.distribute.ReduceOp.SUM
 _TF_CONFIG_EXAMPLE = ('{"cluster": {"worker": ["host0:port", "host1:port"]}, '
                       '"task": {"type": "worker", "index": 0}}')
 
@@ -73,6 +82,17 @@ def set_mixed_precision(enabled):
     """Sets the Keras global dtype policy to 'mixed_float16' (float16 compute, float32
     variables) or back to 'float32'. Affects layers built afterwards."""
     keras.mixed_precision.set_global_policy("mixed_float16" if enabled else "float32")
+
+
+def maybe_wrap_for_mixed_precision(optimizer, policy=None):
+    """`optimizer` wrapped in a `LossScaleOptimizer` if `policy` (default: the global dtype
+    policy) computes in float16, so that small float16 gradients do not underflow; else
+    `optimizer` itself. Under a strategy, call it inside `strategy.scope()`."""
+    policy = tf.keras.dtype_policies.get(policy)
+    if (policy.compute_dtype == "float16"
+            and not isinstance(optimizer, tf.keras.optimizers.LossScaleOptimizer)):
+        return tf.keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
 
 
 def _logical_devices(device):
@@ -134,5 +154,107 @@ def make_strategy(name, device="auto"):
     return strategy
 
 
-__all__ = ["DEVICES", "STRATEGIES", "configure_device", "make_strategy", "set_logical_cpus",
-           "set_mixed_precision"]
+# -- a training step under a strategy (see `tfmodels.training.Trainer`)
+
+
+def scope(strategy):
+    """`strategy.scope()`, or no scope without a strategy."""
+    return strategy.scope() if strategy is not None else contextlib.nullcontext()
+
+
+def check_created_in_scope(strategy, model, optimizer):
+    """Variables made outside `strategy.scope()` would live on one device, unsynchronised."""
+    created_in_scope = strategy.extended.variable_created_in_scope
+    if not created_in_scope(optimizer.iterations.value):
+        raise ValueError("With a `strategy`, create the optimizer inside `strategy.scope()`. "
+                         f"Received: optimizer={optimizer.name!r} created outside it")
+    if model.built and not all(created_in_scope(w.value) for w in model.weights):
+        raise ValueError("With a `strategy`, create and build the model inside "
+                         f"`strategy.scope()`. Received: model={model.name!r} built outside it")
+
+
+def distribute_dataset(strategy, dataset):
+    """`dataset` split over the replicas, unless it already is."""
+    if isinstance(dataset, tf.distribute.DistributedDataset):
+        return dataset
+    if not isinstance(dataset, tf.data.Dataset):
+        raise ValueError("With a `strategy`, `fit` takes `tf.data.Dataset`s. "
+                         f"Received: a {type(dataset).__name__}")
+    return strategy.experimental_distribute_dataset(dataset)
+
+
+def distributed_batch_signature(*values):
+    """Like `tfmodels.training.batch_signature` (the batch dimension left open), for elements
+    of a distributed dataset: a plain tensor with one local replica, else a `PerReplica`
+    value whose spec is rebuilt with every replica's batch dimension open."""
+    signature = []
+    for value in values:
+        spec = tf.type_spec_from_value(value)
+        components = [tf.TensorSpec((None, *s.shape[1:]), s.dtype)
+                      for s in tf.nest.flatten(spec, expand_composites=True)]
+        signature.append(components[0] if isinstance(spec, tf.TensorSpec)
+                         else type(spec)(*components))  # PerReplicaSpec(*per_replica_specs)
+    return signature
+
+
+def distributed_function(strategy, step, images, labels):
+    """`step(images, labels) -> loss` run on every replica (`strategy.run`) with the replicas'
+    losses summed, as a `tf.function` traced once for batches like `images, labels`."""
+    def distributed_step(images, labels):
+        per_replica_loss = strategy.run(step, args=(images, labels))
+        return strategy.reduce(_SUM, per_replica_loss, axis=None)
+
+    return tf.function(distributed_step,
+                       input_signature=distributed_batch_signature(images, labels))
+
+
+def per_example_loss(loss_object):
+    """The same Keras loss with `reduction="none"`: per-example losses `(N,)`."""
+    # `get_config` leaves out the dtype: without it a float64 loss would compute in float32.
+    config = {**loss_object.get_config(), "reduction": "none", "dtype": loss_object.dtype}
+    return type(loss_object).from_config(config)
+
+
+def replica_loss(per_example):
+    """This replica's share of the global batch mean: its per-example losses `(n,)` summed
+    and divided by the *global* batch size (every replica's examples, counted from the actual
+    batch, so a smaller, unevenly split final batch is right too). Summing over replicas
+    then gives the global batch mean, and the summed gradients its gradient."""
+    # Counted as a float: all-reduce implementations (NCCL, collectives) are made for
+    # floating-point gradients.
+    count = tf.cast(tf.shape(per_example)[0], per_example.dtype)
+    global_count = tf.distribute.get_replica_context().all_reduce(_SUM, count)
+    return tf.nn.compute_average_loss(per_example,
+                                      global_batch_size=tf.cast(global_count, tf.int64))
+
+
+def add_batch_loss(metric, loss):
+    """Adds the global batch loss to a `Mean` once per step, from the replicas' shares."""
+    # The Mean's total and count are summed over replicas when read: every replica adds
+    # the all-reduced batch loss, but only the first with weight 1 (the others 0).
+    context = tf.distribute.get_replica_context()
+    batch_loss = context.all_reduce(_SUM, loss)
+    first = tf.cast(tf.equal(context.replica_id_in_sync_group, 0), batch_loss.dtype)
+    metric.update_state(batch_loss, sample_weight=first)
+
+
+def non_finite_on_every_replica(gradients):
+    """This replica's gradients, or NaNs if any replica's gradients are not finite.
+
+    `LossScaleOptimizer` decides whether to skip a step (and halve the loss scale) from the
+    first replica's local gradients only; without this, a non-finite gradient on another
+    replica would pass into the all-reduced update and the weights.
+    """
+    finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g))
+                            for g in gradients if g is not None])
+    replicas_not_finite = tf.distribute.get_replica_context().all_reduce(
+        _SUM, 1.0 - tf.cast(finite, tf.float32))
+    return [g if g is None else tf.where(replicas_not_finite > 0, tf.constant(np.nan, g.dtype), g)
+            for g in gradients]
+
+
+__all__ = ["DEVICES", "STRATEGIES", "add_batch_loss", "check_created_in_scope",
+           "configure_device", "distribute_dataset", "distributed_batch_signature",
+           "distributed_function", "make_strategy", "maybe_wrap_for_mixed_precision",
+           "non_finite_on_every_replica", "per_example_loss", "replica_loss", "scope",
+           "set_logical_cpus", "set_mixed_precision"]

@@ -24,6 +24,7 @@ import numpy as np
 from absl import logging
 
 from benchmarking import machine, peers, stats
+from numpy_ref import training as np_training
 
 HIDDEN_UNITS = peers.HIDDEN_UNITS
 NUM_CLASSES = peers.NUM_CLASSES
@@ -76,9 +77,8 @@ class CustomLoopRunner:
         if self.images is None:
             ds = self.data.make_dataset(self.x, self.y, self.batch_size, seed=self.seed + i)
         else:
-            from numpy_ref import training  # pylint: disable=import-outside-toplevel
             ds = self.images.ordered(self.batch_size,
-                                     training.epoch_order(len(self.x), self.seed + i, 1))
+                                     np_training.epoch_order(len(self.x), self.seed + i, 1))
         self.fit(self.trainer.model, ds, epochs=1, trainer=self.trainer)
 
 
@@ -88,11 +88,10 @@ class TwinRunner:
 
     def __init__(self, model, x, y, batch_size, seed, blas_threads="auto"):
         import keras  # pylint: disable=import-outside-toplevel
-        from numpy_ref import training  # pylint: disable=import-outside-toplevel
         from tfmodels import data, parity  # pylint: disable=import-outside-toplevel
         self.x, self.y, self.batch_size, self.seed = x, y, batch_size, seed
         self.blas_threads = blas_threads
-        self.fit = training.fit
+        self.fit = np_training.fit
         self.scale = lambda images: data.scale_images(images, np.float32)
         self.net = parity.twin(model)
         self.optimizer = parity.twin_optimizer(keras.optimizers.Adam(),
@@ -114,11 +113,11 @@ class _CustomLoopXla(CustomLoopRunner):
     `steps_per_execution`, and XLA as `--jit_compile=auto` decides for this batch size."""
 
     def __init__(self, x, y, batch_size, seed, steps_per_execution):
-        from tfmodels import models, training  # pylint: disable=import-outside-toplevel
+        from tfmodels import models, xla  # pylint: disable=import-outside-toplevel
         model = models.Mymodel()
         super().__init__(model, x, y, batch_size, seed, ordered=True,
-                         jit_compile=training.resolve_jit_compile("auto", model,
-                                                                  batch_size=batch_size),
+                         jit_compile=xla.resolve_jit_compile("auto", model,
+                                                             batch_size=batch_size),
                          steps_per_execution=steps_per_execution)
 
 

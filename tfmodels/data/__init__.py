@@ -10,7 +10,7 @@ pixels to [0, 1] per batch.
     mnist.py      idx files, a Keras mnist.npz, or Keras's download
     svhn.py       Stanford "cropped digits" .mat files
     matfile.py    a guard against .mat files that would crash scipy
-    pipeline.py   make_dataset, ImageBatches (tf.data)
+    pipeline.py   make_dataset, ImageBatches (tf.data), OrderedBatches and their cursor
     order.py      the per-epoch example order both backends share
 """
 
@@ -19,7 +19,8 @@ import dataclasses
 from tfmodels.data.location import DATA_DIR_ENV, resolve_data_dir
 from tfmodels.data.mnist import MNIST_NPZ_SHA256, MNIST_NPZ_URL, load_mnist, load_mnist_npz
 from tfmodels.data.order import buffered_order
-from tfmodels.data.pipeline import ImageBatches, OrderedBatches, make_dataset, scale_images
+from tfmodels.data.pipeline import (BatchCursor, ImageBatches, OrderedBatches, make_dataset,
+                                    scale_images)
 from tfmodels.data.svhn import SVHN_CLASS_NAMES, SVHN_IMAGE_SHAPE, load_svhn, load_svhn_mat
 from tfmodels.errors import DatasetError
 
@@ -38,7 +39,7 @@ DATASETS = {
     "svhn": DatasetKind(load_svhn, SVHN_IMAGE_SHAPE),
 }
 
-__all__ = ["DATASETS", "DATA_DIR_ENV", "DatasetError", "DatasetKind", "ImageBatches",
+__all__ = ["BatchCursor", "DATASETS", "DATA_DIR_ENV", "DatasetError", "DatasetKind", "ImageBatches",
            "buffered_order", "scale_images", "OrderedBatches", "MNIST_NPZ_SHA256", "MNIST_NPZ_URL",
            "SVHN_CLASS_NAMES", "SVHN_IMAGE_SHAPE", "load_mnist", "load_mnist_npz",
            "load_svhn", "load_svhn_mat", "make_dataset", "resolve_data_dir"]

@@ -1,10 +1,11 @@
 """The order in which an epoch visits the training examples, the same for both backends.
 
-The material shuffles with ``tf.data``'s ``shuffle(1024)``: a buffer holds the
-next 1,024 examples, each step emits a random one and refills its slot from
-the stream. ``buffered_order`` does exactly that with NumPy, seeded by (seed,
-epoch), so the TensorFlow and the NumPy backends read the same batches in the
-same order, and a resumed run the same batches as an uninterrupted one.
+The Keras TF2 tutorial-style custom loop the project's study notes wrote
+shuffles with ``tf.data``'s ``shuffle(1024)``: a buffer holds the next 1,024
+examples, each step emits a random one and refills its slot from the stream.
+``buffered_order`` does exactly that with NumPy, seeded by (seed, epoch), so
+the TensorFlow and the NumPy backends read the same batches in the same order,
+and a resumed run the same batches as an uninterrupted one.
 """
 
 import numpy as np

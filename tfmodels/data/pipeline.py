@@ -109,9 +109,9 @@ class OrderedBatches:
     (the last may be smaller).
 
     Iterating gives them through the tf.data pipeline (``ImageBatches.dataset``), one
-    batch per step. A ``tfmodels.training.Trainer`` with ``steps_per_execution`` > 1 reads
-    the order instead and gathers each batch inside its compiled loop: many steps per
-    call, without a tf.data element per step. Both give the same batches.
+    batch per step. A loop that gathers the batches itself, inside a compiled function
+    (``tfmodels.multistep``: many steps per call, without a tf.data element per step),
+    walks them with ``cursor()`` instead. Both give the same batches.
     """
 
     def __init__(self, images, batch_size, order=None):
@@ -125,6 +125,49 @@ class OrderedBatches:
 
     def __len__(self):
         return -(-len(self.order) // self.batch_size)
+
+    def cursor(self):
+        """A ``BatchCursor`` at the first batch."""
+        return BatchCursor(self)
+
+
+class BatchCursor:
+    """A position in the batches of an ``OrderedBatches``, as sample indices: blocks of
+    full batches, then the last, smaller batch. ``images`` gathers them (``gather``)."""
+
+    def __init__(self, batches):
+        self.images, self.batch_size = batches.images, batches.batch_size
+        self._order, self._position = batches.order, 0
+
+    @property
+    def full_batches(self):
+        """How many full batches the whole order holds."""
+        return len(self._order) // self.batch_size
+
+    @property
+    def remaining(self):
+        """How many examples are left to take."""
+        return len(self._order) - self._position
+
+    def block(self, rows, count):
+        """The next ``n = min(rows, count, full batches left)`` batches' indices, not yet
+        taken: ``(block, n)``, the block ``(rows, batch_size)`` int64 with those in its
+        first ``n`` rows and zeros below (a fixed shape, whatever ``n``)."""
+        size = self.batch_size
+        n = min(rows, count, self.remaining // size)
+        block = np.zeros((rows, size), np.int64)
+        block[:n] = self._order[self._position:self._position + n * size].reshape(n, size)
+        return block, n
+
+    def advance(self, batches):
+        """Takes ``batches`` full batches (of those ``block`` gave)."""
+        self._position += batches * self.batch_size
+
+    def rest(self):
+        """Takes the examples left (``remaining``, the last, smaller batch): their indices."""
+        indices = self._order[self._position:]
+        self._position = len(self._order)
+        return indices
 
 
 def make_dataset(x, y, batch_size=32, shuffle_buffer=1024, training=True, seed=None,
