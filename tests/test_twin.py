@@ -217,6 +217,82 @@ def test_compare_names_a_wrong_twin_as_the_first_divergence(batch, scale_model):
     assert '"first_divergence": "scale"' in report.to_json()
 
 
+class Shift(keras.layers.Layer):
+    """y = x + shift: a layer no test registers a twin for."""
+
+    def build(self, input_shape):
+        self.shift = self.add_weight(shape=(input_shape[-1],), initializer="zeros", name="shift")
+
+    def call(self, x):
+        return x + self.shift
+
+
+class ShiftTwin(L.Layer):
+    def __init__(self, shift, wrong_forward=False):
+        super().__init__()
+        self.params["shift"] = shift
+        self.wrong_forward = wrong_forward
+
+    def forward(self, x, training=False):
+        return x + self.params["shift"] * (2.0 if self.wrong_forward else 1.0)
+
+    def backward(self, dout):
+        self.grads["shift"] = dout.reshape(-1, dout.shape[-1]).sum(axis=0)
+        return dout
+
+
+def _shift_model_and_hand_made_twin(wrong_forward=False):
+    """A model with a layer that has no registered twin, and its twin written by hand, nodes
+    named after the Keras layers and the loss reading the logits split off the softmax."""
+    from numpy_ref.layers import activations, core  # pylint: disable=import-outside-toplevel
+    from numpy_ref.losses import SparseCategoricalCrossentropy  # pylint: disable=import-outside-toplevel
+    from numpy_ref.network import Network, Node  # pylint: disable=import-outside-toplevel
+
+    inputs = keras.Input((28, 28), dtype=F64)
+    h = keras.layers.Dense(8, activation="tanh", dtype=F64, name="hidden")(
+        keras.layers.Flatten(dtype=F64, name="flat")(inputs))
+    h = Shift(dtype=F64, name="shift")(h)
+    model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax", dtype=F64,
+                                                   name="out")(h), name="shifted")
+    model.get_layer("shift").shift.assign(np.linspace(-0.5, 0.5, 8))
+    weights = {v.path: v.numpy() for v in model.weights}
+    paths = {layer: {v.name: v.path for v in model.get_layer(layer).weights}
+             for layer in ("hidden", "shift", "out")}
+    nodes = [
+        Node("flat", core.Flatten(), ["input"]),
+        Node("hidden", core.Dense(weights[paths["hidden"]["kernel"]],
+                                  weights[paths["hidden"]["bias"]], "tanh"), ["flat"],
+             param_names=paths["hidden"]),
+        Node("shift", ShiftTwin(weights[paths["shift"]["shift"]], wrong_forward), ["hidden"],
+             param_names=paths["shift"]),
+        Node("out/logits", core.Dense(weights[paths["out"]["kernel"]],
+                                      weights[paths["out"]["bias"]]), ["shift"],
+             param_names=paths["out"]),
+        Node("out", activations.get("softmax"), ["out/logits"]),
+    ]
+    net = Network(nodes, outputs=["out"], loss_input="out/logits",
+                  loss_layer=SparseCategoricalCrossentropy(from_logits=True, dtype=F64))
+    return model, net
+
+
+def test_compare_checks_a_hand_made_twin_of_a_layer_without_a_registered_twin(batch):
+    model, net = _shift_model_and_hand_made_twin()
+    with pytest.raises(ValueError, match="Shift"):
+        parity.twin(model)  # no twin is registered for Shift ...
+    report = parity.compare(model, *batch, net=net)  # ... yet the hand-made one is compared
+    assert report.ok, report
+    rows = {row.name: row for row in report.rows}
+    assert list(rows) == ["flat", "hidden", "shift", "out"]
+    assert rows["out"].inputs == ["shift"]  # the layer's input, not the split-off logits node
+
+
+def test_compare_names_the_layer_where_a_hand_made_twin_parts(batch):
+    model, net = _shift_model_and_hand_made_twin(wrong_forward=True)
+    report = parity.compare(model, *batch, net=net)
+    assert not report.ok
+    assert (report.first_divergence, report.divergence) == ("shift", "forward")
+
+
 def test_a_twin_with_keys_other_than_the_keras_weight_names_is_refused(batch, scale_model):
     def renamed(layer):
         twin = ScaleTwin(layer.scale.numpy())
@@ -273,6 +349,7 @@ def test_a_twin_saves_and_loads_without_tensorflow_objects(tmp_path, batch):
     assert loaded.loss_input == net.loss_input
 
 
+@pytest.mark.integration
 def test_a_saved_twin_loads_with_numpy_alone(tmp_path, batch):
     """weights.npz is the common format: numpy_ref reads it without TensorFlow or Keras."""
     import procs  # pylint: disable=import-outside-toplevel

@@ -161,21 +161,22 @@ def compare(model, x, y, loss=None, training=False, net=None):
         A ``Report``: ``ok``, ``first_divergence``, ``rows``; ``str(report)`` is a
         table, ``report.to_json()`` the same as JSON.
     """
-    built = twinning.build(model, loss, x, input_grad=True)
-    if net is not None:
+    if net is None:
+        built = twinning.build(model, loss, x, input_grad=True)
+    else:
         net.input_grad = True  # every value's gradient is compared
-        built = dataclasses.replace(built, net=net)
+        built = twinning.link(model, net, loss, x)
     xs = list(x) if isinstance(x, (list, tuple)) else [x]
     dtype = np.dtype(built.net.dtype).name
     tolerance = TOLERANCES.get(dtype, TOLERANCES["float32"])
-    keras_side = _keras_run(model, built, xs, y, training)
+    keras_side = _keras_run(model, built, xs, y, training, require_twin=net is None)
     with dropout_masks.using(built.net, built.layer_nodes, keras_side["leaves"],
                              keras_side["masks"]):
         numpy_loss, numpy_grads = built.net.loss_and_gradient(x, y, training=training)
     return _report(model, built, keras_side, float(numpy_loss), numpy_grads, tolerance, dtype)
 
 
-def _keras_run(model, built, xs, y, training):
+def _keras_run(model, built, xs, y, training, require_twin):
     """Keras's outputs, loss and gradients: per leaf layer call, per weight, per input."""
     inputs = [tf.convert_to_tensor(a, dtype=spec.dtype) for a, spec in zip(xs, built.input_specs)]
     with tf.GradientTape(persistent=True) as tape:
@@ -184,7 +185,7 @@ def _keras_run(model, built, xs, y, training):
         with tracing.recording() as calls, dropout_masks.capturing(calls) as masks:
             outputs = tracing.call_model(model, inputs, training=training)
         loss = _with_regularization(built.keras_loss(y, outputs), model.losses)
-    leaves = tracing.leaf_calls(tracing.root_call(calls))
+    leaves = tracing.leaf_calls(tracing.root_call(calls), require_twin)
     layer_outputs = [call.outputs[0] for call in leaves]
     variables = model.trainable_variables
     grads = tape.gradient(loss, [*layer_outputs, *variables, *inputs])
@@ -212,8 +213,11 @@ def _report(model, built, keras_side, numpy_loss, numpy_grads, tolerance, dtype)
     nodes = {node.name: node for node in net.nodes}
     rows = []
     seen_weights = set()
+    visible = set(net.inputs) | {name for _, name in built.layer_nodes if name is not None}
     for (layer, node_name), k_out, k_grad in zip(built.layer_nodes, keras_side["outputs"],
                                                  keras_side["output_grads"]):
+        if node_name is None:  # a hand-made twin without this layer: nothing to compare
+            continue
         node = nodes[node_name]
         n_grad = net.value_grads.get(node_name)
         backward = (None if k_grad is None and n_grad is None else
@@ -228,7 +232,7 @@ def _report(model, built, keras_side, numpy_loss, numpy_grads, tolerance, dtype)
                                                    numpy_grads[variable.path], tolerance)
         rows.append(Row(node_name, type(layer).__name__, np.shape(k_out),
                         Difference.of(k_out, net.values[node_name], tolerance), backward,
-                        weights, _layer_inputs(node, nodes)))
+                        weights, _layer_inputs(node, nodes, visible)))
     input_grads = {}
     for name, k in zip(net.inputs, keras_side["input_grads"]):
         n = net.value_grads.get(name)
@@ -246,12 +250,16 @@ def _or_zeros(value, like):
     return np.zeros(np.shape(like)) if value is None else value
 
 
-def _layer_inputs(node, nodes):
-    """The values a layer reads: a node's inputs, or, for an output layer the twin split
-    into logits and activation (``twin._split_activation``), the logits node's inputs."""
-    if len(node.inputs) == 1 and node.inputs[0] == f"{node.name}/logits":
-        return list(nodes[node.inputs[0]].inputs)
-    return list(node.inputs)
+def _layer_inputs(node, nodes, visible):
+    """The values a Keras layer reads, as twin names: the node's inputs, each followed back
+    through the nodes the twin added between Keras's tensors (the logits it splits off a
+    softmax output, a cast of an input) to a layer output or model input Keras also has."""
+    found = []
+    for name in node.inputs:
+        while name not in visible and name in nodes and len(nodes[name].inputs) == 1:
+            name = nodes[name].inputs[0]
+        found.append(name)
+    return found
 
 
 def _first_divergence(report):

@@ -68,6 +68,8 @@ def using(net, layer_nodes, leaves, masks):
     changed = []
     for (_, node_name), call in zip(layer_nodes, leaves):
         drawn = masks.get(call, [])
+        if node_name is None:  # a layer the given twin has no node for
+            continue
         layer = nodes[node_name].layer
         if len(drawn) == 1 and hasattr(layer, "fixed_mask"):
             changed.append((layer, layer.fixed_mask))

@@ -139,20 +139,24 @@ def trace(model, input_specs, probe=None):
                  result["structure"], result["probe"])
 
 
-def leaf_calls(root):
+def leaf_calls(root, require_twin=True):
     """The calls of layers with a twin, in call order, looking into composite layers.
 
     The root itself is a leaf when its class has a twin (a custom model with a
-    registered twin); otherwise its sublayers' calls are looked into.
+    registered twin); otherwise its sublayers' calls are looked into. A call with
+    neither is refused, naming the layer, unless ``require_twin`` is False (a twin given
+    by hand may cover it): then it is a leaf too.
     """
     if registry.builder_for(root.layer) is not None:
         return [root]
     if not root.children:
-        raise registry.unsupported_error(root.layer)
+        if require_twin:
+            raise registry.unsupported_error(root.layer)
+        return [root]
     _check_no_own_weights(root)
     leaves = []
     for child in root.children:
-        leaves.extend(leaf_calls(child))
+        leaves.extend(leaf_calls(child, require_twin))
     return leaves
 
 

@@ -32,7 +32,7 @@ class Twin:
 
     net: Network
     keras_loss: keras.losses.Loss
-    layer_nodes: list  # [(keras layer, node name of its output)], in forward order
+    layer_nodes: list  # [(keras layer, node name of its output or None)], in forward order
     input_specs: list
 
 
@@ -73,13 +73,29 @@ def build(model, loss=None, x=None, input_grad=False):
     return _network(model, recorded, recorded.probe.get("loss", keras_loss), specs, input_grad)
 
 
+def link(model, net, loss=None, x=None):
+    """A given (hand-made or modified) twin with its links to the Keras model, built
+    without twinning any layer, so a model with a layer that has no registered twin can
+    still be compared: each traced layer call is linked to ``net``'s node of the same name
+    (what ``twin`` names it), or to None where ``net`` has no such node."""
+    specs = input_specs(model, x)
+    keras_loss = twin_losses.resolve(model, loss)
+    recorded = tracing.trace(model, specs, probe=lambda out: _loss_probe(keras_loss, out))
+    nodes, taken = {node.name for node in net.nodes}, set(net.inputs)
+    layer_nodes = []
+    for call in tracing.leaf_calls(recorded.root, require_twin=False):
+        name = _unique(call.layer.name, taken)
+        layer_nodes.append((call.layer, name if name in nodes else None))
+    return Twin(net, recorded.probe.get("loss", keras_loss), layer_nodes, specs)
+
+
 def input_specs(model, x=None):
     """One ``tf.TensorSpec`` per model input, with an open batch dimension."""
     if x is not None:
         xs = x if isinstance(x, (list, tuple)) else [x]
         return [tf.TensorSpec((None, *np.shape(a)[1:]), tf.as_dtype(np.asarray(a).dtype))
                 for a in xs]
-    inputs = _model_inputs(model)
+    inputs = symbolic_tensors(model)
     if inputs is not None:
         return [tf.TensorSpec((None, *t.shape[1:]), t.dtype) for t in inputs]
     shapes = getattr(model, "_build_shapes_dict", None) or {}
@@ -93,10 +109,12 @@ def input_specs(model, x=None):
                      "input shape: pass an example batch, twin(model, x=...)")
 
 
-def _model_inputs(model):
+def symbolic_tensors(model, which="inputs"):
+    """``model.inputs`` or ``model.outputs`` (``which``); None where the model has none
+    (a subclassed model has no symbolic inputs or outputs)."""
     try:
-        return model.inputs or None
-    except (AttributeError, ValueError):  # a subclassed model has no symbolic inputs
+        return getattr(model, which) or None
+    except (AttributeError, ValueError):
         return None
 
 
@@ -152,12 +170,11 @@ def _network(model, recorded, keras_loss, specs, input_grad):
     regularizers.check_count(model, penalties, recorded.probe.get("keras_losses"))
     net = Network(nodes, input_names, outputs, loss_layer, loss_input, input_grad=input_grad,
                   penalties=penalties)
-    net.pack_params()  # its arrays are fresh copies: one buffer, one-pass optimizer steps
     return Twin(net, keras_loss, layer_nodes, specs)
 
 
 def _input_names(model, n):
-    inputs = _model_inputs(model)
+    inputs = symbolic_tensors(model)
     if inputs is not None and len(inputs) == n:
         names = [getattr(t, "name", None) or f"input_{i}" for i, t in enumerate(inputs)]
         if len(set(names)) == n:
