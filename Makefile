@@ -9,7 +9,7 @@ GPU ?=
 TF_GPU := "tensorflow[and-cuda]>=2.21,<2.22"
 STAMP := $(VENV)/.installed$(if $(GPU),-gpu,-cpu)
 
-.PHONY: setup train test clean-venv
+.PHONY: setup train test test-fast check-imports clean-venv
 
 setup: $(STAMP)
 
@@ -27,8 +27,19 @@ $(STAMP): requirements.txt pyproject.toml
 train: $(STAMP)
 	$(PY) scripts/train.py $(ARGS)
 
+# Every test: what CI runs (.ci/run). Extra pytest flags go through ARGS.
 test: $(STAMP)
 	$(PY) -m pytest $(ARGS)
+
+# The loop while editing (under 3 minutes on 2 cores): no subprocesses, no real-data
+# training, a sample of the heaviest parametrisations and property examples
+# (tests/conftest.py). Every module is still imported and run.
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow and not integration" $(ARGS)
+
+# The import graph of numpy_ref/, tfmodels/ and scripts/benchmarking/; fails on a cycle.
+check-imports: $(STAMP)
+	$(PY) scripts/check_imports.py $(ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

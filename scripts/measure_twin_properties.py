@@ -1,17 +1,21 @@
 """Runs the random-model properties of test_twin_properties once outside pytest and
 prints how many models they compared and the largest float64 differences.
 
-    .venv/bin/python tests/measure_twin_properties.py
+    .venv/bin/python scripts/measure_twin_properties.py
 
-The properties are derandomized, so these are the models the test suite runs.
+The properties are derandomized, so these are the models the full test suite (`make
+test`) runs; the fast tier (`make test-fast`) runs the first few of each.
 """
 
 import os
+import pathlib
 import sys
 import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# The properties are tests and their model builders test helpers (random_models,
+# keras_twins): they live in tests/, which pytest puts on the path and this script must.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
 
 import test_twin_properties as properties  # noqa: E402  pylint: disable=wrong-import-position
 

@@ -2,7 +2,7 @@
 normalization layer (and Dense with Keras's L1/L2 regularizers) and its twin, over a
 few configurations each, of the kinds the parity tests check.
 
-    .venv/bin/python tests/measure_twin_layers.py
+    .venv/bin/python scripts/measure_twin_layers.py
 
 Each layer sits in a small model (``test_twin_conv.model_around``: the layer, Flatten,
 Dense softmax) and goes through ``tfmodels.parity.compare``; a row reports the largest
@@ -13,11 +13,14 @@ normalization the moving statistics after the training step are compared too.
 """
 
 import os
+import pathlib
 import sys
 import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# model_around and batch are test_twin_conv's, the model each parity test puts a layer in:
+# tests/ is on the path under pytest, and must be here.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
 
 import keras  # noqa: E402  pylint: disable=wrong-import-position
 import numpy as np  # noqa: E402  pylint: disable=wrong-import-position

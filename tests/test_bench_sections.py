@@ -1,0 +1,55 @@
+"""Each benchmark section measured once on tiny inputs, in this process (the fast tier).
+
+test_bench.py's quick run measures them at their own sizes through scripts/bench.py and
+its worker processes (the integration tier).
+"""
+
+import json
+
+import numpy as np
+
+from benchmarking import convnet, gradients, machine, pipeline, worker
+
+
+def mnist_like(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), rng.integers(0, 10, n)
+
+
+def test_the_gradients_section_agrees_with_backprop_and_compares_depths():
+    result = gradients.measure(depths=(1, 2), batch=4, repeats=1, backprop_steps=2)
+    assert set(result["per_depth"]) == {"1", "2"}
+    for depth in result["per_depth"].values():
+        assert depth["max_abs_difference"] < 1e-6  # central differences in float64
+    assert result["growth"]["parameters"] > 1
+
+
+def test_the_convnet_section_profiles_each_layer_of_the_twin():
+    x, y = mnist_like(convnet.BATCH_SIZE)
+    result = convnet.measure(x, y, repeats=1)
+    assert set(result["examples_per_s"]) == {"custom_loop", "numpy_ref"}
+    assert result["profile"]["layers"][0]["class"] == "Conv2D"
+    assert result["profile"]["step_ms"] > 0
+
+
+def test_the_pipeline_section_loads_and_trains_on_an_svhn_file(tmp_path):
+    path = tmp_path / "train_32x32.mat"
+    pipeline.write_svhn_mat(path, 64)
+    result = pipeline.measure(path, batch_size=32, repeats=1, train_steps=2)
+    assert result["images"] == 64 and result["image_shape"] == [32, 32, 3]
+    assert pipeline.peak_rss(path, batch_size=32, train_steps=1)["peak_rss_mb"] > 0
+
+
+def test_the_machine_is_described_for_the_report():
+    described = machine.describe()
+    assert described["versions"]["numpy"] == np.__version__
+    assert machine.gemm_gflops(lambda: None, n=8, repeats=1) > 0
+
+
+def test_the_worker_writes_a_sections_result(tmp_path):
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"section": "peer_accuracy", "examples": 200, "epochs": 1,
+                                "batch_size": 100}))
+    worker.main(["worker", str(spec), str(tmp_path / "out.json")])
+    result = json.loads((tmp_path / "out.json").read_text())
+    assert result["data"] == "random MNIST-shaped" and result["train_examples"] == 200
