@@ -5,7 +5,7 @@
 
 Sections: training throughput (Keras fit, the custom loops, numpy_ref, and the JAX and
 PyTorch peers when installed: pip install -e '.[peers]'), backprop against numerical
-gradients on the material's DNN, the input pipeline on a full-size SVHN file, and the
+gradients on the study notes' DNN, the input pipeline on a full-size SVHN file, and the
 book's SimpleConvNet (numpy_ref against the custom loop, one thread).
 """
 

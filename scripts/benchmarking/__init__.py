@@ -5,7 +5,7 @@
 
 - `throughput`: examples/s of Mymodel training (Keras `fit`, the custom loops, numpy_ref,
   and the JAX and PyTorch peers of `peers`, with their accuracy checked once);
-- `gradients`: the material's DNN, numerical gradients against backprop;
+- `gradients`: the study notes' DNN, numerical gradients against backprop;
 - `pipeline`: a full-size SVHN `.mat`, its load time, `make_dataset` and peak memory;
 - `convnet`: the book's SimpleConvNet, numpy_ref's twin against the custom loop.
 

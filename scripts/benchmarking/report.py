@@ -165,7 +165,7 @@ def _throughput(results, config):
         "repeats in examples/s, with the range in brackets; all variants run in turn within "
         "each repeat (rotating order), in one process. Cores used: the process's CPU time "
         "over the wall time of each timed epoch (median). Ratios are of the medians, with "
-        "the range of the per-repeat ratios. Keras `fit` and the material's custom loop "
+        "the range of the per-repeat ratios. Keras `fit` and the tutorial-style custom loop "
         "(one call per step) read the same `make_dataset` pipeline; the custom loop as "
         "train.py runs it is `Trainer(..., steps_per_execution="
         f"{first.get('steps_per_execution')}, jit_compile=resolve_jit_compile('auto', ...))`"
@@ -190,14 +190,14 @@ def _gradients(g):
     rows = []
     for d in depths:
         r = g[d]
-        material = r["material_100_steps_s"]
+        notes = r["material_100_steps_s"]  # the study notes' time (the key of older runs)
         rows.append((d, _n(r["parameters"]), _spread(r["numerical_spread"], 3),
                      f"{1e3 * r['backprop']:.3f}", f"{r['ratio']:,.0f}",
-                     f"{r['numerical_100_steps_s']:.0f} s" + (f" ({material:g} s)" if material
+                     f"{r['numerical_100_steps_s']:.0f} s" + (f" ({notes:g} s)" if notes
                                                                else ""),
                      f"{r['max_abs_difference']:.1e}"))
     table = _table(("depth", "parameters", "numerical s/step", "backprop ms/step",
-                    "numerical / backprop", "100 numerical steps (material)",
+                    "numerical / backprop", "100 numerical steps (study notes)",
                     "max |numerical - backprop|"), rows)
     text = (f"`DNN(depth, 32 neurons, 10 inputs, 2 outputs)`, {setup['activation']}, "
             f"{setup['dtype']}, gradient descent on 1/2 mean((h - y)^2) over a fixed batch of "
@@ -213,7 +213,7 @@ def _gradients(g):
 
 
 def _growth(growth, ra, rb, batch):
-    """The answer to the material's question: how the numerical cost grows with depth."""
+    """The answer to the study notes' question: how the numerical cost grows with depth."""
     loss_ratio = rb["seconds_per_loss"] / ra["seconds_per_loss"]
     layer_ratio = rb["affine_layers"] / ra["affine_layers"]
     follows = ("the layer count" if abs(loss_ratio - layer_ratio)
@@ -231,9 +231,9 @@ def _growth(growth, ra, rb, batch):
         f"**{growth['theory_2P_t_loss']:.2f}x**; if t_loss were proportional to the "
         f"multiply-adds (~P), P^2: {growth['theory_P_squared']:.2f}x. Measured: "
         f"**{growth['measured']:.2f}x** (backprop, which costs about one forward and one "
-        f"backward pass: {growth['backprop_measured']:.2f}x). The material measured "
+        f"backward pass: {growth['backprop_measured']:.2f}x). The study notes measured "
         f"{growth['material']:.2f}x (48 s -> 155 s per 100 steps). "
-        "`LayerNet.numerical_gradient` re-runs only the layers after the perturbed weight, so "
+        "`Network.numerical_gradient` re-runs only the layers after the perturbed weight, so "
         f"a step costs {ra['numerical']:.2f} s and {rb['numerical']:.2f} s here instead of the "
         f"{ra['full_rerun_estimate_s']:.2f} s and {rb['full_rerun_estimate_s']:.2f} s that "
         "re-running the whole network would take (2 P t_loss).")
