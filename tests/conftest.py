@@ -30,6 +30,7 @@ FIRST_CASE_ONLY = {
                        "test_same_seed_gives_identical_histories_and_weights"),
     "test_rundir.py": ("test_a_damaged_checkpoint_names_the_file_and_the_array",),
     "test_train_models.py": ("test_convnets_train_alike_on_both_backends",
+                             "test_every_optimizer_trains_alike_on_both_backends",
                              "test_svhn_shaped_colour_images",
                              "test_mlp_options_on_both_backends",
                              "test_a_users_model_file_trains_on_both_backends",
