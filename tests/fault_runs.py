@@ -50,7 +50,13 @@ def kill_mid_epoch(epoch, step):
 
 
 def signal_mid_epoch(epoch, step, name):
-    at_step(epoch, step, lambda: os.kill(os.getpid(), getattr(signal, name)))
+    signum = getattr(signal, name)
+    # As a terminal's Ctrl-C reaches a process that has not chosen to ignore it: a test
+    # runner started in the background (no job control) ignores SIGINT and passes that on,
+    # and train.py rightly keeps a signal its caller ignores (nohup).
+    signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT
+                  else signal.SIG_DFL)
+    at_step(epoch, step, lambda: os.kill(os.getpid(), signum))
 
 
 def pause_mid_epoch(epoch, step, flag_file):
