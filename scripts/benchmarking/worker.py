@@ -5,7 +5,9 @@ SPEC is a JSON file `{"section": ..., "threads": n or null, "pin_cpu": cpu or nu
 ...section arguments}`; the result is written as JSON to OUT. A fresh process per section
 gives each its own thread settings (TensorFlow fixes them at start-up; OpenBLAS reads
 OPENBLAS_NUM_THREADS and XLA (JAX) XLA_FLAGS, which the parent sets) and its own peak
-memory. With `pin_cpu`, every thread of the process runs on that one CPU.
+memory. With `pin_cpu`, every thread of the process runs on that one CPU: hence the
+imports inside the functions, which load NumPy, TensorFlow and the peers (and start
+their thread pools) only after `main` has pinned the process.
 """
 
 import json
