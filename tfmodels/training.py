@@ -30,8 +30,8 @@ import tensorflow as tf
 
 from numpy_ref.training import HISTORY_KEYS, epoch_summary, run_epochs
 from tfmodels import distribute, multistep
-from tfmodels.distribute import distributed_batch_signature, maybe_wrap_for_mixed_precision
-from tfmodels.xla import JIT_COMPILE_CHOICES, resolve_jit_compile
+from tfmodels.distribute import maybe_wrap_for_mixed_precision
+from tfmodels.xla import resolve_jit_compile
 
 
 def batch_signature(*tensors):
@@ -296,6 +296,4 @@ def fit(model, train_ds, test_ds=None, epochs=1, optimizer=None, loss_object=Non
 
 # `distributed_batch_signature`, `maybe_wrap_for_mixed_precision` (`tfmodels.distribute`) and
 # `JIT_COMPILE_CHOICES`, `resolve_jit_compile` (`tfmodels.xla`) stay importable from here.
-__all__ = ["HISTORY_KEYS", "JIT_COMPILE_CHOICES", "Trainer", "batch_signature",
-           "distributed_batch_signature", "fit", "maybe_wrap_for_mixed_precision",
-           "resolve_jit_compile"]
+__all__ = ["HISTORY_KEYS", "Trainer", "batch_signature", "fit"]

@@ -8,8 +8,6 @@ both (``SoftmaxCrossentropy``). Its ``loss_and_gradient`` is the network's, bit
 for bit; its forward values are its own (``last_output``).
 """
 
-import collections
-
 import numpy as np
 
 from numpy_ref.fast import flat
@@ -36,19 +34,17 @@ def pack_weights(params):
 def fast_network(network, grad_out):
     """The fast twin of ``network``; ``grad_out`` ({public name: array}) holds the buffers a
     kernel writes the gradient of a weight into (one no other layer shares)."""
-    uses = collections.Counter(id(node.layer) for node in network.nodes)
     softmax = None
     nodes = []
-    for node in network.nodes:
+    for node in network.nodes:  # each node holds a layer of its own (Network checks it)
         layer = node.layer
-        if uses[id(layer)] == 1:
-            names = node.public_names("params")
-            kernel = K.kernel_for(layer, {key: grad_out[name] for key, name in names.items()
-                                          if len(network.params.owners(name)) == 1})
-            if (softmax is None and type(layer) is activations.Softmax and layer.axis == -1
-                    and node.inputs == [network.loss_input] and K.fusable(network.last_layer)):
-                kernel = softmax = K.SoftmaxKernel(layer)
-            layer = kernel or layer
+        names = node.public_names("params")
+        kernel = K.kernel_for(layer, {key: grad_out[name] for key, name in names.items()
+                                      if len(network.params.owners(name)) == 1})
+        if (softmax is None and type(layer) is activations.Softmax and layer.axis == -1
+                and node.inputs == [network.loss_input] and K.fusable(network.last_layer)):
+            kernel = softmax = K.SoftmaxKernel(layer)
+        layer = kernel or layer
         nodes.append(Node(node.name, layer, node.inputs, node.param_names, node.state_names))
     loss = network.last_layer if softmax is None else K.SoftmaxCrossentropy(network.last_layer,
                                                                           softmax)

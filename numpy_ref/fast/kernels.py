@@ -12,8 +12,8 @@ number is the layer's to the last bit:
 - ``SoftmaxCrossentropy``: ``SparseCategoricalCrossentropy(from_logits=True)`` read
   off those pieces, its gradient softmax - onehot from the softmax already made.
 
-Each keeps what its backward needs in itself, so a layer used by one node only
-gets a kernel (a layer object applied twice keeps its own code).
+Each keeps what its backward needs in itself (a network gives every node a layer
+object of its own, so one kernel serves one node).
 """
 
 import numpy as np
@@ -87,12 +87,11 @@ class SoftmaxKernel(_Kernel):
         self.shifted = x - np.maximum.reduce(x, axis=-1, keepdims=True)
         e = np.exp(self.shifted)
         self.total = np.add.reduce(e, axis=-1, keepdims=True)
-        self.y = e / self.total
+        self.y = self.layer.out = e / self.total  # the layer's backward reads its out
         return self.y
 
     def backward(self, dout):
-        y = self.y
-        return y * (dout - np.sum(dout * y, axis=-1, keepdims=True))
+        return self.layer.backward(dout)
 
 
 def fusable(loss):

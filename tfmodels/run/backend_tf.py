@@ -6,12 +6,10 @@ come from the per-epoch order both backends share (``tfmodels.data.buffered_orde
 through tf.data, distributed under a ``tf.distribute`` strategy if one is set.
 """
 
-import contextlib
-
 import numpy as np
 import tensorflow as tf
 
-from tfmodels import data, distribute, parity, training
+from tfmodels import data, distribute, parity, training, xla
 from tfmodels.errors import ConfigError
 from tfmodels.run.backend import Backend
 from tfmodels.run.keras_model import batch_shape, build_model, checked_twin, training_setup
@@ -49,18 +47,18 @@ class TensorflowBackend(Backend):
 
     def __init__(self, config, strategy=None):
         self.config, self.strategy = config, strategy
-        with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        with distribute.scope(strategy):
             self.model = build_model(config)
             optimizer, self.loss = training_setup(config, self.model)
-            self.optimizer = training.maybe_wrap_for_mixed_precision(optimizer)
+            self.optimizer = distribute.maybe_wrap_for_mixed_precision(optimizer)
             self.optimizer.build(self.model.trainable_variables)
         self.shape = batch_shape(config, self.model)
         # weights.npz will need the twin: fail now, not after training.
         checked_twin(config, self.model, self.loss)
         self.stepper = training.Trainer(
             self.model, self.optimizer, self.loss, strategy=strategy,
-            jit_compile=training.resolve_jit_compile(config.trainer_jit_compile, self.model,
-                                                     strategy, config.batch_size),
+            jit_compile=xla.resolve_jit_compile(config.trainer_jit_compile, self.model,
+                                                strategy, config.batch_size),
             steps_per_execution=config.steps_per_execution)
         self.is_chief = _is_chief(strategy)
         self.worker_index = None if self.is_chief else strategy.cluster_resolver.task_id
