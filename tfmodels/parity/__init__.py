@@ -8,11 +8,13 @@
     twin_optimizer(optimizer)    the numpy_ref optimizer stepping like a Keras optimizer
     compare(model, x, y)         a per-layer report of where model and twin part
 
-Modules: ``registry`` (Keras layer class -> twin builder), ``trace`` (what a model's
+Modules: ``registry`` (Keras layer class -> twin builder), ``layer_twins`` (the
+built-in builders, by family), ``trace`` (what a model's
 call applies), ``twins``, ``losses``, ``regularizers`` (``model.losses`` as penalties),
 ``optimizers``, ``compare``, ``dropout_masks`` (the masks Keras drew, for ``compare``).
 """
 
+from tfmodels.parity import layer_twins  # noqa: F401  (registers the built-in twins)
 from tfmodels.parity.compare import Report, compare
 from tfmodels.parity.losses import twin_loss
 from tfmodels.parity.optimizers import optimizer_state_to_keras, twin_optimizer

@@ -1,0 +1,9 @@
+"""The built-in twins, one module per family of Keras layers; each module's ``BUILDERS``
+maps a Keras layer class to the builder of its ``numpy_ref`` twin, and importing this
+package registers them all (``tfmodels.parity`` does)."""
+
+from tfmodels.parity import registry
+from tfmodels.parity.layer_twins import core
+
+for _module in (core,):
+    registry.register_all(_module.BUILDERS)
