@@ -8,12 +8,14 @@ both (``SoftmaxCrossentropy``). Its ``loss_and_gradient`` is the network's, bit
 for bit; its forward values are its own (``last_output``).
 """
 
+import dataclasses
+
 import numpy as np
 
 from numpy_ref.fast import flat
 from numpy_ref.fast import kernels as K
 from numpy_ref.layers import activations
-from numpy_ref.network import Network, Node
+from numpy_ref.network import Network
 
 
 def pack_weights(params):
@@ -45,7 +47,7 @@ def fast_network(network, grad_out):
                 and node.inputs == [network.loss_input] and K.fusable(network.last_layer)):
             kernel = softmax = K.SoftmaxKernel(layer)
         layer = kernel or layer
-        nodes.append(Node(node.name, layer, node.inputs, node.param_names, node.state_names))
+        nodes.append(dataclasses.replace(node, layer=layer))
     loss = network.last_layer if softmax is None else K.SoftmaxCrossentropy(network.last_layer,
                                                                           softmax)
     return Network(nodes, network.inputs, network.outputs, loss, network.loss_input,

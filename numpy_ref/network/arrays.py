@@ -19,7 +19,7 @@ def owners_by_name(nodes, kind):
         for key, name in node.public_names(kind).items():
             owners.setdefault(name, []).append((node, key))
     for name, pairs in owners.items():
-        if len({id(getattr(node.layer, kind)[key]) for node, key in pairs}) > 1:
+        if len({id(node.arrays(kind)[key]) for node, key in pairs}) > 1:
             raise ValueError(f"{kind} name {name!r} is shared by layers holding "
                              "different arrays; shared weights must be one array")
     return owners
@@ -45,7 +45,7 @@ class ArrayView(MutableMapping):
 
     def __getitem__(self, name):
         node, key = self._owners[name][0]
-        return getattr(node.layer, self._kind)[key]
+        return node.arrays(self._kind)[key]
 
     def __setitem__(self, name, value):
         current = self[name]
@@ -69,7 +69,7 @@ class ArrayView(MutableMapping):
         """(name, array) pairs, read from the layers now, as a list (an optimizer asks for
         them every step)."""
         kind = self._kind
-        return [(name, getattr(pairs[0][0].layer, kind)[pairs[0][1]])
+        return [(name, pairs[0][0].arrays(kind)[pairs[0][1]])
                 for name, pairs in self._owners.items()]
 
     def values(self):

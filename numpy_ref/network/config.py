@@ -30,7 +30,9 @@ def graph_config(net):
         "input_grad": net.input_grad,
         "nodes": [{"name": n.name, "inputs": n.inputs,
                    "class": L.class_key(type(n.layer)), "config": n.layer.get_config(),
-                   "params": n.public_names("params"), "state": n.public_names("state")}
+                   "params": n.public_names("params"), "state": n.public_names("state"),
+                   **({"training": n.training} if n.training is not None else {}),
+                   **({"frozen": list(n.frozen)} if n.frozen else {})}
                   for n in net.nodes],
         "loss": None if net.last_layer is None else {
             "class": L.class_key(type(net.last_layer)),
@@ -45,12 +47,15 @@ def graph_arguments(config, arrays):
     Raises ValueError on a bad config."""
     nodes = []
     for spec in config["nodes"]:
+        frozen = tuple(spec.get("frozen", ()))
         weights = {kind: {key: _array(arrays, name) for key, name in spec[kind].items()}
                    for kind in ("params", "state")}
-        layer = layer_class(spec["class"]).from_config(spec["config"], weights["params"],
+        params = {**weights["params"], **{key: weights["state"].pop(key) for key in frozen}}
+        layer = layer_class(spec["class"]).from_config(spec["config"], params,
                                                        weights["state"])
         nodes.append(Node(spec["name"], layer, list(spec["inputs"]),
-                          param_names=spec["params"], state_names=spec["state"]))
+                          param_names=spec["params"], state_names=spec["state"],
+                          training=spec.get("training"), frozen=frozen))
     loss = config.get("loss")
     return {"nodes": nodes, "inputs": config["inputs"], "outputs": config["outputs"],
             "loss_layer": (None if loss is None else

@@ -112,7 +112,7 @@ class Network:
         self._input_grad = bool(value)
         needed = set(self.inputs) if self._input_grad else set()
         for node in self.nodes:  # values downstream of a weight (or of the inputs)
-            if getattr(node.layer, "params", None) or needed.intersection(node.inputs):
+            if node.arrays("params") or needed.intersection(node.inputs):
                 needed.add(node.name)
         # (node, whether only its weight gradients are needed), last first
         self._backward_plan = [(node, needed.isdisjoint(node.inputs))
@@ -146,7 +146,8 @@ class Network:
         for node in self.nodes[start:]:
             arg = ([values[name] for name in node.inputs]
                    if getattr(node.layer, "multi_input", False) else values[node.inputs[0]])
-            values[node.name] = node.layer.forward(arg, training=training)
+            mode = training if node.training is None else node.training
+            values[node.name] = node.layer.forward(arg, training=mode)
 
     def predict(self, x, training=False):
         """The network's output for ``x`` (before any loss layer)."""

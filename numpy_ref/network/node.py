@@ -13,6 +13,12 @@ class Node:
         inputs: names of earlier nodes or of the network's inputs.
         param_names: layer key -> public name; default ``"{name}/{key}"``.
         state_names: the same for the layer's non-trainable ``state``.
+        training: None to run in the network's mode; True or False to always run in
+            that mode (a Keras layer called with ``training=True`` inside a model).
+        frozen: keys of ``layer.params`` that do not train (a Keras layer with
+            ``trainable=False``): the layer computes with them as usual, but the
+            network lists them with its ``state``, not its ``params``, so no gradient
+            or optimizer step reaches them.
     """
 
     name: str
@@ -20,9 +26,20 @@ class Node:
     inputs: list
     param_names: dict = None
     state_names: dict = None
+    training: bool = None
+    frozen: tuple = ()
 
     def public_names(self, kind):
-        """{layer key: public name} for 'params' or 'state'."""
-        given = (self.param_names if kind == "params" else self.state_names) or {}
-        return {key: given.get(key, f"{self.name}/{key}")
-                for key in getattr(self.layer, kind, {})}
+        """{layer key: public name} for 'params' (the trainable ones) or 'state' (the
+        layer's state and its frozen params)."""
+        given = {**(self.param_names or {}), **(self.state_names or {})}
+        return {key: given.get(key, f"{self.name}/{key}") for key in self.arrays(kind)}
+
+    def arrays(self, kind):
+        """{layer key: array} for 'params' or 'state', as ``public_names`` divides them."""
+        params, state = self.layer.params, getattr(self.layer, "state", {})
+        if not self.frozen:
+            return params if kind == "params" else state
+        if kind == "params":
+            return {key: a for key, a in params.items() if key not in self.frozen}
+        return {**state, **{key: params[key] for key in self.frozen}}

@@ -19,6 +19,7 @@ made of registered layers).
 import functools
 
 import keras
+from keras.src.ops.operation import Operation
 import numpy as np
 
 from numpy_ref.layers import activations
@@ -28,8 +29,8 @@ _TWINS = {}  # keras layer class -> builder(keras_layer) -> numpy_ref layer
 
 def register_twin(keras_class, builder):
     """Registers ``builder(keras_layer) -> numpy_ref layer`` as the twin of ``keras_class``."""
-    if not (isinstance(keras_class, type) and issubclass(keras_class, keras.layers.Layer)):
-        raise ValueError("register_twin needs a Keras layer class. "
+    if not (isinstance(keras_class, type) and issubclass(keras_class, Operation)):
+        raise ValueError("register_twin needs a Keras layer (or keras.ops operation) class. "
                          f"Received: keras_class={keras_class!r}")
     if not callable(builder):
         raise ValueError(f"register_twin needs a callable builder. Received: builder={builder!r}")
@@ -49,8 +50,9 @@ def supported():
 
 def unsupported_error(layer, why="has no NumPy twin"):
     cls = type(layer)
+    kind = "layer" if isinstance(layer, keras.layers.Layer) else "operation"
     return ValueError(
-        f"Keras layer {layer.name!r} ({cls.__module__}.{cls.__qualname__}) {why}. "
+        f"Keras {kind} {layer.name!r} ({cls.__module__}.{cls.__qualname__}) {why}. "
         f"Layers with a twin: {', '.join(supported())}. A custom layer gets one with "
         f"tfmodels.parity.register_twin({cls.__name__}, builder).")
 

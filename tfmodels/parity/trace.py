@@ -1,10 +1,18 @@
 """What a Keras model computes, read off one call: which layers, in which order, on which tensors.
 
 ``trace(model, input_specs)`` calls the model once inside a ``tf.function``
-(symbolic tensors, nothing runs) while recording every ``Layer.__call__``: the
-layer, the tensors it was given and the tensors it returned. This works alike
-for ``Sequential``, functional and subclassed models, nested ones included; a
-subclassed model has no other graph to read.
+(symbolic tensors, nothing runs) while recording every call Keras makes of an
+operation's ``call``: each layer (and each ``keras.ops`` operation a functional
+model applies between layers, ``x + 3.0``), the tensors it was given and the
+tensors it returned. This works alike for ``Sequential``, functional and
+subclassed models, nested ones included; a subclassed model has no other graph
+to read.
+
+The record is taken where ``Layer.__call__`` hands over to ``Operation.__call__``,
+so it sees each call as the layer's ``call`` receives it: its inputs already cast
+to the layer's compute dtype (the cast is an operation the twin repeats), tensors
+passed by keyword in the order of ``call``'s signature, and the ``training`` value
+Keras resolved for it (from an explicit ``training=`` or the enclosing call's).
 
 The calls are then reduced to *leaves*: layers with a registered twin. A layer
 without one is looked into when it is itself made of layers (a nested model, a
@@ -15,8 +23,10 @@ with the TensorFlow operation that made it and the Keras layer to use instead.
 
 import contextlib
 import dataclasses
+import inspect
 
 import keras
+from keras.src.ops.operation import Operation
 import tensorflow as tf
 
 from tfmodels.parity import registry
@@ -37,16 +47,22 @@ _TRANSPARENT = ("Identity",)
 CAST = "Cast"  # Keras casts an input to a layer's dtype: the twin casts too
 
 
+# Arguments of ``call`` that carry no input data.
+_CONTEXT_ARGUMENTS = ("training", "mask")
+
+
 @dataclasses.dataclass(eq=False)
 class Call:
-    """One ``layer(...)`` call seen during the trace."""
+    """One ``layer(...)`` call seen during the trace (or one ``keras.ops`` operation's)."""
 
-    layer: keras.layers.Layer
-    inputs: list  # the tensors among the positional arguments, flattened
+    layer: object  # a keras.layers.Layer, or a keras.Operation of a functional graph
+    inputs: list  # the input tensors, in the order of ``call``'s arguments, flattened
     parent: "Call" = None
     children: list = dataclasses.field(default_factory=list)
     outputs: list = None  # the returned tensors, flattened
     mask: bool = False  # given a Keras mask (``mask=``, or one carried by its input)
+    training: object = None  # the ``training`` Keras passed to ``call`` (None: none)
+    arguments: dict = None  # every argument of ``call`` by name, as given (constants too)
 
 
 @dataclasses.dataclass
@@ -65,17 +81,40 @@ def _tensors(structure):
     return [t for t in tf.nest.flatten(structure) if tf.is_tensor(t)]
 
 
+def arguments_of(operation, args, kwargs):
+    """{argument name: value} of one call of ``operation.call``, in the signature's order
+    (positional arguments first where the signature cannot place them)."""
+    try:
+        bound = inspect.signature(operation.call).bind(*args, **kwargs)
+    except (TypeError, ValueError):
+        return {**{f"arg_{i}": a for i, a in enumerate(args)}, **kwargs}
+    named = {}
+    for name, value in bound.arguments.items():
+        kind = bound.signature.parameters[name].kind
+        if kind is inspect.Parameter.VAR_POSITIONAL:
+            named.update({f"{name}_{i}": v for i, v in enumerate(value)})
+        elif kind is inspect.Parameter.VAR_KEYWORD:
+            named.update(value)
+        else:
+            named[name] = value
+    return named
+
+
 @contextlib.contextmanager
 def recording():
-    """Records every ``Layer.__call__`` made inside the block; yields the list of ``Call``s.
+    """Records every call of an operation's ``call`` made inside the block (each layer's,
+    and each ``keras.ops`` operation's in a functional model); yields the list of ``Call``s.
 
     Works in eager mode and while tracing a ``tf.function`` alike.
     """
     calls, stack = [], []
-    original_call = keras.layers.Layer.__call__
+    original_call = Operation.__call__
 
     def recording_call(layer, *args, **kwargs):
-        call = Call(layer, _tensors(args), parent=stack[-1] if stack else None)
+        arguments = arguments_of(layer, args, kwargs)
+        inputs = _tensors([v for k, v in arguments.items() if k not in _CONTEXT_ARGUMENTS])
+        call = Call(layer, inputs, parent=stack[-1] if stack else None,
+                    training=kwargs.get("training"), arguments=arguments)
         call.mask = kwargs.get("mask") is not None or any(
             getattr(t, "_keras_mask", None) is not None for t in call.inputs)
         if call.parent is not None:
@@ -90,11 +129,11 @@ def recording():
         call.outputs = _tensors(outputs)
         return outputs
 
-    keras.layers.Layer.__call__ = recording_call
+    Operation.__call__ = recording_call
     try:
         yield calls
     finally:
-        keras.layers.Layer.__call__ = original_call
+        Operation.__call__ = original_call
 
 
 def _own(value, inputs):
@@ -117,18 +156,19 @@ def root_call(calls):
     return next(c for c in calls if c.parent is None)
 
 
-def trace(model, input_specs, probe=None):
+def trace(model, input_specs, probe=None, training=False):
     """Calls ``model`` on symbolic inputs shaped by ``input_specs`` and records its layers.
 
     Args:
         input_specs: ``tf.TensorSpec``s, one per model input.
         probe: optional ``probe(outputs) -> dict`` run inside the trace on the
             model's outputs (e.g. whether a loss reads them).
+        training: the mode the model is called in.
     """
     result = {}
 
     def run(*inputs):
-        outputs = call_model(model, inputs)
+        outputs = call_model(model, inputs, training=training)
         result.update(inputs=list(inputs), structure=outputs, outputs=_tensors(outputs),
                       probe=probe(outputs) if probe is not None else {})
         return outputs
@@ -151,7 +191,7 @@ def leaf_calls(root, require_twin=True):
         return [root]
     if not root.children:
         if require_twin:
-            raise registry.unsupported_error(root.layer)
+            raise registry.unsupported_error(_written(root).layer)
         return [root]
     _check_no_own_weights(root)
     leaves = []
@@ -160,14 +200,58 @@ def leaf_calls(root, require_twin=True):
     return leaves
 
 
+def _written(call):
+    """The call a refusal names: the outermost enclosing layer that Keras itself defines
+    (an ``LSTM`` rather than the ``LSTMCell`` inside it), short of a model; the call itself
+    when none encloses it (the user wrote that layer)."""
+    named, parent = call, call.parent
+    while parent is not None:
+        if _is_keras_own(parent.layer) and not isinstance(parent.layer, keras.Model):
+            named = parent
+        parent = parent.parent
+    return named
+
+
+def _is_keras_own(layer):
+    return type(layer).__module__.split(".")[0] == "keras"
+
+
 def _check_no_own_weights(call):
     """A composite layer computing with weights its sublayers do not hold cannot be traced."""
-    inner = {id(w) for c in _descendants(call) for w in c.layer.weights}
-    own = [w for w in call.layer.weights if id(w) not in inner]
+    inner = {id(w) for c in _descendants(call) for w in getattr(c.layer, "weights", ())}
+    own = [w for w in getattr(call.layer, "weights", ()) if id(w) not in inner]
     if own:
         raise registry.unsupported_error(
-            call.layer, f"computes with weights of its own ({', '.join(w.path for w in own)}) "
-                        "besides its sublayers'")
+            _written(call).layer,
+            f"computes with weights of its own ({', '.join(w.path for w in own)}) "
+            "besides its sublayers'")
+
+
+def fixed_modes(leaves_inference, leaves_training):
+    """{id(call): True or False} for each leaf that runs in one mode whatever the model's
+    (``self.dropout(h, training=True)`` in a subclassed ``call``), from the leaves of two
+    traces of the model, called with training=False and with training=True; the other
+    leaves follow the model's mode. A ValueError where the two traces apply different
+    layers, or a layer's mode is not a Python bool."""
+    if [c.layer for c in leaves_inference] != [c.layer for c in leaves_training]:
+        raise ValueError("The model applies other layers when called with training=True "
+                         "than with training=False; a NumPy twin follows one graph of "
+                         "layers in both modes")
+    fixed = {}
+    for inference, training in zip(leaves_inference, leaves_training):
+        modes = (inference.training, training.training)
+        if modes in ((None, None), (False, True)):
+            continue  # no training argument, or the model's mode
+        if all(isinstance(m, bool) for m in modes) and modes[0] == modes[1]:
+            fixed[id(inference)] = modes[0]
+            continue
+        layer = _written(inference).layer
+        raise registry.unsupported_error(
+            layer, f"is called with training={modes[0]!r} when the model runs with "
+                   f"training=False and training={modes[1]!r} when it runs with "
+                   "training=True; a twin runs a layer in the model's mode or in one fixed "
+                   "mode")
+    return fixed
 
 
 def _descendants(call):

@@ -15,6 +15,7 @@ regularizer (``regularizers.py``); ``net.data_loss`` is the compiled loss alone.
 """
 
 import dataclasses
+import re
 
 import keras
 import numpy as np
@@ -70,7 +71,11 @@ def build(model, loss=None, x=None, input_grad=False):
         twin_losses.twin_loss(keras_loss)
     recorded = tracing.trace(model, specs, probe=lambda out: {
         **_loss_probe(keras_loss, out), "keras_losses": len(model.losses)})
-    return _network(model, recorded, recorded.probe.get("loss", keras_loss), specs, input_grad)
+    leaves = tracing.leaf_calls(recorded.root)
+    in_training = tracing.leaf_calls(tracing.trace(model, specs, training=True).root)
+    modes = tracing.fixed_modes(leaves, in_training)
+    return _network(model, recorded, leaves, modes, recorded.probe.get("loss", keras_loss),
+                    specs, input_grad)
 
 
 def link(model, net, loss=None, x=None):
@@ -135,7 +140,7 @@ def _loss_probe(keras_loss, outputs):
             "cached_logits": getattr(out, "_keras_logits", None)}
 
 
-def _network(model, recorded, keras_loss, specs, input_grad):
+def _network(model, recorded, leaves, modes, keras_loss, specs, input_grad):
     input_names = _input_names(model, len(recorded.inputs))
     known = {id(t): name for t, name in zip(recorded.inputs, input_names)}
     nodes, layer_nodes, first = [], [], {}
@@ -146,7 +151,7 @@ def _network(model, recorded, keras_loss, specs, input_grad):
         nodes.append(Node(name, core.Cast(dtype), [source]))
         return name
 
-    for call in tracing.leaf_calls(recorded.root):
+    for call in leaves:
         if len(call.outputs) != 1:
             raise registry.unsupported_error(call.layer, "returns several tensors")
         if call.mask:
@@ -154,10 +159,11 @@ def _network(model, recorded, keras_loss, specs, input_grad):
                                                          "twin does not follow")
         consumer = f"layer {call.layer.name!r}"
         refs = [tracing.resolve(t, known, model, consumer, add_cast) for t in call.inputs]
-        layer = _twin_layer(call.layer, first)
+        layer, frozen = _twin_layer(call, first)
         name = _unique(call.layer.name, taken)
         nodes.append(Node(name, layer, refs, param_names=_paths(call.layer, layer, "params"),
-                          state_names=_paths(call.layer, layer, "state")))
+                          state_names=_paths(call.layer, layer, "state"),
+                          training=modes.get(id(call)), frozen=frozen))
         known[id(call.outputs[0])] = name
         layer_nodes.append((call.layer, name))
     outputs = [tracing.resolve(t, known, model, "the model's output", add_cast)
@@ -191,43 +197,56 @@ def _unique(name, taken):
     return candidate
 
 
-def _twin_layer(keras_layer, first):
-    """The twin of one call; a second call of the same layer shares the first twin's arrays."""
-    layer = registry.builder_for(keras_layer)(keras_layer)
-    _check_keys(keras_layer, layer)
+def _twin_layer(call, first):
+    """The twin of one call and its frozen keys; a second call of the same layer shares
+    the first twin's arrays. A layer's builder takes the layer; an operation's (``x + 3.0``
+    in a functional model) takes the operation and the ``trace.Call``, which holds the
+    constants it was given."""
+    keras_layer = call.layer
+    builder = registry.builder_for(keras_layer)
+    layer = (builder(keras_layer) if isinstance(keras_layer, keras.layers.Layer)
+             else builder(keras_layer, call))
+    frozen = _check_keys(keras_layer, layer)
     if id(keras_layer) in first:
         original = first[id(keras_layer)]
         layer.params.update(original.params)  # the same arrays: shared weights
         layer.state.update(original.state)
     else:
         first[id(keras_layer)] = layer
-    return layer
+    return layer, frozen
 
 
-def _keras_weights(keras_layer, kind):
-    variables = (keras_layer.trainable_weights if kind == "params"
-                 else keras_layer.non_trainable_weights)
-    return {v.name: v for v in variables}
+def _keras_weights(keras_layer):
+    """{weight name: variable} of every weight of the layer, trainable or not."""
+    return {v.name: v for v in getattr(keras_layer, "weights", ())}
 
 
 def _check_keys(keras_layer, layer):
-    for kind in ("params", "state"):
-        want, have = set(_keras_weights(keras_layer, kind)), set(getattr(layer, kind, {}))
-        if want != have:
-            raise ValueError(
-                f"The twin of Keras layer {keras_layer.name!r} ({type(keras_layer).__name__}) "
-                f"has {kind} {sorted(have)}, but the layer's "
-                f"{'trainable' if kind == 'params' else 'non-trainable'} weights are "
-                f"{sorted(want)}: a twin's keys are the Keras weights' own names")
-        for key, variable in _keras_weights(keras_layer, kind).items():
-            shape = np.shape(getattr(layer, kind)[key])
-            if shape != tuple(variable.shape):
-                raise ValueError(f"The twin of Keras weight {variable.path!r} has shape "
-                                 f"{shape}, the weight {tuple(variable.shape)}")
+    """Checks that the twin holds the layer's weights under their own names and shapes
+    (trainable ones in ``params``; non-trainable ones in ``state``, or in ``params`` when
+    they are weights the layer trains unless frozen); returns the frozen ``params`` keys."""
+    variables = _keras_weights(keras_layer)
+    params, state = getattr(layer, "params", {}), getattr(layer, "state", {})
+    have = {**params, **state}
+    if set(variables) != set(have) or set(params) & set(state):
+        raise ValueError(
+            f"The twin of Keras layer {keras_layer.name!r} ({type(keras_layer).__name__}) "
+            f"holds {sorted(params)} (params) and {sorted(state)} (state), but the layer's "
+            f"weights are {sorted(variables)}: a twin's keys are the Keras weights' own names")
+    for key, variable in variables.items():
+        if np.shape(have[key]) != tuple(variable.shape):
+            raise ValueError(f"The twin of Keras weight {variable.path!r} has shape "
+                             f"{np.shape(have[key])}, the weight {tuple(variable.shape)}")
+        if key in state and variable.trainable:
+            raise ValueError(f"The twin of Keras layer {keras_layer.name!r} "
+                             f"({type(keras_layer).__name__}) keeps {key!r} in its state, "
+                             "but Keras trains that weight")
+    return tuple(key for key in params if not variables[key].trainable)
 
 
 def _paths(keras_layer, layer, kind):
-    return {key: v.path for key, v in _keras_weights(keras_layer, kind).items()}
+    variables = _keras_weights(keras_layer)
+    return {key: variables[key].path for key in getattr(layer, kind, {})}
 
 
 def _loss(model, recorded, keras_loss, nodes, outputs, known, taken):
@@ -267,21 +286,14 @@ def _split_activation(model, nodes, output, taken):
 def to_keras(net, model):
     """Copies the twin's weights (and state) back into ``model``'s variables; returns ``model``.
 
-    Every name must be a variable path of the model with the same shape; all
+    Weights are matched by their path inside the model (``match_variables``), so
+    the twin of one instance fits another instance of the same architecture; all
     are checked before anything is assigned.
     """
-    variables = {v.path: v for v in model.weights}
     pairs = []
-    for view in (net.params, net.state):
-        for name, value in view.items():
-            variable = variables.get(name)
-            if variable is None:
-                raise ValueError(f"The twin's {name!r} is not a weight of model "
-                                 f"{model.name!r} (its weights: {sorted(variables)})")
-            if tuple(variable.shape) != np.shape(value):
-                raise ValueError(f"Shape mismatch: the twin's {name!r} is {np.shape(value)}, "
-                                 f"the Keras weight {tuple(variable.shape)}")
-            pairs.append((variable, value))
+    for name, variable in match_variables(net, model).items():
+        value = net.state[name] if name in net.state else net.params[name]
+        pairs.append((variable, value))
     for variable, value in pairs:
         variable.assign(np.asarray(value, dtype=variable.dtype))
     return model
@@ -289,10 +301,69 @@ def to_keras(net, model):
 
 def from_keras(net, model):
     """Copies ``model``'s current weights into the twin (the reverse of ``to_keras``)."""
-    variables = {v.path: v for v in model.weights}
-    for view in (net.params, net.state):
-        for name in view:
-            if name not in variables:
-                raise ValueError(f"The twin's {name!r} is not a weight of model {model.name!r}")
-            view[name] = variables[name].numpy()
+    for name, variable in match_variables(net, model).items():
+        view = net.state if name in net.state else net.params
+        view[name] = variable.numpy()
     return net
+
+
+_SUFFIX = re.compile(r"_\d+$")
+
+
+def _canonical(path):
+    """A variable path without the numbers Keras appends to make names unique in a process
+    (``mymodel_1/dense_3/kernel`` -> ``mymodel/dense/kernel``), and those numbers, which
+    order the weights of one canonical path by creation."""
+    parts = path.split("/")
+    numbers = tuple(int(m.group()[1:]) if (m := _SUFFIX.search(p)) else -1 for p in parts)
+    return "/".join(_SUFFIX.sub("", p) for p in parts), numbers
+
+
+def match_variables(net, model):
+    """{twin weight name: the Keras variable of ``model`` it holds}, for every name of the
+    twin's ``params`` and ``state``.
+
+    The names are Keras variable paths of the model the twin was made from. In that model
+    they are found as they are; in another instance of the same architecture (whose paths
+    Keras numbered apart: ``mymodel_1/...``, ``dense_7/...``) each path is matched to the
+    one that differs only by those numbers, several alike in the order Keras created them.
+    A ValueError names the weights that have no match, and a shape that differs.
+    """
+    names = [*net.params, *net.state]
+    variables = {v.path: v for v in model.weights}
+    if all(name in variables for name in names):
+        matched = {name: variables[name] for name in names}
+    else:
+        matched = _match_by_canonical_path(names, list(variables.values()), model)
+    for name, variable in matched.items():
+        value = net.state[name] if name in net.state else net.params[name]
+        if tuple(variable.shape) != np.shape(value):
+            raise ValueError(f"Shape mismatch: the twin's {name!r} is {np.shape(value)}, the "
+                             f"Keras weight {variable.path!r} {tuple(variable.shape)}")
+    return matched
+
+
+def _match_by_canonical_path(names, variables, model):
+    groups = {}
+    for name in names:
+        key, order = _canonical(name)
+        groups.setdefault(key, [[], []])[0].append((order, name))
+    for variable in variables:
+        key, order = _canonical(variable.path)
+        groups.setdefault(key, [[], []])[1].append((order, variable.path, variable))
+    matched, unmatched = {}, ([], [])
+    for key, (twin_side, keras_side) in groups.items():
+        if not twin_side:
+            continue  # weights the twin does not hold (as with the exact paths)
+        if len(twin_side) != len(keras_side):
+            unmatched[0].extend(name for _, name in twin_side)
+            unmatched[1].extend(path for _, path, _ in keras_side)
+            continue
+        for (_, name), (_, _, variable) in zip(sorted(twin_side), sorted(
+                keras_side, key=lambda item: item[:2])):
+            matched[name] = variable
+    if unmatched[0] or unmatched[1]:
+        raise ValueError(f"The twin's weights do not match model {model.name!r}'s: the twin "
+                         f"has {sorted(unmatched[0])}, the model {sorted(unmatched[1])} "
+                         "(paths compared without the numbers Keras appends to names)")
+    return matched
