@@ -282,3 +282,13 @@ def test_the_numpy_backend_runs_blas_on_one_thread_unless_told(monkeypatch):
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
     with backend_numpy.blas_threads():  # the user's choice stands
         assert blas_threads() == before
+
+
+@pytest.mark.parametrize("rate, shown", [(None, "not set: the model file's"), (0.5, "0.5")])
+def test_the_collapse_warning_names_the_learning_rate_or_its_absence(caplog, rate, shown):
+    """A --model_file run leaves --learning_rate unset: the warning says so (it failed to
+    format a None before)."""
+    with caplog.at_level(py_logging.WARNING):
+        experiment.warn_if_collapsed(np.eye(10)[[4] * 10], 1,
+                                     RunConfig(model_file="net.keras", learning_rate=rate))
+    assert f"(--learning_rate={shown})" in caplog.text

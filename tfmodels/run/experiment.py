@@ -46,8 +46,10 @@ def warn_if_collapsed(probabilities, epoch, config):
             "Epoch %d: the model predicts class %d for %.0f%% of %d test images; it has "
             "collapsed to one class. Likely causes: inputs not scaled to [0, 1] (the "
             "study notes' unscaled SVHN run stalled at ~19%% accuracy this way) or a learning "
-            "rate too high (--learning_rate=%g).", epoch, collapsed[0], 100 * collapsed[1],
-            len(probabilities), config.learning_rate)
+            "rate too high (--learning_rate=%s).", epoch, collapsed[0], 100 * collapsed[1],
+            len(probabilities),
+            "not set: the model file's" if config.learning_rate is None
+            else f"{config.learning_rate:g}")
     return collapsed
 
 
