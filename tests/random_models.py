@@ -22,6 +22,7 @@ import keras
 import tensorflow as tf
 from hypothesis import strategies as st
 
+import untwinned
 from keras_twins import F64, keras_activation_names
 
 CLASSES = 3
@@ -38,7 +39,7 @@ ELEMENTWISE = ["Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum"]
 MERGES = {*ELEMENTWISE, "Concatenate"}
 # Layers without a twin, and operations in ``call`` that are not layers:
 # name -> (TensorFlow operation, the Keras layer the error suggests).
-UNSUPPORTED = ["GaussianNoise", "Conv1D", "UnitNormalization", "GaussianDropout"]
+UNSUPPORTED = ["Cube", "Doubled"]  # custom layers (untwinned.py): every Keras one has a twin
 TWINNED_SPECIALS = ["BatchNormalization", "Dropout"]  # kinds a program can be asked to hold
 OPS = {"+": ("AddV2", "keras.layers.Add"), "*": ("Mul", "keras.layers.Multiply"),
        "tf.concat": ("ConcatV2", "keras.layers.Concatenate"),
@@ -82,8 +83,8 @@ def _out_shape(spec, shapes):
     if kind == "Reshape":
         known = math.prod(d for d in o["target_shape"] if d != -1)
         return tuple(math.prod(s) // known if d == -1 else d for d in o["target_shape"])
-    if kind == "Conv1D":
-        return (s[0], o["filters"])
+    if kind == "Doubled":
+        return (*s[:-1], 2 * s[-1])
     if kind == "Op" and o["name"] == "tf.concat":
         return (*s[:-1], 2 * s[-1])
     if kind == "Concatenate":  # Keras's axis counts the batch axis, these shapes do not
@@ -183,12 +184,7 @@ def _special_step(draw, b, value, special):
     if special in TWINNED_SPECIALS:
         return b.layer(draw(unary_specs(b.shapes[value], kind=special)), value)
     if special in UNSUPPORTED:
-        options = {"GaussianNoise": {"stddev": 0.1}, "GaussianDropout": {"rate": 0.5},
-                   "Conv1D": {"filters": 2, "kernel_size": 1}}.get(special, {})
-        if special == "Conv1D" and len(b.shapes[value]) != 2:  # it takes (steps, channels)
-            s = b.shapes[value]
-            value = b.layer(Spec("Reshape", {"target_shape": (-1, s[-1])}), value)
-        return b.layer(Spec(special, options), value)
+        return b.layer(Spec(special), value)
     if not b.program.layers:  # a block made of an operation alone has no layer to look into
         value = b.layer(Spec("Identity"), value)
     return b.layer(Spec("Op", {"name": special}), value)
@@ -321,7 +317,8 @@ def make_layer(spec, nested_as, created):
     else:
         if "activation" in o:
             o["activation"] = _activation(o["activation"])
-        layer = getattr(keras.layers, spec.kind)(dtype=F64, **o)
+        cls = getattr(untwinned, spec.kind, None) or getattr(keras.layers, spec.kind)
+        layer = cls(dtype=F64, **o)
     created.append(layer)
     return layer
 

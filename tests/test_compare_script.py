@@ -3,7 +3,7 @@
 The runs start together, two at a time (each spends seconds importing
 TensorFlow), on saved models and a tiny MNIST-like data set
 (``$TFMODELS_DATA_DIR``): a model that agrees with its twin (float64 and
-float32), one whose custom layer has a deliberately wrong twin, one with a layer
+float32), one whose custom layer has a deliberately wrong twin, one with a custom layer
 that has no twin, one with a Lambda layer (refused by safe mode), an output
 directory that is a file, and a bad flag.
 """
@@ -15,15 +15,17 @@ import keras
 import pytest
 
 from procs import ROOT, assert_fails_with, run_python, run_script
+from untwinned import Cube
 from wrong_twin import Shift
 
 pytestmark = pytest.mark.integration  # every test runs compare.py in a subprocess
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# Imports the module that registers the wrong twin, then runs compare.py as __main__.
+# Imports the modules that register the wrong twin and the layers without one, then runs
+# compare.py as __main__.
 WRAPPER = """import runpy, sys
 sys.path.insert(0, {tests!r})
-import wrong_twin
+import untwinned, wrong_twin
 sys.argv[0] = {script!r}
 runpy.run_path({script!r}, run_name="__main__")
 """
@@ -53,8 +55,7 @@ def runs(folder, agreeing, tiny_data_dir):
     """{run name: Future of its CompletedProcess}, all started when the first test asks."""
     save(folder, "shifted", keras.layers.Dense(16, activation="tanh"), Shift(name="shift"),
          keras.layers.Dense(10, activation="softmax"))
-    save(folder, "unsupported", keras.layers.UnitNormalization(name="norm"),
-         keras.layers.Dense(10))
+    save(folder, "unsupported", Cube(name="norm"), keras.layers.Dense(10))
     save(folder, "lambda", keras.layers.Lambda(lambda t: 2 * t), keras.layers.Dense(10))
     (folder / "a_file").write_text("not a directory")
     wrapper = folder / "compare_with_wrong_twin.py"
@@ -71,7 +72,7 @@ def runs(folder, agreeing, tiny_data_dir):
         "float64": ("compare.py", model("agreeing"), out("float64"), "--num_examples=16"),
         "float32": ("compare.py", model("agreeing"), out("float32"), "--dtype=float32"),
         "wrong_twin": (wrapper, model("shifted"), out("wrong_twin"), "--num_examples=8"),
-        "unsupported": ("compare.py", model("unsupported"), out("unsupported")),
+        "unsupported": (wrapper, model("unsupported"), out("unsupported")),
         "lambda": ("compare.py", model("lambda"), out("lambda")),
         "output_file": ("compare.py", model("agreeing"), out("a_file")),
         "bad_flag": ("compare.py", model("agreeing"), "--dtype=float16"),
@@ -116,9 +117,8 @@ def test_a_wrong_custom_twin_is_the_named_divergence(runs, folder):
 
 def test_a_layer_without_a_twin_is_one_line(runs, folder):
     assert_fails_with(runs["unsupported"].result(), 3, "unsupported.keras",
-                      "'norm' (keras.src.layers.normalization.unit_normalization."
-                      "UnitNormalization) has no NumPy twin",
-                      "register_twin(UnitNormalization, builder)")
+                      "'norm' (untwinned.Cube) has no NumPy twin",
+                      "register_twin(Cube, builder)")
     assert not (folder / "unsupported").exists()  # nothing written
 
 

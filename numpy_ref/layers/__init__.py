@@ -4,7 +4,10 @@
 (``Affine``, ``Relu``, ``SoftmaxWithLoss``, ...), re-exported here; the Keras twins
 live in modules named for what they hold: ``core`` (``Dense``, ``Flatten``, ...),
 ``activations`` (the registry, and the common ones) with ``piecewise`` and ``smooth``,
-``merge``, ``conv`` and ``im2col``, ``pooling``, ``dropout``, ``normalization``.
+``merge``, ``conv`` and ``im2col`` (2-D), ``conv_nd`` and ``conv_transpose`` (1-D to 3-D:
+grouped, depthwise, separable, transposed), ``pooling`` (1-D to 3-D, global) and
+``adaptive_pooling``, ``reshaping`` (crop, pad, upsample, permute, repeat),
+``resampling`` (bilinear and nearest resizing), ``dropout``, ``normalization``.
 """
 
 from numpy_ref.layers.base import (LAYER_CLASSES, AddLayer, Affine, BookWeightNames, Layer,

@@ -11,6 +11,9 @@ statistics over every other axis, as ``tf.nn.moments`` and
 ``tf.nn.batch_normalization`` compute them:
     inv = rsqrt(var + epsilon) * gamma;  y = x * inv + (beta - mean * inv)
     moving = moving * momentum + batch statistic * (1 - momentum)
+
+Then the twins of Keras's per-sample normalisations, which have no state: layer, RMS,
+group (``KerasGroupNormalization``) and unit-norm (``KerasUnitNormalization``).
 """
 
 import math
@@ -232,6 +235,10 @@ class KerasLayerNormalization(_PerSampleNormalization):
             if value is not None:
                 self.params[key] = np.asarray(value)
 
+    def get_config(self):
+        """gamma and beta are weights, in ``params`` where the layer has them."""
+        return {"axis": self.axis, "epsilon": self.epsilon, "rms_scaling": self.rms_scaling}
+
     def forward(self, x, training=False):
         self.x = self._prepare(x)
         work = self.x.dtype
@@ -305,5 +312,121 @@ class KerasRMSNormalization(_PerSampleNormalization):
         return dx.astype(self.x_dtype, copy=False)
 
 
+class KerasGroupNormalization(L.Layer):
+    """The twin of ``keras.layers.GroupNormalization``: the ``axis`` channels (C) are split
+    into ``groups`` (G) of C/G, and each sample is normalised per group over the group's
+    channels and every other non-batch axis.
+
+    x is reshaped so that the channel axis becomes (G, C/G), the statistics taken over
+    every axis but the batch and G (``tf.nn.moments``), then, as Keras computes in
+    ``result_type(x.dtype, float32)`` and returns in x's dtype:
+        inv = rsqrt(var + epsilon) * gamma;  y = x * inv + (beta - mean * inv)
+    gamma and beta (C,) or None (Keras ``scale=False`` / ``center=False``). No state:
+    the same in training and inference.
+    """
+
+    def __init__(self, groups, gamma=None, beta=None, axis=-1, epsilon=1e-3):
+        super().__init__()
+        self.groups, self.axis, self.epsilon = int(groups), int(axis), epsilon
+        for key, value in (("gamma", gamma), ("beta", beta)):
+            if value is not None:
+                self.params[key] = np.asarray(value)
+
+    def get_config(self):
+        return {"groups": self.groups, "axis": self.axis, "epsilon": self.epsilon}
+
+    def _grouped_shapes(self, shape):
+        """The grouped shape of x, the reduced axes of it, and the weights' broadcast shape."""
+        axis = self.axis % len(shape)
+        channels = shape[axis]
+        if axis == 0 or channels % self.groups:
+            raise ValueError(f"KerasGroupNormalization(groups={self.groups}, axis={self.axis}) "
+                             f"cannot split axis {axis} of the input. Received: input shape "
+                             f"{shape}")
+        grouped = (*shape[:axis], self.groups, channels // self.groups, *shape[axis + 1:])
+        reduced = tuple(i for i in range(1, len(grouped)) if i != axis)
+        weights = tuple(size if i in (axis, axis + 1) else 1 for i, size in enumerate(grouped))
+        return grouped, reduced, weights
+
+    def forward(self, x, training=False):
+        grouped, self.axes, self.weight_shape = self._grouped_shapes(x.shape)
+        self.x_shape, self.x_dtype = x.shape, x.dtype
+        work = np.result_type(x.dtype, np.float32)
+        self.x = x.reshape(grouped).astype(work, copy=False)
+        self.n = work.type(math.prod(grouped[i] for i in self.axes))
+        self.mean = np.mean(self.x, axis=self.axes, keepdims=True)
+        self.centred = self.x - self.mean
+        var = np.mean(np.square(self.centred), axis=self.axes, keepdims=True)
+        self.rs = 1 / np.sqrt(var + work.type(self.epsilon))  # TF's rsqrt
+        gamma, beta = (self._broadcast(key, work) for key in ("gamma", "beta"))
+        self.inv = self.rs if gamma is None else self.rs * gamma
+        shift = -self.mean * self.inv
+        shift = shift if beta is None else shift + beta
+        out = self.x * self.inv + shift
+        return out.reshape(x.shape).astype(x.dtype, copy=False)
+
+    def _broadcast(self, key, dtype):
+        value = self.params.get(key)
+        return None if value is None else value.astype(dtype, copy=False).reshape(
+            self.weight_shape)
+
+    def _weight_grad(self, per_element, key):
+        keep = [i for i, size in enumerate(self.weight_shape) if size != 1]
+        total = np.sum(per_element, axis=tuple(i for i in range(per_element.ndim)
+                                               if i not in keep))
+        return total.reshape(self.params[key].shape).astype(self.params[key].dtype, copy=False)
+
+    def backward(self, dout):
+        """Through x's direct term, the mean (the shift) and the variance (rsqrt' =
+        -0.5 * rs^3; tf.nn.moments stops the gradient of the mean inside the variance)."""
+        g = dout.reshape(self.x.shape).astype(self.x.dtype, copy=False)
+        gamma = self._broadcast("gamma", self.x.dtype)
+        if "beta" in self.params:
+            self.grads["beta"] = self._weight_grad(g, "beta")
+        if gamma is not None:
+            self.grads["gamma"] = self._weight_grad(g * self.centred * self.rs, "gamma")
+        gx = g if gamma is None else g * gamma
+        d_rs = np.sum(gx * self.centred, axis=self.axes, keepdims=True)
+        d_var = -0.5 * d_rs * (self.rs * self.rs * self.rs)
+        dx = g * self.inv - np.sum(g * self.inv, axis=self.axes, keepdims=True) / self.n
+        dx = dx + (2 * d_var / self.n) * self.centred
+        return dx.reshape(self.x_shape).astype(self.x_dtype, copy=False)
+
+
+class KerasUnitNormalization(L.Layer):
+    """The twin of ``keras.layers.UnitNormalization``: each sample scaled to unit L2 norm over
+    ``axis`` (an int or a list), as ``keras.ops.normalize`` computes it:
+        inv = min(rsqrt(sum(x^2)), 1 / 1e-12);  y = x * inv
+    (a zero vector stays zero). dx = dout * inv + x * 2 * (-0.5 * rs^3) * sum(dout * x),
+    the second term only where rsqrt won the minimum (TensorFlow's Minimum gradient).
+    """
+
+    EPSILON = 1e-12
+
+    def __init__(self, axis=-1):
+        super().__init__()
+        self.axis = [int(a) for a in axis] if np.ndim(axis) else int(axis)
+
+    def forward(self, x, training=False):
+        self.x = x
+        self.axes = tuple(sorted({a % x.ndim for a in np.atleast_1d(self.axis)}))
+        square_sum = np.sum(np.square(x), axis=self.axes, keepdims=True)
+        with np.errstate(divide="ignore"):
+            self.rs = 1 / np.sqrt(square_sum)  # TF's rsqrt: inf at 0
+        cap = x.dtype.type(1.0 / self.EPSILON)
+        self.uses_rs = self.rs <= cap
+        self.inv = np.minimum(self.rs, cap)
+        return x * self.inv
+
+    def backward(self, dout):
+        dx = dout * self.inv
+        d_inv = np.sum(dout * self.x, axis=self.axes, keepdims=True)
+        with np.errstate(invalid="ignore"):  # inf * 0 at a zero vector, where the cap won
+            d_square_sum = np.where(self.uses_rs, -0.5 * d_inv * (self.rs * self.rs * self.rs),
+                                    0)
+        return dx + (2 * self.x) * d_square_sum.astype(dx.dtype, copy=False)
+
+
 __all__ = ["BOOK_EPSILON", "BatchNormalization", "KerasBatchNormalization",
-           "KerasLayerNormalization", "KerasRMSNormalization"]
+           "KerasGroupNormalization", "KerasLayerNormalization", "KerasRMSNormalization",
+           "KerasUnitNormalization"]

@@ -1,16 +1,25 @@
-"""The twins of Keras's core, activation, merge, convolution, pooling, dropout and
+"""The twins of Keras's core, activation, merge, dropout and
 normalization layers that came first: ``{keras class: builder}``."""
 
 import keras
 import numpy as np
 
-from numpy_ref.layers import activations, conv, core, dropout, merge, normalization, pooling
+from numpy_ref.layers import activations, core, dropout, merge, normalization
 from tfmodels.parity import registry
 
 
+def lora(layer):
+    """Refuses a layer with LoRA enabled (its kernel is a sum of three weights)."""
+    if getattr(layer, "lora_enabled", False):
+        raise registry.no_option(layer, "lora_rank", layer.lora_rank, "None")
+    return layer
+
+
 def _dense(layer):
+    lora(layer)
     bias = registry.weights(layer.bias) if layer.use_bias else None
-    return core.Dense(registry.weights(layer.kernel), bias, registry.twin_activation(layer.activation, layer))
+    return core.Dense(registry.weights(layer.kernel), bias,
+                      registry.twin_activation(layer.activation, layer))
 
 
 def _relu(layer):
@@ -18,28 +27,6 @@ def _relu(layer):
     like any other, only None means "not given"."""
     return activations.get("relu", negative_slope=layer.negative_slope,
                            max_value=layer.max_value, threshold=layer.threshold)
-
-
-def _conv2d(layer):
-    registry.channels_last(layer)
-    if layer.groups != 1:
-        raise registry.no_option(layer, "groups", layer.groups, "1")
-    if layer.lora_enabled:
-        raise registry.no_option(layer, "lora_rank", layer.lora_rank, "None")
-    bias = registry.weights(layer.bias) if layer.use_bias else None
-    return conv.Conv2D(registry.weights(layer.kernel), bias, layer.strides, layer.padding,
-                       layer.dilation_rate, registry.twin_activation(layer.activation, layer))
-
-
-def _pooling(twin_class):
-    def build(layer):
-        registry.channels_last(layer)
-        return twin_class(layer.pool_size, layer.strides, layer.padding)
-    return build
-
-
-def _global_pooling(twin_class):
-    return lambda layer: twin_class(registry.channels_last(layer).keepdims)
 
 
 def _dropout(layer, noise_shape=None):
@@ -109,13 +96,6 @@ BUILDERS = {
     keras.layers.Maximum: lambda layer: merge.Maximum(),
     keras.layers.Minimum: lambda layer: merge.Minimum(),
     keras.layers.Concatenate: lambda layer: merge.Concatenate(layer.axis),
-    keras.layers.Conv2D: _conv2d,
-    keras.layers.MaxPooling2D: _pooling(pooling.MaxPooling2D),
-    keras.layers.AveragePooling2D: _pooling(pooling.AveragePooling2D),
-    keras.layers.GlobalAveragePooling2D: _global_pooling(pooling.GlobalAveragePooling2D),
-    keras.layers.GlobalMaxPooling2D: _global_pooling(pooling.GlobalMaxPooling2D),
-    keras.layers.ZeroPadding2D: lambda layer: conv.ZeroPadding2D(
-        registry.channels_last(layer).padding),
     keras.layers.Dropout: _dropout,
     keras.layers.SpatialDropout1D: _spatial_dropout(1),
     keras.layers.SpatialDropout2D: _spatial_dropout(2),
