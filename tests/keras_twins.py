@@ -159,3 +159,13 @@ class Tally:
     def __str__(self):
         return f"{self.models} models; largest scaled differences: " + ", ".join(
             f"{kind} {value:.2g}" for kind, value in self.largest.items())
+
+
+def report_differences(report):
+    """Every ``compare.Difference`` a report holds: the loss, the input gradients, and per
+    layer its output, its output gradient and its weight gradients."""
+    differences = [report.loss["difference"], *report.input_gradients.values()]
+    for row in report.rows:
+        differences += [row.forward, *row.weights.values()]
+        differences += [] if row.backward is None else [row.backward]
+    return differences

@@ -20,6 +20,7 @@ import pytest
 import tensorflow as tf
 
 from numpy_ref.network import serialization
+from keras_twins import report_differences
 from tfmodels import parity
 from tfmodels.parity import registry
 
@@ -40,10 +41,7 @@ def assert_agrees(model, x, y, dtype):
     """compare(...) finds no divergence, and every difference is within REL[dtype]."""
     report = parity.compare(model, x, y)
     assert report.ok, str(report)
-    differences = [report.loss["difference"], *report.input_gradients.values()]
-    for row in report.rows:
-        differences += [row.forward, *row.weights.values()]
-        differences += [] if row.backward is None else [row.backward]
+    differences = report_differences(report)
     assert max(d.rel for d in differences) <= REL[dtype], str(report)
     assert report.input_gradients, "the input gradient was compared"
     return report

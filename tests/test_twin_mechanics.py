@@ -191,3 +191,21 @@ def test_a_refusal_names_the_keras_layer_not_its_inside():
     model = keras.Model(inputs, L.Dense(2, dtype=F64)(L.LSTM(4, dtype=F64, name="seq")(inputs)))
     with pytest.raises(ValueError, match=r"Keras layer 'seq' \(.*LSTM\)"):
         parity.twin(model)
+
+
+@keras.saving.register_keras_serializable(package="tfmodels_tests")
+class Gated(L.Dense):
+    """A Dense whose call takes a second tensor: its registered twin (Dense's) takes one."""
+
+    def call(self, inputs, gate=None):
+        return super().call(inputs) * gate
+
+
+def test_a_second_tensor_a_one_input_twin_would_ignore_is_refused():
+    from tfmodels.parity import registry
+    parity.register_twin(Gated, registry.builder_for_class(L.Dense))
+    inputs = keras.Input((6,), dtype=F64)
+    gate = keras.Input((4,), dtype=F64)
+    model = keras.Model([inputs, gate], Gated(4, dtype=F64, name="gated")(inputs, gate=gate))
+    with pytest.raises(ValueError, match=r"'gated' .* is given 2 tensors \(in inputs, gate\)"):
+        parity.twin(model)

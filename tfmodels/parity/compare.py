@@ -304,9 +304,11 @@ def _keras_run(model, built, xs, y, training, require_twin, move_outputs=None):
 
 
 def _state(model):
-    """(variable, value) of what a training-mode run changes: the non-trainable variables
-    (moving statistics, every layer's seed generator state) and the global seed generator."""
-    variables = list(model.non_trainable_variables)
+    """(variable, value) of what a training-mode run may change: every variable of the model
+    (moving statistics, every layer's seed generator state; trainable ones too, which a
+    layer such as SpectralNormalization rewrites in its call) and the global seed
+    generator."""
+    variables = list(model.variables)
     generator = global_state.get_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR)
     if generator is not None:
         variables.append(generator.state)

@@ -43,6 +43,11 @@ def builder_for(layer):
     return _TWINS.get(type(layer))
 
 
+def builder_for_class(cls):
+    """The registered builder for exactly this class, or None."""
+    return _TWINS.get(cls)
+
+
 def supported():
     """Names of the Keras layer classes that have a twin, sorted."""
     return sorted(cls.__name__ for cls in _TWINS)

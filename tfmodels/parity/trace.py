@@ -100,6 +100,12 @@ def arguments_of(operation, args, kwargs):
     return named
 
 
+def tensor_arguments(call):
+    """The names of the arguments of a call that hold input tensors."""
+    return [name for name, value in call.arguments.items()
+            if name not in _CONTEXT_ARGUMENTS and _tensors([value])]
+
+
 @contextlib.contextmanager
 def recording():
     """Records every call of an operation's ``call`` made inside the block (each layer's,

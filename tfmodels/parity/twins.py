@@ -160,6 +160,11 @@ def _network(model, recorded, leaves, modes, keras_loss, specs, input_grad):
         consumer = f"layer {call.layer.name!r}"
         refs = [tracing.resolve(t, known, model, consumer, add_cast) for t in call.inputs]
         layer, frozen = _twin_layer(call, first)
+        if len(refs) != 1 and not getattr(layer, "multi_input", False):
+            raise registry.unsupported_error(
+                call.layer, f"is given {len(refs)} tensors (in "
+                            f"{', '.join(tracing.tensor_arguments(call))}), and its twin "
+                            "takes one")
         name = _unique(call.layer.name, taken)
         nodes.append(Node(name, layer, refs, param_names=_paths(call.layer, layer, "params"),
                           state_names=_paths(call.layer, layer, "state"),

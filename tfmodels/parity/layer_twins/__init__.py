@@ -3,8 +3,8 @@ maps a Keras layer class to the builder of its ``numpy_ref`` twin, and importing
 package registers them all (``tfmodels.parity`` does)."""
 
 from tfmodels.parity import registry
-from tfmodels.parity.layer_twins import (convolution, core, noise, normalization, preprocessing,
-                                        spatial)
+from tfmodels.parity.layer_twins import (convolution, core, misc, noise, normalization,
+                                        preprocessing, spatial)
 
-for _module in (core, convolution, normalization, noise, preprocessing, spatial):
+for _module in (core, convolution, normalization, noise, preprocessing, spatial, misc):
     registry.register_all(_module.BUILDERS)

@@ -1,9 +1,9 @@
 """The twins of Keras's preprocessing layers inside a model: ``Normalization`` and the
 random augmentation layers, which are the identity in inference: ``{keras class: builder}``.
 
-(``Rescaling`` is in ``core``.) Keras's image layers that transform images in inference
-too (``AutoContrast``, ``Equalization``, ``ContrastLimitedAdaptiveHistogramEqualization``)
-have no twin, so ``twin`` refuses them by name.
+(``Rescaling`` is in ``core``; ``AutoContrast`` and ``Equalization``, which transform
+images in inference too, are in ``misc``; ``ContrastLimitedAdaptiveHistogramEqualization``
+has no twin, so ``twin`` refuses it by name.)
 """
 
 import keras
