@@ -209,3 +209,14 @@ def test_a_second_tensor_a_one_input_twin_would_ignore_is_refused():
     model = keras.Model([inputs, gate], Gated(4, dtype=F64, name="gated")(inputs, gate=gate))
     with pytest.raises(ValueError, match=r"'gated' .* is given 2 tensors \(in inputs, gate\)"):
         parity.twin(model)
+
+
+def test_compare_reads_a_model_with_keras_ops_between_layers():
+    inputs = keras.Input((6,), dtype=F64)
+    h = L.Dense(4, dtype=F64)(inputs)
+    h = L.ReLU(6.0, dtype=F64)(h + 3.0) * (1.0 / 6.0)  # MobileNetV3's hard sigmoid
+    model = keras.Model(inputs, L.Dense(3, dtype=F64, name="head")(2.0 - h))
+    for training in (False, True):
+        report = parity.compare(model, batch(), np.array([0, 1, 2, 0]), training=training)
+        assert report.ok, str(report)
+        assert {"Add", "Multiply", "Subtract"} <= {row.class_name for row in report.rows}

@@ -326,7 +326,8 @@ def _keras_self(model, built, xs, y, training, require_twin, keras_side, before)
     ``PERTURBATION_ULPS`` epsilons of the coarsest compute dtype; None where no input can
     move. The second run starts from the state ``before`` the first (same random draws,
     moving statistics not moved twice) and the state the first left is put back after it."""
-    eps = _coarsest_eps(call.layer.compute_dtype for call in keras_side["leaves"])
+    eps = _coarsest_eps(call.layer.compute_dtype for call in keras_side["leaves"]
+                        if hasattr(call.layer, "compute_dtype"))  # keras.ops have none
     if eps is None:
         return None
     moved = [_moved(np.asarray(a, spec.dtype.as_numpy_dtype), eps)
@@ -459,7 +460,7 @@ def _report(model, built, keras_side, numpy_loss, numpy_grads, tolerance, dtype,
                     Difference.of(_or_zeros(k_grad, k_out), _or_zeros(n_grad, k_out), tolerance,
                                   self_grad))
         weights = {}
-        for variable in layer.trainable_weights:
+        for variable in getattr(layer, "trainable_weights", ()):  # keras.ops have none
             if variable.path in seen_weights or variable.path not in numpy_grads:
                 continue
             seen_weights.add(variable.path)

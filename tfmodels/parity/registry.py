@@ -49,8 +49,12 @@ def builder_for_class(cls):
 
 
 def supported():
-    """Names of the Keras layer classes that have a twin, sorted."""
-    return sorted(cls.__name__ for cls in _TWINS)
+    """Names of the Keras layer classes that have a twin, sorted (then the ``keras.ops``
+    operations, as ``ops.Add``)."""
+    layers = sorted(cls.__name__ for cls in _TWINS if issubclass(cls, keras.layers.Layer))
+    ops = sorted(f"ops.{cls.__name__}" for cls in _TWINS
+                 if not issubclass(cls, keras.layers.Layer))
+    return layers + ops
 
 
 def unsupported_error(layer, why="has no NumPy twin"):

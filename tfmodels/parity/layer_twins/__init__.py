@@ -3,8 +3,9 @@ maps a Keras layer class to the builder of its ``numpy_ref`` twin, and importing
 package registers them all (``tfmodels.parity`` does)."""
 
 from tfmodels.parity import registry
-from tfmodels.parity.layer_twins import (convolution, core, misc, noise, normalization,
-                                        preprocessing, spatial)
+from tfmodels.parity.layer_twins import (applications, convolution, core, misc, noise,
+                                        normalization, ops, preprocessing, spatial)
 
-for _module in (core, convolution, normalization, noise, preprocessing, spatial, misc):
+for _module in (core, convolution, normalization, noise, preprocessing, spatial, applications,
+                ops, misc):
     registry.register_all(_module.BUILDERS)
