@@ -218,3 +218,22 @@ def test_every_model_and_its_twin_agree_on_the_real_svhn_crops(svhn_sample_file,
     model = models.build_model(model, dtype="float64", input_shape=images.shape[1:])
     report = parity.compare(model, data.scale_images(images, np.float64), labels)
     assert report.ok, report
+
+
+@pytest.mark.slow
+def test_a_saved_mobilenet_v2_trains_from_its_file_on_both_backends(tmp_path, tiny_svhn):
+    """keras.applications through --model_file: depthwise convolutions, ReLU6, batch
+    normalization in training mode, on SVHN-shaped images; each backend trains 4 steps.
+    Their losses are not compared: in float32, at 32x32 and batch 16, the deep batch
+    normalizations make the run chaotic (Keras against itself with a moved input parts
+    as much; tests/test_twin_training_resnet.py)."""
+    model = keras.applications.MobileNetV2(weights=None, input_shape=(32, 32, 3), classes=10)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    path = tmp_path / "mobilenet_v2.keras"
+    model.save(path)
+    for backend in BACKENDS:
+        history = experiment.run(
+            RunConfig(model_file=str(path), dataset="svhn", backend=backend, epochs=1,
+                      batch_size=16, model_dir=str(tmp_path / backend)),
+            datasets_override=tiny_svhn)["epochs"]
+        assert len(history) == 1 and np.isfinite(history[0]["train_loss"]), backend
