@@ -44,6 +44,21 @@ PADDINGS = ("valid", "same", "causal")
 DATA_FORMATS = ("channels_last", "channels_first")
 
 
+
+def set_spatial_kernel(layer, kernel, bias, channels, strides, dilation_rate):
+    """Stores a kernel (*k, *channels) with 1 to 3 spatial axes and its bias (F,), one per
+    filter F, in ``layer.params``, and ``layer.rank``, ``layer.strides``,
+    ``layer.dilation_rate`` as tuples of that rank; returns the rank."""
+    rank = np.ndim(kernel) - 2
+    if rank not in (1, 2, 3):
+        raise ValueError(f"{type(layer).__name__} needs a kernel (*k, {', '.join(channels)}) "
+                         f"with 1 to 3 spatial axes. Received: kernel.shape={np.shape(kernel)}")
+    L.set_kernel_and_bias(layer, kernel, bias, layout=(*("k",) * rank, *channels), units="F")
+    layer.rank = rank
+    layer.strides = tuple_of(strides, rank, "strides")
+    layer.dilation_rate = tuple_of(dilation_rate, rank, "dilation_rate")
+    return rank
+
 def tuple_of(value, rank, name, minimum=1):
     """(v,) * rank from an int, or the given ``rank`` ints; each >= ``minimum``."""
     values = (value,) * rank if np.ndim(value) == 0 else tuple(value)
@@ -253,14 +268,7 @@ class Conv(ActivationConfig, L.Layer):
     def __init__(self, kernel, bias=None, strides=1, padding="valid", dilation_rate=1,
                  groups=1, data_format="channels_last", activation="linear"):
         super().__init__()
-        rank = np.ndim(kernel) - 2
-        if rank not in (1, 2, 3):
-            raise ValueError(f"{type(self).__name__} needs a kernel (*k, C, F) with 1 to 3 "
-                             f"spatial axes. Received: kernel.shape={np.shape(kernel)}")
-        L.set_kernel_and_bias(self, kernel, bias, layout=(*("k",) * rank, "Cg", "F"), units="F")
-        self.rank = rank
-        self.strides = tuple_of(strides, rank, "strides")
-        self.dilation_rate = tuple_of(dilation_rate, rank, "dilation_rate")
+        rank = set_spatial_kernel(self, kernel, bias, ("Cg", "F"), strides, dilation_rate)
         self.padding = choice(padding, PADDINGS if rank == 1 else PADDINGS[:2], "padding")
         self.data_format = choice(data_format, DATA_FORMATS, "data_format")
         self.groups = int(groups)

@@ -66,14 +66,7 @@ class ConvTranspose(C.ActivationConfig, L.Layer):
     def __init__(self, kernel, bias=None, strides=1, padding="valid", output_padding=None,
                  dilation_rate=1, data_format="channels_last", activation="linear"):
         super().__init__()
-        rank = np.ndim(kernel) - 2
-        if rank not in (1, 2, 3):
-            raise ValueError(f"ConvTranspose needs a kernel (*k, F, C) with 1 to 3 spatial "
-                             f"axes. Received: kernel.shape={np.shape(kernel)}")
-        L.set_kernel_and_bias(self, kernel, bias, layout=(*("k",) * rank, "F", "C"), units="F")
-        self.rank = rank
-        self.strides = C.tuple_of(strides, rank, "strides")
-        self.dilation_rate = C.tuple_of(dilation_rate, rank, "dilation_rate")
+        rank = C.set_spatial_kernel(self, kernel, bias, ("F", "C"), strides, dilation_rate)
         self.padding = C.choice(padding, PADDINGS, "padding")
         self.output_padding = (None if output_padding is None else
                                C.tuple_of(output_padding, rank, "output_padding", minimum=0))
