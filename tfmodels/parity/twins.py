@@ -222,8 +222,24 @@ def _twin_layer(call, first):
 
 
 def _keras_weights(keras_layer):
-    """{weight name: variable} of every weight of the layer, trainable or not."""
-    return {v.name: v for v in getattr(keras_layer, "weights", ())}
+    """{key: variable} of every weight of the layer, trainable or not. The key is the
+    weight's name (``kernel``); where two weights of a composite layer share a name, it is
+    the weight's path inside the layer instead (``query/kernel`` in a MultiHeadAttention,
+    ``forward_lstm/lstm_cell/kernel`` in a Bidirectional)."""
+    variables = list(getattr(keras_layer, "weights", ()))
+    names = [v.name for v in variables]
+    if len(set(names)) == len(names):
+        return dict(zip(names, variables))
+    prefix = f"{getattr(keras_layer, 'path', None)}/"
+    keyed = {}
+    for v in variables:
+        key = v.path[len(prefix):] if v.path.startswith(prefix) else v.path
+        if key in keyed:
+            raise registry.unsupported_error(
+                keras_layer, f"holds two weights under one path {key!r}, which its twin "
+                             "cannot tell apart")
+        keyed[key] = v
+    return keyed
 
 
 def _check_keys(keras_layer, layer):
@@ -237,7 +253,8 @@ def _check_keys(keras_layer, layer):
         raise ValueError(
             f"The twin of Keras layer {keras_layer.name!r} ({type(keras_layer).__name__}) "
             f"holds {sorted(params)} (params) and {sorted(state)} (state), but the layer's "
-            f"weights are {sorted(variables)}: a twin's keys are the Keras weights' own names")
+            f"weights are {sorted(variables)}: a twin's keys are the Keras weights' own names "
+            "(their paths inside the layer, for a composite layer)")
     for key, variable in variables.items():
         if np.shape(have[key]) != tuple(variable.shape):
             raise ValueError(f"The twin of Keras weight {variable.path!r} has shape "
