@@ -139,6 +139,23 @@ class Cast(L.Layer):
         return dout.astype(self.x_dtype)
 
 
+class TakeOutput(L.Layer):
+    """y = values[index]: one output of a layer that returns several (``multi_output``, an
+    LSTM with ``return_state``); dvalues = (None, ..., dout, ..., None), None standing for
+    the outputs this node does not read."""
+
+    def __init__(self, index):
+        super().__init__()
+        self.index = int(index)
+
+    def forward(self, values, training=False):
+        self.count = len(values)
+        return values[self.index]
+
+    def backward(self, dout):
+        return tuple(dout if k == self.index else None for k in range(self.count))
+
+
 class Rescaling(L.Layer):
     """The twin of ``keras.layers.Rescaling``: y = x * scale + offset, computed in ``dtype``.
 
@@ -167,4 +184,4 @@ class Rescaling(L.Layer):
         return dout * np.asarray(self.scale, dout.dtype)
 
 
-__all__ = ["Cast", "Dense", "Flatten", "Identity", "Rescaling", "Reshape"]
+__all__ = ["Cast", "Dense", "Flatten", "Identity", "Rescaling", "Reshape", "TakeOutput"]

@@ -32,7 +32,9 @@ def graph_config(net):
                    "class": L.class_key(type(n.layer)), "config": n.layer.get_config(),
                    "params": n.public_names("params"), "state": n.public_names("state"),
                    **({"training": n.training} if n.training is not None else {}),
-                   **({"frozen": list(n.frozen)} if n.frozen else {})}
+                   **({"frozen": list(n.frozen)} if n.frozen else {}),
+                   **({"masks": n.masks} if n.masks else {}),
+                   **({"output_mask": n.output_mask} if n.output_mask else {})}
                   for n in net.nodes],
         "loss": None if net.last_layer is None else {
             "class": L.class_key(type(net.last_layer)),
@@ -55,7 +57,8 @@ def graph_arguments(config, arrays):
                                                        weights["state"])
         nodes.append(Node(spec["name"], layer, list(spec["inputs"]),
                           param_names=spec["params"], state_names=spec["state"],
-                          training=spec.get("training"), frozen=frozen))
+                          training=spec.get("training"), frozen=frozen,
+                          masks=spec.get("masks"), output_mask=spec.get("output_mask")))
     loss = config.get("loss")
     return {"nodes": nodes, "inputs": config["inputs"], "outputs": config["outputs"],
             "loss_layer": (None if loss is None else

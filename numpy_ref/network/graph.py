@@ -27,6 +27,14 @@ from numpy_ref.network import config as C
 from numpy_ref.network.arrays import ArrayView
 
 
+def _add(a, b):
+    """a + b for two gradients of one value; the gradient of a layer's several outputs
+    (``multi_output``) is a tuple, None where nothing reached that output."""
+    if isinstance(a, tuple):
+        return tuple(y if x is None else x if y is None else x + y for x, y in zip(a, b))
+    return a + b
+
+
 def _as_list(value):
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
@@ -65,6 +73,7 @@ class Network:
         self.params = ArrayView(self.nodes, "params")
         self.state = ArrayView(self.nodes, "state")
         self.values = {}  # node or input name -> value of the last forward pass
+        self.masks = {}
         self.penalties = list(penalties)
         self._check_penalties()
         self.data_loss = None  # the data term of the last ``loss``
@@ -81,7 +90,8 @@ class Network:
                                  "a layer keeps its last forward pass for its backward, so "
                                  "each application needs a layer of its own (sharing the "
                                  "weight arrays, as a twin's shared layers do)")
-            missing = [name for name in node.inputs if name not in known]
+            missing = [name for name in [*node.inputs, *(node.masks or {}).values()]
+                       if name not in known]
             if missing:
                 raise ValueError(f"node {node.name!r} reads {missing}, which no earlier node "
                                  f"or input provides")
@@ -136,18 +146,32 @@ class Network:
             raise ValueError(f"the network takes {len(self.inputs)} inputs "
                              f"({self.inputs}). Received: {len(xs)}")
         self.values = dict(zip(self.inputs, xs))
+        self.masks = {}  # value name -> its Keras mask, where it has one
         self._run(0, training)
         outputs = [self.values[name] for name in self.outputs]
         return outputs[0] if len(outputs) == 1 else outputs
 
     def _run(self, start, training):
         """Runs nodes start.. on the values of the nodes before them."""
-        values = self.values
+        values, masks = self.values, self.masks
         for node in self.nodes[start:]:
             arg = ([values[name] for name in node.inputs]
                    if getattr(node.layer, "multi_input", False) else values[node.inputs[0]])
             mode = training if node.training is None else node.training
-            values[node.name] = node.layer.forward(arg, training=mode)
+            given = {key: masks.get(source) for key, source in (node.masks or {}).items()}
+            values[node.name] = node.layer.forward(arg, training=mode, **given)
+            if node.output_mask is not None:
+                masks[node.name] = self._output_mask(node, arg, given)
+
+    def _output_mask(self, node, arg, given):
+        """The Keras mask of a node's output (``Node.output_mask`` says which rule)."""
+        rule = node.output_mask
+        if rule == "computed":
+            return node.layer.compute_mask(arg, **given)
+        if rule == "item":
+            source = self.masks.get(node.inputs[0])
+            return None if source is None else source[node.layer.index]
+        return given["mask"] if "mask" in given else self.masks.get(node.inputs[0])
 
     def predict(self, x, training=False):
         """The network's output for ``x`` (before any loss layer)."""
@@ -211,7 +235,7 @@ class Network:
             multi_input = getattr(layer, "multi_input", False)
             for value, dx in zip(node.inputs, dxs if multi_input else (dxs,)):
                 if dx is not None:
-                    grads[value] = dx if value not in grads else grads[value] + dx
+                    grads[value] = dx if value not in grads else _add(grads[value], dx)
         self.value_grads = grads
         return self._weight_grads(grads, dout)
 

@@ -19,6 +19,12 @@ class Node:
             ``trainable=False``): the layer computes with them as usual, but the
             network lists them with its ``state``, not its ``params``, so no gradient
             or optimizer step reaches them.
+        masks: {argument of ``layer.forward``: the value whose Keras mask it receives}
+            (``{"mask": "embedding"}``: an LSTM after an ``Embedding(mask_zero=True)``).
+        output_mask: the mask of this node's output: None (none), "input" (the mask
+            it received as ``mask``, else its first input's: Keras's pass-through),
+            "computed" (``layer.compute_mask(x, **masks)``) or "item" (a
+            ``TakeOutput``: that item of its input's masks).
     """
 
     name: str
@@ -28,6 +34,8 @@ class Node:
     state_names: dict = None
     training: bool = None
     frozen: tuple = ()
+    masks: dict = None
+    output_mask: str = None
 
     def public_names(self, kind):
         """{layer key: public name} for 'params' (the trainable ones) or 'state' (the

@@ -47,8 +47,8 @@ _TRANSPARENT = ("Identity",)
 CAST = "Cast"  # Keras casts an input to a layer's dtype: the twin casts too
 
 
-# Arguments of ``call`` that carry no input data.
-_CONTEXT_ARGUMENTS = ("training", "mask")
+# Arguments of ``call`` that carry no input data (masks: ``mask_arguments``).
+_CONTEXT_ARGUMENTS = ("training",)
 
 
 @dataclasses.dataclass(eq=False)
@@ -60,9 +60,14 @@ class Call:
     parent: "Call" = None
     children: list = dataclasses.field(default_factory=list)
     outputs: list = None  # the returned tensors, flattened
-    mask: bool = False  # given a Keras mask (``mask=``, or one carried by its input)
     training: object = None  # the ``training`` Keras passed to ``call`` (None: none)
     arguments: dict = None  # every argument of ``call`` by name, as given (constants too)
+    masks: dict = None  # {mask argument: the Keras mask tensor it was given}
+
+    def output_masks(self):
+        """The Keras mask of each output (None where it has none): Keras sets them on the
+        outputs once the call has returned, so read them after the trace."""
+        return [getattr(t, "_keras_mask", None) for t in self.outputs]
 
 
 @dataclasses.dataclass
@@ -100,10 +105,19 @@ def arguments_of(operation, args, kwargs):
     return named
 
 
+def mask_arguments(arguments):
+    """The names among a call's arguments that carry Keras masks: ``mask``, and ``k_mask``
+    beside a tensor argument ``k`` (MultiHeadAttention's ``query_mask``, which Keras fills
+    from the query's mask), not a data tensor such as ``attention_mask``."""
+    return [name for name in arguments
+            if name == "mask" or (name.endswith("_mask") and name[:-5] in arguments)]
+
+
 def tensor_arguments(call):
     """The names of the arguments of a call that hold input tensors."""
+    masks = mask_arguments(call.arguments)
     return [name for name, value in call.arguments.items()
-            if name not in _CONTEXT_ARGUMENTS and _tensors([value])]
+            if name not in _CONTEXT_ARGUMENTS and name not in masks and _tensors([value])]
 
 
 @contextlib.contextmanager
@@ -118,11 +132,12 @@ def recording():
 
     def recording_call(layer, *args, **kwargs):
         arguments = arguments_of(layer, args, kwargs)
-        inputs = _tensors([v for k, v in arguments.items() if k not in _CONTEXT_ARGUMENTS])
+        masks = mask_arguments(arguments)
+        inputs = _tensors([v for k, v in arguments.items()
+                           if k not in _CONTEXT_ARGUMENTS and k not in masks])
         call = Call(layer, inputs, parent=stack[-1] if stack else None,
-                    training=kwargs.get("training"), arguments=arguments)
-        call.mask = kwargs.get("mask") is not None or any(
-            getattr(t, "_keras_mask", None) is not None for t in call.inputs)
+                    training=kwargs.get("training"), arguments=arguments,
+                    masks={k: arguments[k] for k in masks if arguments[k] is not None})
         if call.parent is not None:
             call.parent.children.append(call)
         calls.append(call)

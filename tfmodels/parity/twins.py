@@ -146,17 +146,13 @@ def _network(model, recorded, leaves, modes, keras_loss, specs, input_grad):
     nodes, layer_nodes, first = [], [], {}
     taken = set(input_names)
 
-    def add_cast(source, dtype):
+    def add_cast(source, dtype):  # Keras keeps a tensor's mask when it casts it
         name = _unique(f"{source}/cast_{dtype}", taken)
-        nodes.append(Node(name, core.Cast(dtype), [source]))
+        nodes.append(Node(name, core.Cast(dtype), [source], output_mask="input"))
         return name
 
+    mask_sources = {}  # id(a Keras mask tensor) -> the value whose mask it is
     for call in leaves:
-        if len(call.outputs) != 1:
-            raise registry.unsupported_error(call.layer, "returns several tensors")
-        if call.mask:
-            raise registry.unsupported_error(call.layer, "is given a mask, which the NumPy "
-                                                         "twin does not follow")
         consumer = f"layer {call.layer.name!r}"
         refs = [tracing.resolve(t, known, model, consumer, add_cast) for t in call.inputs]
         layer, frozen = _twin_layer(call, first)
@@ -165,12 +161,28 @@ def _network(model, recorded, leaves, modes, keras_loss, specs, input_grad):
                 call.layer, f"is given {len(refs)} tensors (in "
                             f"{', '.join(tracing.tensor_arguments(call))}), and its twin "
                             "takes one")
+        several = len(call.outputs) != 1
+        if several != bool(getattr(layer, "multi_output", False)):
+            raise registry.unsupported_error(
+                call.layer, f"returns {len(call.outputs)} tensors, and its twin "
+                            f"{'one' if several else 'several'}")
         name = _unique(call.layer.name, taken)
+        rule = _output_mask_rule(call, layer)
         nodes.append(Node(name, layer, refs, param_names=_paths(call.layer, layer, "params"),
                           state_names=_paths(call.layer, layer, "state"),
-                          training=modes.get(id(call)), frozen=frozen))
-        known[id(call.outputs[0])] = name
-        layer_nodes.append((call.layer, name))
+                          training=modes.get(id(call)), frozen=frozen,
+                          masks=_mask_links(call, layer, mask_sources) or None,
+                          output_mask=rule))
+        names = [name]
+        if several:  # one node per output, reading it off the tuple the layer returns
+            names = [_unique(f"{name}/output_{k}", taken) for k in range(len(call.outputs))]
+            nodes.extend(Node(n, core.TakeOutput(k), [name], output_mask=rule and "item")
+                         for k, n in enumerate(names))
+        for tensor, mask, value in zip(call.outputs, call.output_masks(), names):
+            known[id(tensor)] = value
+            if mask is not None:
+                mask_sources.setdefault(id(mask), value)
+        layer_nodes.append((call.layer, names[0]))
     outputs = [tracing.resolve(t, known, model, "the model's output", add_cast)
                for t in recorded.outputs]
     loss_layer, loss_input = _loss(model, recorded, keras_loss, nodes, outputs, known, taken)
@@ -182,6 +194,41 @@ def _network(model, recorded, leaves, modes, keras_loss, specs, input_grad):
     net = Network(nodes, input_names, outputs, loss_layer, loss_input, input_grad=input_grad,
                   penalties=penalties)
     return Twin(net, keras_loss, layer_nodes, specs)
+
+
+def _mask_links(call, layer, mask_sources):
+    """{mask argument: the value whose mask it is} for the Keras masks a call was given;
+    a ValueError where the twin takes no such argument, or the mask was not made by a
+    twinned layer (a mask passed by hand)."""
+    accepted = getattr(layer, "mask_arguments", ())
+    links = {}
+    for argument, tensor in call.masks.items():
+        if argument not in accepted:
+            raise registry.unsupported_error(
+                call.layer, f"is given a Keras mask ({argument}), which its NumPy twin does "
+                            "not follow")
+        if id(tensor) not in mask_sources:
+            raise registry.unsupported_error(
+                call.layer, f"is given a Keras mask ({argument}) that no layer of the model "
+                            "made (a mask passed by hand), which the twin cannot compute")
+        links[argument] = mask_sources[id(tensor)]
+    return links
+
+
+def _output_mask_rule(call, layer):
+    """How the twin gets the Keras mask of a call's output (``Node.output_mask``): None,
+    "input" (the same mask the call was given, or its first input carried), or
+    "computed" (the twin's ``compute_mask``; for several outputs, a tuple of them)."""
+    masks = call.output_masks()
+    if all(m is None for m in masks):
+        return None
+    given = [*call.masks.values(), *(getattr(t, "_keras_mask", None) for t in call.inputs[:1])]
+    if len(masks) == 1 and any(masks[0] is g for g in given if g is not None):
+        return "input"
+    if not hasattr(layer, "compute_mask"):
+        raise registry.unsupported_error(
+            call.layer, "returns a Keras mask that its NumPy twin cannot compute")
+    return "computed"
 
 
 def _input_names(model, n):
@@ -276,6 +323,9 @@ def _loss(model, recorded, keras_loss, nodes, outputs, known, taken):
     if len(outputs) != 1:
         raise ValueError(f"Model {model.name!r} has {len(outputs)} outputs; the twin's loss "
                          "covers models with one output")
+    if getattr(recorded.outputs[0], "_keras_mask", None) is not None:
+        raise ValueError(f"Model {model.name!r}'s output carries a Keras mask, which Keras's "
+                         "loss applies to weight the time steps; the twin's loss does not")
     reads_logits = not recorded.probe.get("reads_output", True)
     loss_layer = twin_losses.twin_loss(keras_loss, from_logits=True if reads_logits else None)
     if not reads_logits:
