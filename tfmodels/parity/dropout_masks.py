@@ -30,6 +30,8 @@ from keras.src.random import seed_generator
 import numpy as np
 import tensorflow as tf
 
+from numpy_ref.layers import core
+
 
 @dataclasses.dataclass
 class Draw:
@@ -113,7 +115,10 @@ def using(net, layer_nodes, leaves, masks):
         drawn = masks.get(call, [])
         if node_name is None:  # a layer the given twin has no node for
             continue
-        layer = nodes[node_name].layer
+        node = nodes[node_name]
+        if isinstance(node.layer, core.TakeOutput):  # one output of a multi-output layer
+            node = nodes[node.inputs[0]]
+        layer = node.layer
         for attribute, kind in (("fixed_mask", "keep_mask"),
                                 ("fixed_noise", getattr(layer, "noise_kind", None))):
             value = _only(drawn, kind)
