@@ -9,7 +9,7 @@ GPU ?=
 TF_GPU := "tensorflow[and-cuda]>=2.21,<2.22"
 STAMP := $(VENV)/.installed$(if $(GPU),-gpu,-cpu)
 
-.PHONY: setup train test test-fast check-imports clean-venv
+.PHONY: setup train test test-fast test-applications check-imports clean-venv
 
 setup: $(STAMP)
 
@@ -27,9 +27,14 @@ $(STAMP): requirements.txt pyproject.toml
 train: $(STAMP)
 	$(PY) scripts/train.py $(ARGS)
 
-# Every test: what CI runs (.ci/run). Extra pytest flags go through ARGS.
+# Every test but the larger keras.applications variants: what CI runs (.ci/run). Extra
+# pytest flags go through ARGS.
 test: $(STAMP)
-	$(PY) -m pytest $(ARGS)
+	$(PY) -m pytest -m "not applications" $(ARGS)
+
+# The larger keras.applications variants twinned against Keras (about 8 minutes).
+test-applications: $(STAMP)
+	$(PY) -m pytest -m applications $(ARGS)
 
 # The loop while editing (under 3 minutes on 2 cores): no subprocesses, no real-data
 # training, a sample of the heaviest parametrisations and property examples
