@@ -44,7 +44,6 @@ PADDINGS = ("valid", "same", "causal")
 DATA_FORMATS = ("channels_last", "channels_first")
 
 
-
 def set_spatial_kernel(layer, kernel, bias, channels, strides, dilation_rate):
     """Stores a kernel (*k, *channels) with 1 to 3 spatial axes and its bias (F,), one per
     filter F, in ``layer.params``, and ``layer.rank``, ``layer.strides``,
