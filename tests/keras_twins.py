@@ -48,7 +48,8 @@ def keras_side(model, x, y, loss, training=True):
         output = model(inputs if len(inputs) > 1 else inputs[0], training=training)
         value = loss(y, output) + sum(model.losses)
     variables = model.trainable_variables
-    grads = tape.gradient(value, [*inputs, *variables])
+    grads = [None if g is None else tf.convert_to_tensor(g)  # an Embedding's: IndexedSlices
+             for g in tape.gradient(value, [*inputs, *variables])]
     return Side(output.numpy(), float(value), [g.numpy() for g in grads[:len(inputs)]],
                 {v.path: g.numpy() for v, g in zip(variables, grads[len(inputs):])},
                 {v.path: v.numpy() for v in model.non_trainable_weights})

@@ -120,6 +120,13 @@ EXAMPLES = {
     "SpatialDropout3D": ex(lambda d: L.SpatialDropout3D(0.3, dtype=d), VOLUME),
     "Resizing": ex(lambda d: L.Resizing(5, 6, dtype=d), dtype="float32"),
     "CenterCrop": ex(lambda d: L.CenterCrop(5, 6, dtype=d)),
+    "SimpleRNN": ex(lambda d: L.SimpleRNN(4, return_sequences=True, dtype=d), SEQUENCE),
+    "LSTM": ex(lambda d: L.LSTM(4, go_backwards=True, dtype=d), SEQUENCE),
+    "GRU": ex(lambda d: L.GRU(4, reset_after=False, return_sequences=True, dtype=d), SEQUENCE),
+    "RNN": ex(lambda d: L.RNN(L.GRUCell(3, dtype=d), dtype=d), SEQUENCE),
+    "Bidirectional": ex(lambda d: L.Bidirectional(L.LSTM(2, dtype=d), dtype=d), SEQUENCE),
+    "TimeDistributed": ex(lambda d: L.TimeDistributed(L.Dense(2, dtype=d), dtype=d),
+                          SEQUENCE),
 }
 # The image augmentation layers: the identity in inference (their twins refuse training).
 for _name in ("AugMix", "CutMix", "MixUp", "RandAugment", "RandomBrightness",
@@ -139,6 +146,10 @@ for _name in ("AugMix", "CutMix", "MixUp", "RandAugment", "RandomBrightness",
 CHECKED_ELSEWHERE = {name: "test_twin_misc.py" for name in (
     "AutoContrast", "CategoryEncoding", "Discretization", "Dot", "Equalization",
     "MaxNumBoundingBoxes", "SpectralNormalization", "Pipeline")}
+# Attention twins' builders read the call's arguments; Embedding takes integer ids.
+CHECKED_ELSEWHERE.update({name: "test_twin_attention.py" for name in (
+    "EinsumDense", "Embedding", "ReversibleEmbedding", "Masking", "MultiHeadAttention",
+    "GroupQueryAttention", "Attention", "AdditiveAttention")})
 
 
 def model_around(layer, shape, dtype, inputs):

@@ -187,9 +187,11 @@ def test_weights_of_another_architecture_are_refused_by_name():
 
 
 def test_a_refusal_names_the_keras_layer_not_its_inside():
-    inputs = keras.Input((5, 3), dtype=F64)
-    model = keras.Model(inputs, L.Dense(2, dtype=F64)(L.LSTM(4, dtype=F64, name="seq")(inputs)))
-    with pytest.raises(ValueError, match=r"Keras layer 'seq' \(.*LSTM\)"):
+    """ConvLSTM1D has no twin; the leaf the trace reaches is the cell inside it."""
+    inputs = keras.Input((5, 6, 3), dtype=F64)
+    seq = L.ConvLSTM1D(2, 3, dtype=F64, name="seq")(inputs)
+    model = keras.Model(inputs, L.Dense(2, dtype=F64)(L.Flatten(dtype=F64)(seq)))
+    with pytest.raises(ValueError, match=r"Keras layer 'seq' \(.*ConvLSTM1D\)"):
         parity.twin(model)
 
 

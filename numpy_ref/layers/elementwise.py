@@ -120,4 +120,43 @@ class OpNegative(L.Layer):
         return -dout
 
 
-__all__ = ["OpAdd", "OpDivide", "OpMultiply", "OpNegative", "OpSubtract"]
+class OpNotEqual(L.Layer):
+    """mask = x != constant, the Keras mask an ``Embedding(mask_zero=True)`` makes (a
+    functional model computes it as an operation of its graph and passes it on). A Python
+    float constant is first rounded to float32 and an int taken as int32, as TensorFlow
+    converts them. Booleans carry no gradient: nothing flows back (``makes_mask``: the
+    value is a Keras mask)."""
+
+    makes_mask = True
+
+    def __init__(self, constant):
+        super().__init__()
+        self.constant = constant
+
+    def forward(self, x, training=False):
+        constant = (np.float32(self.constant) if isinstance(self.constant, float)
+                    else np.int32(self.constant))
+        return np.asarray(x) != constant
+
+    def backward(self, dout):
+        return None
+
+
+class OpAny(L.Layer):
+    """mask = any(x, axis): ``Masking``'s mask of (N, T, D) features, (N, T)."""
+
+    makes_mask = True
+
+    def __init__(self, axis=None, keepdims=False):
+        super().__init__()
+        self.axis, self.keepdims = axis, bool(keepdims)
+
+    def forward(self, x, training=False):
+        return np.any(x, axis=self.axis, keepdims=self.keepdims)
+
+    def backward(self, dout):
+        return None
+
+
+__all__ = ["OpAdd", "OpAny", "OpDivide", "OpMultiply", "OpNegative", "OpNotEqual",
+           "OpSubtract"]

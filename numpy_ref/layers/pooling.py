@@ -310,9 +310,34 @@ class GlobalMaxPooling2D(_GlobalPool):
 
 
 class GlobalAveragePooling1D(GlobalAveragePooling2D):
-    """mean over the steps L of (N, L, C), ``keras.layers.GlobalAveragePooling1D`` (no mask)."""
+    """mean over the steps L of (N, L, C), ``keras.layers.GlobalAveragePooling1D``.
+
+    With a Keras mask (N, L) (an ``Embedding(mask_zero=True)`` upstream), the mean of the
+    unmasked steps only: y = sum(where(mask, x, 0)) / count, count = sum(mask) per
+    sample; dx = where(mask, dout / count, 0), as TensorFlow's gradients compute it.
+    """
 
     rank = 1
+    mask_arguments = ("mask",)
+
+    def forward(self, x, training=False, mask=None):
+        self.mask = None if mask is None else np.asarray(mask, bool)
+        if self.mask is None:
+            return super().forward(x, training=training)
+        x = to_channels_last(x, self.data_format)  # (N, L, C)
+        self._check(x)
+        keep = self.mask[:, :, None]  # (N, L, 1)
+        self.count = keep.sum(axis=1, keepdims=True).astype(x.dtype)  # (N, 1, 1)
+        out = np.where(keep, x, x.dtype.type(0)).sum(axis=1, keepdims=True) / self.count
+        return from_channels_last(out, self.data_format) if self.keepdims else out[:, 0]
+
+    def backward(self, dout):
+        if self.mask is None:
+            return super().backward(dout)
+        dout = to_channels_last(dout, self.data_format) if self.keepdims else dout
+        share = self._kept(dout) / self.count  # (N, 1, C)
+        dx = np.where(self.mask[:, :, None], share, dout.dtype.type(0))  # (N, L, C)
+        return from_channels_last(dx, self.data_format)
 
 
 class GlobalAveragePooling3D(GlobalAveragePooling2D):

@@ -90,8 +90,9 @@ class Network:
                                  "a layer keeps its last forward pass for its backward, so "
                                  "each application needs a layer of its own (sharing the "
                                  "weight arrays, as a twin's shared layers do)")
-            missing = [name for name in [*node.inputs, *(node.masks or {}).values()]
-                       if name not in known]
+            sources = [s for v in (node.masks or {}).values()
+                       for s in (v if isinstance(v, list) else [v]) if s is not None]
+            missing = [name for name in [*node.inputs, *sources] if name not in known]
             if missing:
                 raise ValueError(f"node {node.name!r} reads {missing}, which no earlier node "
                                  f"or input provides")
@@ -158,7 +159,9 @@ class Network:
             arg = ([values[name] for name in node.inputs]
                    if getattr(node.layer, "multi_input", False) else values[node.inputs[0]])
             mode = training if node.training is None else node.training
-            given = {key: masks.get(source) for key, source in (node.masks or {}).items()}
+            given = {key: ([None if s is None else masks.get(s) for s in source]
+                           if isinstance(source, list) else masks.get(source))
+                     for key, source in (node.masks or {}).items()}
             values[node.name] = node.layer.forward(arg, training=mode, **given)
             if node.output_mask is not None:
                 masks[node.name] = self._output_mask(node, arg, given)
@@ -168,6 +171,8 @@ class Network:
         rule = node.output_mask
         if rule == "computed":
             return node.layer.compute_mask(arg, **given)
+        if rule == "value":  # the node computes a mask (x != 0)
+            return self.values[node.name]
         if rule == "item":
             source = self.masks.get(node.inputs[0])
             return None if source is None else source[node.layer.index]

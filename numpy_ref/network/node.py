@@ -23,8 +23,9 @@ class Node:
             (``{"mask": "embedding"}``: an LSTM after an ``Embedding(mask_zero=True)``).
         output_mask: the mask of this node's output: None (none), "input" (the mask
             it received as ``mask``, else its first input's: Keras's pass-through),
-            "computed" (``layer.compute_mask(x, **masks)``) or "item" (a
-            ``TakeOutput``: that item of its input's masks).
+            "computed" (``layer.compute_mask(x, **masks)``), "item" (a
+            ``TakeOutput``: that item of its input's masks) or "value" (the node's
+            value is itself a mask: ``x != 0`` in a functional graph).
     """
 
     name: str

@@ -293,6 +293,8 @@ def _keras_run(model, built, xs, y, training, require_twin, move_outputs=None):
     ends = [t for out in tf.nest.flatten(outputs) if tf.is_tensor(out)
             for t in (out, getattr(out, "_keras_logits", None)) if t is not None]
     grads = tape.gradient(loss, [*layer_outputs, *variables, *inputs, *ends])
+    # An Embedding's gradient comes as IndexedSlices (rows by token id): made dense.
+    grads = [None if g is None else tf.convert_to_tensor(g) for g in grads]
     n, m = len(layer_outputs), len(layer_outputs) + len(variables) + len(inputs)
     return {"leaves": leaves, "masks": masks, "ends": [t.numpy() for t in ends],
             "end_grads": [None if g is None else g.numpy() for g in grads[m:]],

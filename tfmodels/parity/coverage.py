@@ -15,8 +15,10 @@ from tfmodels.parity import registry
 _STRINGS = ("maps strings or integers through a vocabulary or a hash: a lookup table, "
             "not arithmetic to twin")
 _FOREIGN = "wraps a function of another framework, which the twin cannot read"
-_SEQUENCES = ("not twinned yet: recurrent layers, attention, embeddings and masks are the "
-              "next family to be twinned")
+_CELL = ("one time step of a recurrent layer: twinned inside the RNN (or Bidirectional) "
+         "that loops it over time; called on its own it has no twin")
+_CONV_LSTM = ("an LSTM whose gates are convolutions over each step's image: not twinned yet "
+              "(the LSTM's time loop is, the convolutions of a step are not wired into it)")
 
 # class name -> why it has no twin (one line, read by users in the README's table)
 REFUSED = {
@@ -35,11 +37,8 @@ REFUSED = {
     "STFTSpectrogram": "framed FFTs of audio; not twinned",
     "TFSMLayer": _FOREIGN, "JaxLayer": _FOREIGN, "FlaxLayer": _FOREIGN,
     "TorchModuleWrapper": _FOREIGN,
-    **{name: _SEQUENCES for name in (
-        "Embedding", "ReversibleEmbedding", "Masking", "RNN", "SimpleRNN", "SimpleRNNCell",
-        "LSTM", "LSTMCell", "GRU", "GRUCell", "StackedRNNCells", "Bidirectional",
-        "TimeDistributed", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "EinsumDense",
-        "MultiHeadAttention", "GroupedQueryAttention", "Attention", "AdditiveAttention")},
+    **{name: _CELL for name in ("SimpleRNNCell", "LSTMCell", "GRUCell", "StackedRNNCells")},
+    **{name: _CONV_LSTM for name in ("ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D")},
 }
 
 

@@ -18,7 +18,9 @@ under the innermost layer call in progress, as a ``Draw(kind, value)``:
 
 ``using`` hands each twin layer the draw of its Keras call: a layer with
 ``fixed_mask`` (``KerasDropout``) takes the one keep mask, a layer with
-``fixed_noise`` takes the one draw of its ``noise_kind``.
+``fixed_noise`` takes the one draw of its ``noise_kind``, and a composite layer with
+``fixed_masks`` (``MultiHeadAttention``, whose inner ``Dropout`` draws) takes the list
+of keep masks drawn inside its call, in the order they were drawn.
 """
 
 import contextlib
@@ -104,6 +106,13 @@ def _only(drawn, kind):
     return values[0] if len(values) == 1 else None
 
 
+def _within(call):
+    """The call and every call made inside it, in the order they were made."""
+    yield call
+    for child in call.children:
+        yield from _within(child)
+
+
 @contextlib.contextmanager
 def using(net, layer_nodes, leaves, masks):
     """Inside the block, each twin layer with a ``fixed_mask`` (``fixed_noise``) uses the
@@ -125,6 +134,10 @@ def using(net, layer_nodes, leaves, masks):
             if value is not None and hasattr(layer, attribute):
                 changed.append((layer, attribute, getattr(layer, attribute)))
                 setattr(layer, attribute, np.asarray(value))
+        if hasattr(layer, "fixed_masks"):  # a composite twin: every keep mask drawn inside
+            changed.append((layer, "fixed_masks", layer.fixed_masks))
+            layer.fixed_masks = [np.asarray(draw.value) for inner in _within(call)
+                                 for draw in masks.get(inner, []) if draw.kind == "keep_mask"]
     try:
         yield
     finally:

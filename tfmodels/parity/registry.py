@@ -28,7 +28,9 @@ _TWINS = {}  # keras layer class -> builder(keras_layer) -> numpy_ref layer
 
 
 def register_twin(keras_class, builder):
-    """Registers ``builder(keras_layer) -> numpy_ref layer`` as the twin of ``keras_class``."""
+    """Registers ``builder(keras_layer) -> numpy_ref layer`` as the twin of ``keras_class``
+    (or ``builder(keras_layer, call)``, given the ``trace.Call`` too, when marked with
+    ``with_call``)."""
     if not (isinstance(keras_class, type) and issubclass(keras_class, Operation)):
         raise ValueError("register_twin needs a Keras layer (or keras.ops operation) class. "
                          f"Received: keras_class={keras_class!r}")
@@ -41,6 +43,21 @@ def register_twin(keras_class, builder):
 def builder_for(layer):
     """The registered builder for this layer's exact class, or None."""
     return _TWINS.get(type(layer))
+
+
+def with_call(builder):
+    """Marks ``builder`` as taking the ``trace.Call`` too, ``builder(layer, call)``: for a
+    layer whose twin depends on what a call was given that the layer does not hold
+    (``use_causal_mask``, ``return_attention_scores``)."""
+    builder.takes_call = True
+    return builder
+
+
+def takes_call(builder, layer):
+    """Whether ``builder`` is called as ``builder(layer, call)``: always for a ``keras.ops``
+    operation (its constants are arguments of the call), and for a builder marked
+    ``with_call``."""
+    return not isinstance(layer, keras.layers.Layer) or getattr(builder, "takes_call", False)
 
 
 def builder_for_class(cls):

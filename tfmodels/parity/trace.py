@@ -26,6 +26,7 @@ import dataclasses
 import inspect
 
 import keras
+from keras.src import backend
 from keras.src.ops.operation import Operation
 import tensorflow as tf
 
@@ -63,11 +64,18 @@ class Call:
     training: object = None  # the ``training`` Keras passed to ``call`` (None: none)
     arguments: dict = None  # every argument of ``call`` by name, as given (constants too)
     masks: dict = None  # {mask argument: the Keras mask tensor it was given}
+    input_masks: list = None  # the Keras mask each input carried when the call began
+
+    returned: list = None  # what ``Layer.__call__`` returned in the end (masks set on it)
+    returned_masks: list = None  # their Keras masks as they were then
 
     def output_masks(self):
-        """The Keras mask of each output (None where it has none): Keras sets them on the
-        outputs once the call has returned, so read them after the trace."""
-        return [getattr(t, "_keras_mask", None) for t in self.outputs]
+        """The Keras mask of each output (None where it has none), as ``Layer.__call__``
+        set them on the tensors it returned (a later layer may take them off again:
+        MultiHeadAttention does)."""
+        if self.returned_masks is not None:
+            return self.returned_masks
+        return [keras_mask(t) for t in self.outputs]
 
 
 @dataclasses.dataclass
@@ -105,6 +113,18 @@ def arguments_of(operation, args, kwargs):
     return named
 
 
+def keras_mask(tensor):
+    """The Keras mask a tensor carries, or None (Keras keeps it on the tensor, or beside
+    it where the tensor takes no attributes)."""
+    return backend.get_keras_mask(tensor)
+
+
+def _holds_mask(value):
+    """A mask argument's value holds a mask: a tensor, or a list with one (Attention's
+    ``mask=[query_mask, value_mask]``, which Keras fills with Nones when nothing masks)."""
+    return any(v is not None for v in tf.nest.flatten(value))
+
+
 def mask_arguments(arguments):
     """The names among a call's arguments that carry Keras masks: ``mask``, and ``k_mask``
     beside a tensor argument ``k`` (MultiHeadAttention's ``query_mask``, which Keras fills
@@ -137,7 +157,8 @@ def recording():
                            if k not in _CONTEXT_ARGUMENTS and k not in masks])
         call = Call(layer, inputs, parent=stack[-1] if stack else None,
                     training=kwargs.get("training"), arguments=arguments,
-                    masks={k: arguments[k] for k in masks if arguments[k] is not None})
+                    masks={k: arguments[k] for k in masks if _holds_mask(arguments[k])},
+                    input_masks=[keras_mask(t) for t in inputs])
         if call.parent is not None:
             call.parent.children.append(call)
         calls.append(call)
@@ -150,11 +171,26 @@ def recording():
         call.outputs = _tensors(outputs)
         return outputs
 
+    original_layer_call = keras.layers.Layer.__call__
+
+    def layer_call(layer, *args, **kwargs):
+        # Only to read back what Layer.__call__ returns after the call recorded above:
+        # the tensors carrying the Keras masks (which may be copies of ``call``'s).
+        start, parent = len(calls), stack[-1] if stack else None
+        outputs = original_layer_call(layer, *args, **kwargs)
+        call = next((c for c in calls[start:] if c.layer is layer and c.parent is parent), None)
+        if call is not None:
+            call.returned = _tensors(outputs)
+            call.returned_masks = [keras_mask(t) for t in call.returned]
+        return outputs
+
     Operation.__call__ = recording_call
+    keras.layers.Layer.__call__ = layer_call
     try:
         yield calls
     finally:
         Operation.__call__ = original_call
+        keras.layers.Layer.__call__ = original_layer_call
 
 
 def _own(value, inputs):

@@ -167,7 +167,7 @@ def _network(model, recorded, leaves, modes, keras_loss, specs, input_grad):
                 call.layer, f"returns {len(call.outputs)} tensors, and its twin "
                             f"{'one' if several else 'several'}")
         name = _unique(call.layer.name, taken)
-        rule = _output_mask_rule(call, layer)
+        rule = "value" if _is_mask_value(call, layer) else _output_mask_rule(call, layer)
         nodes.append(Node(name, layer, refs, param_names=_paths(call.layer, layer, "params"),
                           state_names=_paths(call.layer, layer, "state"),
                           training=modes.get(id(call)), frozen=frozen,
@@ -178,8 +178,12 @@ def _network(model, recorded, leaves, modes, keras_loss, specs, input_grad):
             names = [_unique(f"{name}/output_{k}", taken) for k in range(len(call.outputs))]
             nodes.extend(Node(n, core.TakeOutput(k), [name], output_mask=rule and "item")
                          for k, n in enumerate(names))
-        for tensor, mask, value in zip(call.outputs, call.output_masks(), names):
-            known[id(tensor)] = value
+        returned = call.returned or call.outputs
+        for tensor, final, mask, value in zip(call.outputs, returned, call.output_masks(),
+                                              names):
+            known[id(tensor)] = known[id(final)] = value
+            if rule == "value":  # the tensor is itself a mask (x != 0 in a functional graph)
+                mask_sources.setdefault(id(tensor), value)
             if mask is not None:
                 mask_sources.setdefault(id(mask), value)
         layer_nodes.append((call.layer, names[0]))
@@ -196,22 +200,37 @@ def _network(model, recorded, leaves, modes, keras_loss, specs, input_grad):
     return Twin(net, keras_loss, layer_nodes, specs)
 
 
+def _is_mask_value(call, layer):
+    """Whether a call's output is itself a Keras mask: a boolean tensor a functional
+    graph computes with ``keras.ops`` (``x != 0``) and passes on as a layer's mask."""
+    return getattr(layer, "makes_mask", False) or (
+        not isinstance(call.layer, keras.layers.Layer)
+        and all(t.dtype == tf.bool for t in call.outputs))
+
+
 def _mask_links(call, layer, mask_sources):
     """{mask argument: the value whose mask it is} for the Keras masks a call was given;
     a ValueError where the twin takes no such argument, or the mask was not made by a
     twinned layer (a mask passed by hand)."""
     accepted = getattr(layer, "mask_arguments", ())
     links = {}
-    for argument, tensor in call.masks.items():
+    for argument, given in call.masks.items():
         if argument not in accepted:
             raise registry.unsupported_error(
                 call.layer, f"is given a Keras mask ({argument}), which its NumPy twin does "
                             "not follow")
-        if id(tensor) not in mask_sources:
-            raise registry.unsupported_error(
-                call.layer, f"is given a Keras mask ({argument}) that no layer of the model "
-                            "made (a mask passed by hand), which the twin cannot compute")
-        links[argument] = mask_sources[id(tensor)]
+
+        def source(tensor, argument=argument):
+            if tensor is None:
+                return None
+            if id(tensor) not in mask_sources:
+                raise registry.unsupported_error(
+                    call.layer, f"is given a Keras mask ({argument}) that no layer of the "
+                                "model made (a mask passed by hand), which the twin cannot "
+                                "compute")
+            return mask_sources[id(tensor)]
+        links[argument] = ([source(t) for t in given] if isinstance(given, (list, tuple))
+                           else source(given))
     return links
 
 
@@ -222,7 +241,7 @@ def _output_mask_rule(call, layer):
     masks = call.output_masks()
     if all(m is None for m in masks):
         return None
-    given = [*call.masks.values(), *(getattr(t, "_keras_mask", None) for t in call.inputs[:1])]
+    given = [*tf.nest.flatten(list(call.masks.values())), *call.input_masks[:1]]
     if len(masks) == 1 and any(masks[0] is g for g in given if g is not None):
         return "input"
     if not hasattr(layer, "compute_mask"):
@@ -251,13 +270,14 @@ def _unique(name, taken):
 
 def _twin_layer(call, first):
     """The twin of one call and its frozen keys; a second call of the same layer shares
-    the first twin's arrays. A layer's builder takes the layer; an operation's (``x + 3.0``
-    in a functional model) takes the operation and the ``trace.Call``, which holds the
-    constants it was given."""
+    the first twin's arrays. A builder takes the layer, or the layer and the ``trace.Call``
+    (``registry.takes_call``), which holds the arguments it was given: an operation's
+    constants (``x + 3.0`` in a functional model), a MultiHeadAttention's
+    ``use_causal_mask``."""
     keras_layer = call.layer
     builder = registry.builder_for(keras_layer)
-    layer = (builder(keras_layer) if isinstance(keras_layer, keras.layers.Layer)
-             else builder(keras_layer, call))
+    layer = (builder(keras_layer, call) if registry.takes_call(builder, keras_layer)
+             else builder(keras_layer))
     frozen = _check_keys(keras_layer, layer)
     if id(keras_layer) in first:
         original = first[id(keras_layer)]
@@ -323,7 +343,7 @@ def _loss(model, recorded, keras_loss, nodes, outputs, known, taken):
     if len(outputs) != 1:
         raise ValueError(f"Model {model.name!r} has {len(outputs)} outputs; the twin's loss "
                          "covers models with one output")
-    if getattr(recorded.outputs[0], "_keras_mask", None) is not None:
+    if tracing.keras_mask(recorded.outputs[0]) is not None:
         raise ValueError(f"Model {model.name!r}'s output carries a Keras mask, which Keras's "
                          "loss applies to weight the time steps; the twin's loss does not")
     reads_logits = not recorded.probe.get("reads_output", True)

@@ -3,9 +3,10 @@ maps a Keras layer class to the builder of its ``numpy_ref`` twin, and importing
 package registers them all (``tfmodels.parity`` does)."""
 
 from tfmodels.parity import registry
-from tfmodels.parity.layer_twins import (applications, convolution, core, misc, noise,
-                                        normalization, ops, preprocessing, spatial)
+from tfmodels.parity.layer_twins import (applications, attention, convolution, core, misc,
+                                        noise, normalization, ops, preprocessing, recurrent,
+                                        spatial)
 
 for _module in (core, convolution, normalization, noise, preprocessing, spatial, applications,
-                ops, misc):
+                ops, misc, recurrent, attention):
     registry.register_all(_module.BUILDERS)

@@ -1,15 +1,16 @@
 """The twins of the ``keras.ops`` operations a functional model applies between its
-layers (``x + 3.0``, ``2.0 * x``, ``x / y``, ``-x``: ``keras.src.ops.numpy`` operation
-nodes, not layers): ``{operation class: builder(operation, call)}``, where ``call`` is the
+layers (``x + 3.0``, ``2.0 * x``, ``x / y``, ``-x``, and the ``x != 0`` that makes an
+Embedding's Keras mask: ``keras.src.ops.numpy`` operation nodes, not layers): ``{operation class: builder(operation, call)}``, where ``call`` is the
 ``trace.Call`` holding the arguments it was given, tensors and Python constants alike."""
 
 import numbers
 
+from keras.src.ops import core as keras_core
 from keras.src.ops import numpy as keras_numpy
 import numpy as np
 import tensorflow as tf
 
-from numpy_ref.layers import elementwise
+from numpy_ref.layers import core, elementwise
 from tfmodels.parity import registry
 
 
@@ -59,7 +60,39 @@ def _check_not_a_bias(operation, x_shape, constant_shape):
             "broadcasts along that axis")
 
 
+def _not_equal(operation, call):
+    """``x != c`` with one tensor and one Python number, the mask-making comparison."""
+    values = list(call.arguments.values())[:2]
+    tensors = [v for v in values if tf.is_tensor(v)]
+    constants = [v for v in values if not tf.is_tensor(v)]
+    if len(tensors) != 1 or not isinstance(constants[0], (int, float)) or isinstance(
+            constants[0], bool):
+        raise registry.unsupported_error(
+            operation, "compares other than one tensor with a Python number, which has no "
+                       "NumPy twin")
+    return elementwise.OpNotEqual(constants[0])
+
+
+def _any(operation, call):
+    axis = call.arguments.get("axis")
+    return elementwise.OpAny(axis if axis is None or isinstance(axis, int) else tuple(axis),
+                             call.arguments.get("keepdims", False))
+
+
+def _convert_to_tensor(operation, call):
+    """``ops.convert_to_tensor(x, dtype)`` of a tensor: x itself, or x cast (Keras's
+    Attention passes its query mask on this way)."""
+    dtype = call.arguments.get("dtype")
+    if call.arguments.get("sparse") or call.arguments.get("ragged"):
+        raise registry.unsupported_error(operation, "makes a sparse or ragged tensor, which "
+                                                    "has no NumPy twin")
+    return core.Identity() if dtype is None else core.Cast(tf.as_dtype(dtype).name)
+
+
 BUILDERS = {
+    keras_core.ConvertToTensor: _convert_to_tensor,
+    keras_numpy.NotEqual: _not_equal,
+    keras_numpy.Any: _any,
     keras_numpy.Add: _binary(elementwise.OpAdd),
     keras_numpy.Subtract: _binary(elementwise.OpSubtract),
     keras_numpy.Multiply: _binary(elementwise.OpMultiply),

@@ -1,0 +1,134 @@
+"""The twins of Keras's recurrent layers: ``SimpleRNN``, ``LSTM``, ``GRU``, ``RNN`` of their
+cells (stacked too), ``Bidirectional`` and ``TimeDistributed``: ``{keras class: builder}``.
+
+A recurrent twin holds its cells' weights under the keys the twin checks
+(``twins._keras_weights``): ``kernel``, ``recurrent_kernel``, ``bias`` for one cell, the
+weight's path inside the layer where names repeat (``stacked_rnn_cells/lstm_cell/kernel``,
+``forward_lstm/lstm_cell/kernel``). Refusals name the layer the user wrote.
+"""
+
+import keras
+
+from numpy_ref.layers import recurrent, recurrent_cells, recurrent_wrappers
+from tfmodels.parity import registry
+from tfmodels.parity.layer_twins.noise import seed_of
+
+_CELLS = "SimpleRNNCell, LSTMCell, GRUCell, or a StackedRNNCells of them"
+
+
+def _keys(layer):
+    """{id(variable): its key in the twin of ``layer``} (``twins._keras_weights``'s rule)."""
+    from tfmodels.parity import twins  # twins imports the registry this package fills
+    return {id(v): key for key, v in twins._keras_weights(layer).items()}
+
+
+def cell_twin(cell, layer):
+    """The ``recurrent_cells`` twin of one Keras cell; ``layer`` (the one the user wrote)
+    is named in a refusal."""
+    kind = type(cell)
+    if kind not in (keras.layers.SimpleRNNCell, keras.layers.LSTMCell, keras.layers.GRUCell):
+        raise registry.unsupported_error(
+            layer, f"has the cell {cell.name!r} ({kind.__name__}), which has no NumPy twin "
+                   f"(supported: {_CELLS})")
+    weights = [registry.weights(cell.kernel), registry.weights(cell.recurrent_kernel),
+               None if cell.bias is None else registry.weights(cell.bias)]
+    activation = registry.twin_activation(cell.activation, layer)
+    rates = dict(dropout=cell.dropout, recurrent_dropout=cell.recurrent_dropout)
+    if kind is keras.layers.SimpleRNNCell:
+        for option, rate in rates.items():
+            if rate >= 1:  # Keras multiplies by a mask drawn at rate 1: 1 / (1 - 1)
+                raise registry.no_option(layer, option, rate, "a rate below 1")
+        return recurrent_cells.SimpleRNNCell(*weights, activation=activation, **rates)
+    gated = dict(activation=activation, **rates,
+                 recurrent_activation=registry.twin_activation(cell.recurrent_activation, layer),
+                 per_gate_masks=cell.implementation == 1)
+    if kind is keras.layers.LSTMCell:
+        return recurrent_cells.LSTMCell(*weights, **gated)
+    return recurrent_cells.GRUCell(*weights, reset_after=cell.reset_after, **gated)
+
+
+def cells_of(layer):
+    """The Keras cells an RNN loops, stacked ones in order."""
+    cell = layer.cell
+    if type(cell) is keras.layers.StackedRNNCells:
+        return list(cell.cells)
+    return [cell]
+
+
+def rnn_twin(layer, *, named=None):
+    """The ``recurrent.RNN`` twin of a Keras ``RNN`` (or ``SimpleRNN``/``LSTM``/``GRU``);
+    ``named``: the layer a refusal names and whose weight keys the twin uses (a
+    ``Bidirectional`` around this one), default ``layer``."""
+    named = named or layer
+    if layer.stateful:
+        raise registry.no_option(named, "stateful", True, "False: each batch starts from "
+                                 "zeros or the given initial_state")
+    if getattr(layer, "use_cudnn", "auto") is True:
+        raise registry.no_option(named, "use_cudnn", True, "'auto' or False (on CPU Keras "
+                                 "runs the loop the twin follows)")
+    dtypes = {cell.compute_dtype for cell in [layer.cell, *cells_of(layer)]}
+    if len(dtypes) > 1:
+        raise registry.unsupported_error(
+            named, f"steps through cells of several compute dtypes ({sorted(dtypes)}; a "
+                   "StackedRNNCells has its own dtype, float32 unless given), and Keras rounds "
+                   "each step's values to each; the twin supports one dtype for all its cells")
+    keys = _keys(named)
+    cells, prefixes = [], []
+    for cell in cells_of(layer):
+        twin = cell_twin(cell, named)
+        key = keys[id(cell.kernel)]
+        prefixes.append(key[:-len(cell.kernel.name)])
+        cells.append(twin)
+    return recurrent.RNN(cells, return_sequences=layer.return_sequences,
+                         return_state=layer.return_state, go_backwards=layer.go_backwards,
+                         zero_output_for_mask=layer.zero_output_for_mask, prefixes=prefixes,
+                         seed=_seed(layer), output_dtype=layer.compute_dtype)
+
+
+def _seed(layer):
+    """A seed for the masks the twin draws itself (the first cell's, if it has one)."""
+    for cell in cells_of(layer):
+        seed = seed_of(cell) if hasattr(cell, "seed") else None
+        if seed is not None:
+            return int(seed)
+    return None
+
+
+def bidirectional_twin(layer):
+    for inner in (layer.forward_layer, layer.backward_layer):
+        if not isinstance(inner, keras.layers.RNN):
+            raise registry.unsupported_error(
+                layer, f"wraps {inner.name!r} ({type(inner).__name__}), which has no NumPy "
+                       "twin inside a Bidirectional (supported: SimpleRNN, LSTM, GRU, RNN)")
+    return recurrent_wrappers.Bidirectional(rnn_twin(layer.forward_layer, named=layer),
+                                            rnn_twin(layer.backward_layer, named=layer),
+                                            merge_mode=layer.merge_mode,
+                                            output_dtype=layer.compute_dtype)
+
+
+def time_distributed_twin(layer):
+    inner = layer.layer
+    builder = registry.builder_for(inner)
+    if builder is None:
+        raise registry.unsupported_error(
+            layer, f"wraps {inner.name!r} ({type(inner).__name__}), which has no NumPy twin")
+    return recurrent_wrappers.TimeDistributed(builder(inner), keys=_inner_keys(layer, inner),
+                                              name=layer.name)
+
+
+def _inner_keys(layer, inner):
+    """{the TimeDistributed's key: the inner twin's key} for each weight."""
+    outer, own = _keys(layer), _keys(inner)
+    return {outer[i]: own[i] for i in outer}
+
+
+BUILDERS = {
+    keras.layers.SimpleRNN: rnn_twin,
+    keras.layers.LSTM: rnn_twin,
+    keras.layers.GRU: rnn_twin,
+    keras.layers.RNN: rnn_twin,
+    keras.layers.Bidirectional: bidirectional_twin,
+    keras.layers.TimeDistributed: time_distributed_twin,
+}
+
+__all__ = ["BUILDERS", "cell_twin", "rnn_twin"]
