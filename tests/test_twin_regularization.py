@@ -228,7 +228,7 @@ class Masked(keras.Model):
 def test_a_layer_given_a_mask_is_refused():
     model = Masked()
     model(np.ones((2, 3, 4), np.float32))
-    with pytest.raises(ValueError, match="'batch_normalization.*is given a mask"):
+    with pytest.raises(ValueError, match="'batch_normalization.*is given a Keras mask"):
         parity.twin(model)
 
 

@@ -3,6 +3,8 @@
     dense.py      Mymodel (the Keras tutorial-style subclassed MLP the project starts from)
                   and TwoLayerNet (the book's), dense stacks
     convnets.py   the book's SimpleConvNet (ch07) and DeepConvNet (ch08)
+    sequence.py   an LSTM over the image rows and a small Vision Transformer (ViT), with
+                  PositionEmbedding, the ViT's learned position table
     checks.py     argument checks; the activations a twin can follow
 
 Adding a model kind is one `MODELS` entry: the flags, the settings, both backends and the
@@ -18,6 +20,8 @@ import numpy as np
 from tfmodels.models.checks import HIDDEN_ACTIVATIONS
 from tfmodels.models.convnets import deep_convnet, simple_convnet
 from tfmodels.models.dense import Mymodel, TwoLayerNet
+from tfmodels.models.sequence import (PositionEmbedding, check_vit_widths, lstm_classifier,
+                                      vit_classifier)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +35,10 @@ class ModelKind:
         fixed_depth: the number of hidden layers if the model has a fixed depth.
         options: the regularisation options it takes (`dropout`, `batchnorm`, `weight_decay`).
         description: one line for `--help`.
+        activation: the default activation (`--activation` when not given): the hidden
+            layers' (relu), an LSTM cell's (tanh), a Transformer MLP's (gelu).
+        check_units: `check_units(hidden_units)` raises a ValueError for sizes the model
+            cannot take, beyond `fixed_depth` (the ViT's widths must be equal), or None.
     """
 
     make: object
@@ -38,6 +46,8 @@ class ModelKind:
     fixed_depth: int = None
     options: tuple = ()
     description: str = ""
+    activation: str = "relu"
+    check_units: object = None
 
 
 def _dense(cls, sizes):
@@ -71,17 +81,29 @@ MODELS = {
     "deep_convnet": ModelKind(_functional(deep_convnet), (50,), fixed_depth=1,
                               description="the book's ch08 network: six 3x3 convs, three "
                                           "max-pools, Dense 50, dropout, softmax 10"),
+    "lstm": ModelKind(_functional(lstm_classifier), (128,), activation="tanh",
+                      description="each image a sequence of its rows (MNIST 28 steps of 28, "
+                                  "SVHN 32 of 96), one LSTM per hidden size (cell activation "
+                                  "tanh by default), softmax 10 on the last output"),
+    "vit": ModelKind(_functional(vit_classifier), (64, 64, 64), activation="gelu",
+                     check_units=check_vit_widths,
+                     description="a small Vision Transformer: 16 patches (7x7 MNIST, 8x8 SVHN) "
+                                 "by a strided conv, learned position embeddings, one pre-norm "
+                                 "encoder block (4-head attention, MLP of twice the width, gelu "
+                                 "by default) per hidden size, all equal (the token width), "
+                                 "mean token, softmax 10"),
 }
 MODEL_NAMES = tuple(MODELS)
 
 
-def build_model(name, hidden_units=None, activation="relu", num_classes=10, dtype=None,
+def build_model(name, hidden_units=None, activation=None, num_classes=10, dtype=None,
                 input_shape=None, **options):
     """The model `--model=<name>` trains, named `name` so that its variable paths
     (`mymodel/dense_0/kernel`) are the same in every process; built when
     `input_shape` (without the batch dimension) is given.
 
-    `hidden_units=None` keeps the model's default sizes; `dtype=None` the global
+    `hidden_units=None` keeps the model's default sizes, `activation=None` its default
+    activation (`ModelKind.activation`); `dtype=None` the global
     dtype policy (float32, or mixed_float16 under mixed precision); `options` are the
     kind's regularisation options (a value that is off may be given to any kind).
     """
@@ -97,6 +119,7 @@ def build_model(name, hidden_units=None, activation="relu", num_classes=10, dtyp
         raise ValueError(f"{name} takes none of {unknown}; {', '.join(kind.options) or 'no'} "
                          "option(s)")
     given = {k: v for k, v in options.items() if k in kind.options}
+    activation = kind.activation if activation is None else activation
     model = kind.make(units, input_shape=input_shape, activation=activation,
                       num_classes=num_classes, dtype=dtype, name=name, **given)
     if input_shape is not None:  # one call on a zero batch creates every weight
@@ -105,4 +128,5 @@ def build_model(name, hidden_units=None, activation="relu", num_classes=10, dtyp
 
 
 __all__ = ["HIDDEN_ACTIVATIONS", "MLP_OPTIONS", "MODELS", "MODEL_NAMES", "ModelKind", "Mymodel",
-           "TwoLayerNet", "build_model", "deep_convnet", "simple_convnet"]
+           "PositionEmbedding", "TwoLayerNet", "build_model", "deep_convnet", "lstm_classifier",
+           "simple_convnet", "vit_classifier"]

@@ -86,8 +86,11 @@ class RunConfig:
     hidden_units: tuple = setting(  # None: the model's default sizes
         None, "Hidden layer sizes, e.g. 512,512; default: the model's own.", check=SIZES,
         keep=True, with_model_file=())
-    activation: str = setting("relu", "Hidden activation.", choices=models.HIDDEN_ACTIVATIONS,
-                              keep=True, with_model_file=None)
+    activation: str = setting(  # None: the model's default (relu; lstm: tanh; vit: gelu)
+        None, "Hidden activation (an LSTM's cell activation, a Transformer MLP's); default: "
+        "the model's own (" + ", ".join(f"{name}: {kind.activation}" for name, kind
+                                        in models.MODELS.items()) + ").",
+        choices=models.HIDDEN_ACTIVATIONS, keep=True, with_model_file=None)
     dropout: float = setting(0.0, "a Dropout of this rate after every hidden layer.",
                              check=RATE, keep=True, model_option=True)
     batchnorm: bool = setting(False, "BatchNormalization between each hidden Dense and its "
@@ -150,6 +153,8 @@ class RunConfig:
         units = ((kind.hidden_units if kind else ()) if self.hidden_units is None
                  else self.hidden_units)
         self._set("hidden_units", tuple(int(u) for u in units))
+        if self.activation is None and self.model_file is None:
+            self._set("activation", kind.activation if kind else "relu")
         if self.learning_rate is None and self.optimizer in optimizers.OPTIMIZERS:
             self._set("learning_rate", optimizers.default_learning_rate(self.optimizer))
         if self.model_dir is None:
@@ -211,6 +216,11 @@ class RunConfig:
             raise ConfigError(f"--model={self.model} has exactly {depth} hidden "
                               f"layer{'s' * (depth > 1)}, so --hidden_units takes {depth} "
                               f"size{'s' * (depth > 1)}; got {list(self.hidden_units)}")
+        if kind.check_units is not None:
+            try:
+                kind.check_units(self.hidden_units)
+            except ValueError as e:
+                raise ConfigError(f"--model={self.model}: {e}") from None
         refused = [name for name in MODEL_OPTIONS
                    if getattr(self, name) and name not in kind.options]
         if refused:

@@ -4,9 +4,9 @@ package registers them all (``tfmodels.parity`` does)."""
 
 from tfmodels.parity import registry
 from tfmodels.parity.layer_twins import (applications, attention, convolution, core, misc,
-                                        noise, normalization, ops, preprocessing, recurrent,
-                                        spatial)
+                                        noise, normalization, ops, preprocessing, project,
+                                        recurrent, spatial)
 
 for _module in (core, convolution, normalization, noise, preprocessing, spatial, applications,
-                ops, misc, recurrent, attention):
+                ops, misc, project, recurrent, attention):
     registry.register_all(_module.BUILDERS)
