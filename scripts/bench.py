@@ -5,8 +5,9 @@
 
 Sections: training throughput (Keras fit, the custom loops, numpy_ref, and the JAX and
 PyTorch peers when installed: pip install -e '.[peers]'), backprop against numerical
-gradients on the study notes' DNN, the input pipeline on a full-size SVHN file, and the
-book's SimpleConvNet (numpy_ref against the custom loop, one thread).
+gradients on the study notes' DNN, the input pipeline on a full-size SVHN file, the
+book's SimpleConvNet (numpy_ref against the custom loop, one thread), and the LSTM of
+`--model=lstm` (numpy_ref against the custom loops and the peers, one thread, batch 128).
 """
 
 import os

@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 
-from benchmarking import convnet, gradients, machine, pipeline, worker
+from benchmarking import convnet, gradients, lstm, machine, peers, pipeline, report, runner, worker
 
 
 def mnist_like(n, seed=0):
@@ -53,3 +53,22 @@ def test_the_worker_writes_a_sections_result(tmp_path):
     worker.main(["worker", str(spec), str(tmp_path / "out.json")])
     result = json.loads((tmp_path / "out.json").read_text())
     assert result["data"] == "random MNIST-shaped" and result["train_examples"] == 200
+
+
+def test_the_lstm_section_compares_numpy_ref_with_the_custom_loops():
+    x, y = mnist_like(2 * lstm.BATCH_SIZE)
+    result = lstm.measure(x, y, repeats=1, steps_per_execution=2)
+    for variant in ("custom_loop", "custom_loop_train_py", "numpy_ref"):
+        assert result["variants"][variant]["status"] == "ok", result["variants"][variant]
+        assert result["examples_per_s"][variant]["median"] > 0, variant
+    for peer in lstm.PEERS:  # measured where installed
+        assert result["variants"][peer]["status"] == (peers.missing(peer) or "ok"), peer
+    assert result["best_custom_loop"] in lstm.CUSTOM_LOOPS
+    assert result["ratios"]["numpy_ref/custom"]["ratio"] > 0
+    assert result["jit_compile"] is False  # what --jit_compile=auto gives an LSTM
+    assert result["profile"]["steps"] == 2 and result["profile"]["functions"]
+    goal = runner.lstm_goal(result)
+    assert goal["target"] == 0.5 and isinstance(goal["holds"], bool)
+    # pylint: disable-next=protected-access
+    text = report._lstm({**result, "data": "random MNIST-shaped"})
+    assert "numpy_ref / custom loop" in text and "Where a numpy_ref step goes" in text

@@ -4,7 +4,8 @@ import pathlib
 
 SECTIONS = ("## Machine", "## Goals", "## 1. Training throughput",
             "## 2. Backprop against numerical gradients", "## 3. Input pipeline",
-            "## 4. Convolution: the book's SimpleConvNet")
+            "## 4. Convolution: the book's SimpleConvNet",
+            "## 5. Recurrent: an LSTM over the rows of MNIST")
 NOTES_FILE = pathlib.Path("benchmarks") / "notes.md"
 
 
@@ -70,7 +71,8 @@ def _goals(results):
             "Ratios are of medians from the same interleaved repeats; \"custom loop\" is the "
             "faster of the two custom loops at that batch size (section 1 names it). Not "
             "measured: a variant failed or a peer is not installed (section 1 says which).")
-    single = [*results.get("thread_goals", ()), results["convnet_goal"]]
+    single = [*results.get("thread_goals", ()), results["convnet_goal"],
+              *([results["lstm_goal"]] if "lstm_goal" in results else [])]
     single_table = _table(("goal", "target", "measured", "verdict",
                            "against the pinned 1-thread run (not judged)"), [
         (g["goal"], f"{g['comparison']} {g['target']:g}", _value(g), _holds(g),
@@ -83,7 +85,7 @@ def _goals(results):
             "for noise). The last column divides by the pinned 1-thread process's numpy_ref "
             "instead: that mostly measures the pinning (JAX and by-hand NumPy lose as much "
             "there, see section 1). SimpleConvNet: section 4, judged with the BLAS kernel "
-            "OpenBLAS picks for this CPU.")
+            "OpenBLAS picks for this CPU. LSTM: section 5, against the faster custom loop.")
 
 
 def _ratio_header(key, variants):
@@ -296,6 +298,52 @@ def _convnet(runs):
         "\n\n" + ptable)
 
 
+def _lstm(run):
+    names = {name: v["label"].removesuffix(" (peer)") for name, v in run["variants"].items()}
+    names["custom"] = "custom loop"
+    rows = []
+    for name, v in run["variants"].items():
+        eps = run["examples_per_s"].get(name)
+        label = v["label"] + (" (faster custom loop)" if name == run["best_custom_loop"] else "")
+        if eps is None:
+            rows.append((label, v["status"], "–"))
+        else:
+            rows.append((label, _spread(eps), f"{1e3 * run['batch_size'] / eps['median']:.1f}"))
+    ratios = _table(("ratio", "median (per-repeat range)"), [
+        (" / ".join(names.get(part, part) for part in key.split("/")), _ratio(r))
+        for key, r in run["ratios"].items()])
+    text = (
+        "`tfmodels.models.build_model(\"lstm\", input_shape=(28, 28))`, as `scripts/train.py "
+        "--model=lstm` builds it: each image read as 28 steps of 28 pixels by LSTM(128) (tanh, "
+        "sigmoid gates), Dense(10) softmax on the last output; float32, Adam, batch "
+        f"{run['batch_size']}, on the first {_n(run['examples'])} {run['data']} training images "
+        "(uint8 in memory, scaled per batch). Every variant starts from the same weights. The "
+        "custom loop as train.py runs it is `Trainer(..., steps_per_execution="
+        f"{run['steps_per_execution']}, jit_compile={run['jit_compile']})` over "
+        "`OrderedBatches` (`--jit_compile=auto` leaves XLA off for an LSTM); numpy_ref trains "
+        "the twin (`parity.twin`, `parity.twin_optimizer(Adam)`) with `numpy_ref.training.fit`;"
+        " the peers are a `lax.scan` LSTM in one `jax.jit` step with `optax.adam`, and eager "
+        "`nn.LSTM` + `nn.Linear` with `torch.optim.Adam`, Keras's initialisers and Adam "
+        "defaults, reading numpy_ref's batches. One process, one thread per library, pinned "
+        "to one CPU; one timed call is one epoch, the variants interleaved; median (range) of "
+        f"{run['repeats']} repeats after a warm-up epoch.\n\n"
+        + _table(("variant", "examples/s", "ms per step"), rows) + "\n\n" + ratios)
+    for peer, r in run.get("peer_results", {}).items():
+        text += (f"\n\n{names[peer]}'s last timed epoch: train loss {r['train_loss']:.4f}, "
+                 f"accuracy {100 * r['train_accuracy']:.2f}% (it learns).")
+    profile = run.get("profile")
+    if profile:
+        phases = "; ".join(f"{k} {100 * v:.0f}%" for k, v in profile["phases"].items())
+        text += (
+            f"\n\nWhere a numpy_ref step goes: cProfile of {profile['steps']} training steps "
+            f"({profile['ms_per_step']:.1f} ms per step under the profiler). With their "
+            f"callees: {phases}. Own time, the top functions:\n\n"
+            + _table(("function", "calls per step", "ms per step", "share"), [
+                (f"`{f['function']}`", f"{f['calls_per_step']:.0f}", f"{f['ms_per_step']:.2f}",
+                 f"{100 * f['share']:.0f}%") for f in profile["functions"]]))
+    return text
+
+
 def render(results, notes=None):
     """The whole report as Markdown."""
     quick = ("\n> **Quick mode**: small sizes, to check the benchmark runs. Do not quote these "
@@ -312,6 +360,8 @@ def render(results, notes=None):
             SECTIONS[3] + "\n\n" + _gradients(results["gradients"]),
             SECTIONS[4] + "\n\n" + _pipeline(results["pipeline"], results["peak_rss"]),
             SECTIONS[5] + "\n\n" + _convnet(results["convnet"])]
+    if "lstm" in results:
+        body.append(SECTIONS[6] + "\n\n" + _lstm(results["lstm"]))
     if notes:
         body.append("## Notes\n\n" + notes.strip())
     return "\n\n".join(body) + "\n"

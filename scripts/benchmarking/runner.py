@@ -48,6 +48,8 @@ class BenchConfig:
     rss_train_steps: int = 500
     convnet_examples: int = 6_000
     convnet_repeats: int = 11
+    lstm_examples: int = 4096
+    lstm_repeats: int = 9
     worker_timeout_s: int = 900
 
 
@@ -57,6 +59,7 @@ QUICK = BenchConfig(throughput_examples=2048, throughput_repeats=3, thread_setti
                     gradient_batch=20, gradient_repeats=2, backprop_steps=20,
                     svhn_images=2000, pipeline_repeats=2, pipeline_train_steps=20,
                     rss_train_steps=20, convnet_examples=500, convnet_repeats=2,
+                    lstm_examples=256, lstm_repeats=2,
                     worker_timeout_s=120)
 # Set in this environment to force OpenBLAS's Haswell kernels (slower on AVX-512 CPUs);
 # the convnet section runs without them, with the kernel OpenBLAS picks for the CPU.
@@ -136,6 +139,17 @@ def _convnet(config, mnist_dir, tmp_dir):
     return runs
 
 
+def _lstm(config, mnist_dir, tmp_dir):
+    """The LSTM section: 1 thread, pinned to one CPU like the 1-thread throughput run
+    (so that every variant and peer gets the same single core)."""
+    logging.info("LSTM ...")
+    return _worker({"section": "lstm", "examples": config.lstm_examples,
+                    "repeats": config.lstm_repeats,
+                    "steps_per_execution": config.steps_per_execution,
+                    "pin_cpu": pinned_cpu(), "mnist_dir": mnist_dir and str(mnist_dir)},
+                   1, tmp_dir, config.worker_timeout_s)
+
+
 def _pipeline(config, tmp_dir):
     path = pathlib.Path(tmp_dir) / "train_32x32.mat"
     logging.info("Writing a %d-image SVHN .mat ...", config.svhn_images)
@@ -173,6 +187,13 @@ def convnet_goal(runs):
     """Issue 11's goal, judged on the first SimpleConvNet run (OpenBLAS's own kernel)."""
     ratio = next(iter(runs.values()))["ratio"]["ratio"]
     return _goal("numpy_ref / custom loop, SimpleConvNet, batch 100", ratio, 0.5)
+
+
+def lstm_goal(result):
+    """Issue 19's goal: numpy_ref against the faster custom loop, `--model=lstm`, batch 128."""
+    ratio = result["ratios"].get("numpy_ref/custom")
+    return _goal(f"numpy_ref / custom loop, LSTM (`--model=lstm`), batch {result['batch_size']}",
+                 ratio and ratio["ratio"], 0.5)
 
 
 def _ratio_goals(run, key, name, batches, target=1.0):
@@ -260,6 +281,7 @@ def run(config, output_dir, mnist_dir=None, quick=False):
             "setup": {k: grads[k] for k in ("batch", "dtype", "activation")}}
         pipe, rss = _pipeline(config, tmp_dir)
         results["convnet"] = _convnet(config, mnist_dir, tmp_dir)
+        results["lstm"] = _lstm(config, mnist_dir, tmp_dir)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)  # the .mat is hundreds of MB
     results["pipeline"] = {**pipe, "examples_per_s": pipe["examples_per_s"]["median"],
@@ -271,6 +293,7 @@ def run(config, output_dir, mnist_dir=None, quick=False):
     results["goals"] = {label: goals(r, pipe, rss) for label, r in runs.items()}
     results["thread_goals"] = thread_goals(runs)
     results["convnet_goal"] = convnet_goal(results["convnet"])
+    results["lstm_goal"] = lstm_goal(results["lstm"])
     results["elapsed_s"] = time.perf_counter() - started
     (output_dir / "benchmarks").mkdir(parents=True, exist_ok=True)
     (output_dir / "benchmarks" / "latest.json").write_text(json.dumps(results, indent=1) + "\n")

@@ -50,7 +50,7 @@ def run(spec):
     """Runs the section `spec` names and returns its result dict."""
     from benchmarking import peers  # pylint: disable=import-outside-toplevel
     section = spec["section"]
-    if spec.get("threads") and section in ("throughput", "peer_accuracy"):
+    if spec.get("threads") and section in ("throughput", "peer_accuracy", "lstm"):
         peers.set_torch_threads(spec["threads"])
     if section == "peer_accuracy":  # needs no TensorFlow
         return _peer_accuracy(spec, peers)
@@ -60,7 +60,7 @@ def run(spec):
         tf.config.threading.set_intra_op_parallelism_threads(spec["threads"])
         tf.config.threading.set_inter_op_parallelism_threads(spec["threads"])
     # pylint: disable-next=import-outside-toplevel
-    from benchmarking import convnet, pipeline, throughput
+    from benchmarking import convnet, lstm, pipeline, throughput
     if section == "throughput":
         x, y, source = _mnist_like(spec)
         return {"data": source, "pinned_cpu": spec.get("pin_cpu"),
@@ -69,6 +69,11 @@ def run(spec):
     if section == "convnet":
         x, y, source = _mnist_like(spec)
         return {"data": source, **convnet.measure(x, y, spec["repeats"])}
+    if section == "lstm":
+        x, y, source = _mnist_like(spec)
+        return {"data": source, "pinned_cpu": spec.get("pin_cpu"),
+                **lstm.measure(x, y, spec["repeats"],
+                               steps_per_execution=spec["steps_per_execution"])}
     if section == "pipeline":
         return pipeline.measure(spec["path"], spec["batch_size"], spec["repeats"],
                                 spec["train_steps"])
