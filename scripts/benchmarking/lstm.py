@@ -77,7 +77,7 @@ def _glorot_limit(fan_in, fan_out):
     return np.sqrt(6 / (fan_in + fan_out))
 
 
-class JaxLstmRunner(peers._Peer):  # pylint: disable=protected-access
+class JaxLstmRunner(peers._JaxPeer):  # pylint: disable=protected-access
     """`jax.jit` of one whole step: the LSTM as a `lax.scan` over the rows (the input
     products of all steps first, as one matmul), Dense logits, softmax cross-entropy,
     `optax.adam`."""
@@ -86,7 +86,6 @@ class JaxLstmRunner(peers._Peer):  # pylint: disable=protected-access
         # pylint: disable=import-outside-toplevel
         import jax
         import jax.numpy as jnp
-        import optax
         super().__init__(x, y.astype(np.int32), batch_size, seed)
         features = x.shape[2]
         keys = jax.random.split(jax.random.key(seed), 3)
@@ -97,9 +96,6 @@ class JaxLstmRunner(peers._Peer):  # pylint: disable=protected-access
                        "bias": bias,
                        "dense_kernel": glorot(keys[2], (units, peers.NUM_CLASSES), jnp.float32),
                        "dense_bias": jnp.zeros(peers.NUM_CLASSES, jnp.float32)}
-        optimizer = optax.adam(peers.LEARNING_RATE, b1=peers.BETA_1, b2=peers.BETA_2,
-                               eps=peers.EPSILON)
-        self.opt_state = optimizer.init(self.params)
 
         def logits(params, images):
             seq = images.astype(jnp.float32) / 255  # (B, T, D)
@@ -116,35 +112,7 @@ class JaxLstmRunner(peers._Peer):  # pylint: disable=protected-access
             (h, _), _ = jax.lax.scan(step, (zeros, zeros), xz)
             return h @ params["dense_kernel"] + params["dense_bias"]  # (B, 10)
 
-        def loss_fn(params, images, labels):
-            z = logits(params, images)
-            return optax.softmax_cross_entropy_with_integer_labels(z, labels).mean(), z
-
-        def train_step(params, opt_state, totals, images, labels):
-            (loss, z), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, images, labels)
-            updates, opt_state = optimizer.update(grads, opt_state, params)
-            hits = jnp.sum(jnp.argmax(z, axis=-1) == labels)
-            totals = (totals[0] + loss, totals[1] + 1, totals[2] + hits,
-                      totals[3] + labels.shape[0])
-            return optax.apply_updates(params, updates), opt_state, totals
-
-        self._jit_step = jax.jit(train_step, donate_argnums=(0, 1, 2))
-        self._predict = jax.jit(lambda params, images: jnp.argmax(logits(params, images), -1))
-        self._zeros = lambda: (jnp.float32(0), jnp.int32(0), jnp.int32(0), jnp.int32(0))
-        self.totals = self._zeros()
-
-    def _reset(self):
-        self.totals = self._zeros()
-
-    def _step(self, xb, yb):
-        self.params, self.opt_state, self.totals = self._jit_step(
-            self.params, self.opt_state, self.totals, xb, yb)
-
-    def _totals(self):
-        return self.totals
-
-    def predict(self, xb):
-        return np.asarray(self._predict(self.params, xb))
+        self._compile(logits)
 
 
 class TorchLstmRunner(peers._Peer):  # pylint: disable=protected-access

@@ -88,29 +88,18 @@ class _Peer:
         return hits / len(x)
 
 
-class JaxRunner(_Peer):
-    """`jax.jit` of one whole step: value_and_grad, `optax.adam`, apply_updates."""
+class _JaxPeer(_Peer):
+    """A JAX peer: `jax.jit` of one whole step (value_and_grad of the softmax
+    cross-entropy of `logits(params, images)`, `optax.adam`, apply_updates), the running
+    totals kept on the device. A subclass sets `self.params` and calls `_compile`."""
 
-    def __init__(self, x, y, batch_size, seed, hidden_units=HIDDEN_UNITS):
+    def _compile(self, logits):
         # pylint: disable=import-outside-toplevel
         import jax
         import jax.numpy as jnp
         import optax
-        super().__init__(x, y.astype(np.int32), batch_size, seed)
-        sizes = _layer_sizes(x, hidden_units)
-        glorot = jax.nn.initializers.glorot_uniform()
-        keys = jax.random.split(jax.random.key(seed), len(sizes) - 1)
-        self.params = [(glorot(k, (a, b), jnp.float32), jnp.zeros(b, jnp.float32))
-                       for k, a, b in zip(keys, sizes[:-1], sizes[1:])]
         optimizer = optax.adam(LEARNING_RATE, b1=BETA_1, b2=BETA_2, eps=EPSILON)
         self.opt_state = optimizer.init(self.params)
-
-        def logits(params, images):
-            h = images.reshape(images.shape[0], -1).astype(jnp.float32) / 255  # (B, 784)
-            for w, b in params[:-1]:
-                h = jax.nn.relu(h @ w + b)
-            w, b = params[-1]
-            return h @ w + b  # (B, 10)
 
         def loss_fn(params, images, labels):
             z = logits(params, images)
@@ -141,6 +130,30 @@ class JaxRunner(_Peer):
 
     def predict(self, xb):
         return np.asarray(self._predict(self.params, xb))
+
+
+class JaxRunner(_JaxPeer):
+    """`jax.jit` of one whole step: value_and_grad, `optax.adam`, apply_updates."""
+
+    def __init__(self, x, y, batch_size, seed, hidden_units=HIDDEN_UNITS):
+        # pylint: disable=import-outside-toplevel
+        import jax
+        import jax.numpy as jnp
+        super().__init__(x, y.astype(np.int32), batch_size, seed)
+        sizes = _layer_sizes(x, hidden_units)
+        glorot = jax.nn.initializers.glorot_uniform()
+        keys = jax.random.split(jax.random.key(seed), len(sizes) - 1)
+        self.params = [(glorot(k, (a, b), jnp.float32), jnp.zeros(b, jnp.float32))
+                       for k, a, b in zip(keys, sizes[:-1], sizes[1:])]
+
+        def logits(params, images):
+            h = images.reshape(images.shape[0], -1).astype(jnp.float32) / 255  # (B, 784)
+            for w, b in params[:-1]:
+                h = jax.nn.relu(h @ w + b)
+            w, b = params[-1]
+            return h @ w + b  # (B, 10)
+
+        self._compile(logits)
 
 
 class TorchRunner(_Peer):
