@@ -45,6 +45,16 @@ def builder_for(layer):
     return _TWINS.get(type(layer))
 
 
+def wrapped_twin(wrapper, inner):
+    """The twin of the layer ``inner`` a wrapper layer holds (TimeDistributed,
+    SpectralNormalization), or a refusal naming the wrapper."""
+    builder = builder_for(inner)
+    if builder is None:
+        raise unsupported_error(
+            wrapper, f"wraps {inner.name!r} ({type(inner).__name__}), which has no NumPy twin")
+    return builder(inner)
+
+
 def with_call(builder):
     """Marks ``builder`` as taking the ``trace.Call`` too, ``builder(layer, call)``: for a
     layer whose twin depends on what a call was given that the layer does not hold

@@ -36,16 +36,12 @@ def _category_encoding(layer):
 
 def _spectral_normalization(layer):
     inner = layer.layer
-    builder = registry.builder_for(inner)
-    if builder is None:
-        raise registry.unsupported_error(
-            layer, f"wraps {inner.name!r} ({type(inner).__name__}), which has no NumPy twin")
     if inner.compute_dtype != layer.compute_dtype:
         raise registry.unsupported_error(
             layer, f"computes in {layer.compute_dtype} around a layer computing in "
                    f"{inner.compute_dtype}; the twin needs one dtype (give both the same)")
     key = "kernel" if hasattr(inner, "kernel") else "embeddings"
-    twin = builder(inner)
+    twin = registry.wrapped_twin(layer, inner)
     if key not in twin.params:
         raise registry.unsupported_error(
             layer, f"normalises {key!r}, which the twin of {type(inner).__name__} does not "

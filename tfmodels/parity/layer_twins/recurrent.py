@@ -108,11 +108,8 @@ def bidirectional_twin(layer):
 
 def time_distributed_twin(layer):
     inner = layer.layer
-    builder = registry.builder_for(inner)
-    if builder is None:
-        raise registry.unsupported_error(
-            layer, f"wraps {inner.name!r} ({type(inner).__name__}), which has no NumPy twin")
-    return recurrent_wrappers.TimeDistributed(builder(inner), keys=_inner_keys(layer, inner),
+    return recurrent_wrappers.TimeDistributed(registry.wrapped_twin(layer, inner),
+                                              keys=_inner_keys(layer, inner),
                                               name=layer.name)
 
 
