@@ -30,6 +30,11 @@ def main():
         test()
         print(f"{test.__name__}: {properties.TALLY.models - before} models")
     print(properties.TALLY)
+    test = properties.test_random_sequence_models  # through parity.compare, both modes
+    test()
+    print(f"{test.__name__}: {properties.SEQUENCE_TALLY.models // 2} models, each compared "
+          "in inference and in training mode")
+    print(properties.SEQUENCE_TALLY)
 
 
 if __name__ == "__main__":

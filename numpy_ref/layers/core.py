@@ -139,6 +139,21 @@ class Cast(L.Layer):
         return dout.astype(self.x_dtype)
 
 
+class ExpandDims(L.Layer):
+    """y = x with a new axis of size 1 at ``axis`` (``ops.expand_dims``); dx = dout without
+    it. (A Concatenate of masked sequences expands its masks this way.)"""
+
+    def __init__(self, axis):
+        super().__init__()
+        self.axis = int(axis)
+
+    def forward(self, x, training=False):
+        return np.expand_dims(x, self.axis)
+
+    def backward(self, dout):
+        return np.squeeze(dout, axis=self.axis)
+
+
 class TakeOutput(L.Layer):
     """y = values[index]: one output of a layer that returns several (``multi_output``, an
     LSTM with ``return_state``); dvalues = (None, ..., dout, ..., None), None standing for
@@ -184,4 +199,5 @@ class Rescaling(L.Layer):
         return dout * np.asarray(self.scale, dout.dtype)
 
 
-__all__ = ["Cast", "Dense", "Flatten", "Identity", "Rescaling", "Reshape", "TakeOutput"]
+__all__ = ["Cast", "Dense", "ExpandDims", "Flatten", "Identity", "Rescaling", "Reshape",
+           "TakeOutput"]

@@ -158,5 +158,25 @@ class OpAny(L.Layer):
         return None
 
 
-__all__ = ["OpAdd", "OpAny", "OpDivide", "OpMultiply", "OpNegative", "OpNotEqual",
-           "OpSubtract"]
+class OpLogicalOr(L.Layer):
+    """mask = a | b: two Keras masks merged (an Add of two masked sequences)."""
+
+    multi_input = True
+    makes_mask = True
+
+    def forward(self, xs, training=False):
+        return np.logical_or(xs[0], xs[1])
+
+    def backward(self, dout):
+        return [None, None]
+
+
+class OpLogicalAnd(OpLogicalOr):
+    """mask = a & b."""
+
+    def forward(self, xs, training=False):
+        return np.logical_and(xs[0], xs[1])
+
+
+__all__ = ["OpAdd", "OpAny", "OpDivide", "OpLogicalAnd", "OpLogicalOr", "OpMultiply",
+           "OpNegative", "OpNotEqual", "OpSubtract"]

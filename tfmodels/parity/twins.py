@@ -152,6 +152,7 @@ def _network(model, recorded, leaves, modes, keras_loss, specs, input_grad):
         return name
 
     mask_sources = {}  # id(a Keras mask tensor) -> the value whose mask it is
+    unfollowable = {}  # id(a Keras mask the twin cannot compute) -> the layer that made it
     for call in leaves:
         consumer = f"layer {call.layer.name!r}"
         refs = [tracing.resolve(t, known, model, consumer, add_cast) for t in call.inputs]
@@ -166,12 +167,22 @@ def _network(model, recorded, leaves, modes, keras_loss, specs, input_grad):
             raise registry.unsupported_error(
                 call.layer, f"returns {len(call.outputs)} tensors, and its twin "
                             f"{'one' if several else 'several'}")
+        if isinstance(call.layer, _READS_INPUT_MASKS) and any(
+                m is not None for m in call.input_masks):
+            raise registry.unsupported_error(
+                call.layer, "is given inputs carrying Keras masks, which Keras's "
+                            f"{type(call.layer).__name__} applies inside its call (masked "
+                            "steps skipped or counted as 1) and its twin does not")
         name = _unique(call.layer.name, taken)
         rule = "value" if _is_mask_value(call, layer) else _output_mask_rule(call, layer)
+        if rule == "unfollowable":  # refused only if a later layer is given that mask
+            unfollowable.update({id(m): call.layer for m in call.output_masks()
+                                 if m is not None})
+            rule = None
         nodes.append(Node(name, layer, refs, param_names=_paths(call.layer, layer, "params"),
                           state_names=_paths(call.layer, layer, "state"),
                           training=modes.get(id(call)), frozen=frozen,
-                          masks=_mask_links(call, layer, mask_sources) or None,
+                          masks=_mask_links(call, layer, mask_sources, unfollowable) or None,
                           output_mask=rule))
         names = [name]
         if several:  # one node per output, reading it off the tuple the layer returns
@@ -200,6 +211,11 @@ def _network(model, recorded, leaves, modes, keras_loss, specs, input_grad):
     return Twin(net, keras_loss, layer_nodes, specs)
 
 
+# Keras layers that read their inputs' Keras masks inside ``call`` (not as a ``mask``
+# argument): Keras's masked merges.
+_READS_INPUT_MASKS = (keras.layers.Multiply, keras.layers.Maximum, keras.layers.Minimum)
+
+
 def _is_mask_value(call, layer):
     """Whether a call's output is itself a Keras mask: a boolean tensor a functional
     graph computes with ``keras.ops`` (``x != 0``) and passes on as a layer's mask."""
@@ -208,7 +224,7 @@ def _is_mask_value(call, layer):
         and all(t.dtype == tf.bool for t in call.outputs))
 
 
-def _mask_links(call, layer, mask_sources):
+def _mask_links(call, layer, mask_sources, unfollowable):
     """{mask argument: the value whose mask it is} for the Keras masks a call was given;
     a ValueError where the twin takes no such argument, or the mask was not made by a
     twinned layer (a mask passed by hand)."""
@@ -223,6 +239,12 @@ def _mask_links(call, layer, mask_sources):
         def source(tensor, argument=argument):
             if tensor is None:
                 return None
+            if id(tensor) in unfollowable:
+                maker = unfollowable[id(tensor)]
+                raise registry.unsupported_error(
+                    call.layer, f"is given the Keras mask that {maker.name!r} "
+                                f"({type(maker).__name__}) computes, which its NumPy twin "
+                                "cannot compute")
             if id(tensor) not in mask_sources:
                 raise registry.unsupported_error(
                     call.layer, f"is given a Keras mask ({argument}) that no layer of the "
@@ -236,8 +258,9 @@ def _mask_links(call, layer, mask_sources):
 
 def _output_mask_rule(call, layer):
     """How the twin gets the Keras mask of a call's output (``Node.output_mask``): None,
-    "input" (the same mask the call was given, or its first input carried), or
-    "computed" (the twin's ``compute_mask``; for several outputs, a tuple of them)."""
+    "input" (the same mask the call was given, or its first input carried), "computed"
+    (the twin's ``compute_mask``; for several outputs, a tuple of them), or
+    "unfollowable" (Keras computes one and the twin cannot: refused if a layer reads it)."""
     masks = call.output_masks()
     if all(m is None for m in masks):
         return None
@@ -245,8 +268,7 @@ def _output_mask_rule(call, layer):
     if len(masks) == 1 and any(masks[0] is g for g in given if g is not None):
         return "input"
     if not hasattr(layer, "compute_mask"):
-        raise registry.unsupported_error(
-            call.layer, "returns a Keras mask that its NumPy twin cannot compute")
+        return "unfollowable"
     return "computed"
 
 

@@ -74,9 +74,25 @@ def _not_equal(operation, call):
 
 
 def _any(operation, call):
-    axis = call.arguments.get("axis")
+    """``ops.any(x, axis, keepdims)``: Keras keeps the axis on the operation, not in the
+    call (``Masking``'s mask is ``any(x != v, axis=-1)``)."""
+    axis = getattr(operation, "axis", None)
     return elementwise.OpAny(axis if axis is None or isinstance(axis, int) else tuple(axis),
-                             call.arguments.get("keepdims", False))
+                             bool(getattr(operation, "keepdims", False)))
+
+
+def _logical(twin_class):
+    """``ops.logical_or/and(a, b)`` of two boolean tensors (masks being merged)."""
+    def build(operation, call):
+        if not all(tf.is_tensor(v) for v in list(call.arguments.values())[:2]):
+            raise registry.unsupported_error(operation, "is given a constant, which has no "
+                                                        "NumPy twin")
+        return twin_class()
+    return build
+
+
+def _expand_dims(operation, call):
+    return core.ExpandDims(operation.axis)
 
 
 def _convert_to_tensor(operation, call):
@@ -93,6 +109,9 @@ BUILDERS = {
     keras_core.ConvertToTensor: _convert_to_tensor,
     keras_numpy.NotEqual: _not_equal,
     keras_numpy.Any: _any,
+    keras_numpy.LogicalOr: _logical(elementwise.OpLogicalOr),
+    keras_numpy.LogicalAnd: _logical(elementwise.OpLogicalAnd),
+    keras_numpy.ExpandDims: _expand_dims,
     keras_numpy.Add: _binary(elementwise.OpAdd),
     keras_numpy.Subtract: _binary(elementwise.OpSubtract),
     keras_numpy.Multiply: _binary(elementwise.OpMultiply),
