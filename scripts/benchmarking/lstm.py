@@ -115,18 +115,15 @@ class JaxLstmRunner(peers._JaxPeer):  # pylint: disable=protected-access
         self._compile(logits)
 
 
-class TorchLstmRunner(peers._Peer):  # pylint: disable=protected-access
+class TorchLstmRunner(peers._TorchPeer):  # pylint: disable=protected-access
     """Eager `nn.LSTM(batch_first=True)` and `nn.Linear` on its last output,
     `F.cross_entropy`, `torch.optim.Adam`; Keras's initialisers (Glorot-uniform input
     weights, orthogonal recurrent ones, forget-gate bias 1, the second bias zero)."""
 
     def __init__(self, x, y, batch_size, seed, units=UNITS):
-        # pylint: disable=import-outside-toplevel
-        import torch
-        from torch import nn
-        self.torch, self.loss_fn = torch, nn.functional.cross_entropy
-        super().__init__(torch.from_numpy(x), torch.from_numpy(y.astype(np.int64)), batch_size,
-                         seed)
+        from torch import nn  # pylint: disable=import-outside-toplevel
+        super().__init__(x, y, batch_size, seed)
+        torch = self.torch
         generator = torch.Generator().manual_seed(seed)
         self.lstm = nn.LSTM(x.shape[2], units, batch_first=True)
         self.dense = nn.Linear(units, peers.NUM_CLASSES)
@@ -138,35 +135,12 @@ class TorchLstmRunner(peers._Peer):  # pylint: disable=protected-access
             self.lstm.bias_hh_l0.zero_()
             nn.init.xavier_uniform_(self.dense.weight, generator=generator)
             self.dense.bias.zero_()
-        self.optimizer = torch.optim.Adam([*self.lstm.parameters(), *self.dense.parameters()],
-                                          lr=peers.LEARNING_RATE,
-                                          betas=(peers.BETA_1, peers.BETA_2), eps=peers.EPSILON)
-        self.totals = None
+        self.model = nn.ModuleList([self.lstm, self.dense])
+        self._adam()
 
     def _logits(self, xb):
         _, (h, _) = self.lstm(xb.float().div_(255))  # h (1, B, U): the last step's output
         return self.dense(h[-1])  # (B, 10)
-
-    def _reset(self):
-        self.totals = [self.torch.zeros(()), 0, self.torch.zeros((), dtype=self.torch.int64), 0]
-
-    def _step(self, xb, yb):
-        z = self._logits(xb)
-        loss = self.loss_fn(z, yb)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        self.totals[0] += loss.detach()
-        self.totals[1] += 1
-        self.totals[2] += (z.detach().argmax(dim=-1) == yb).sum()
-        self.totals[3] += len(yb)
-
-    def _totals(self):
-        return self.totals
-
-    def predict(self, xb):
-        with self.torch.no_grad():
-            return self._logits(self.torch.from_numpy(xb)).argmax(-1).numpy()
 
 
 PEER_RUNNERS = {"jax": JaxLstmRunner, "torch": TorchLstmRunner}

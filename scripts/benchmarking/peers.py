@@ -156,10 +156,11 @@ class JaxRunner(_JaxPeer):
         self._compile(logits)
 
 
-class TorchRunner(_Peer):
-    """Eager `nn.Sequential`, `F.cross_entropy`, `torch.optim.Adam`."""
+class _TorchPeer(_Peer):
+    """A PyTorch peer: eager steps of `F.cross_entropy` on `self._logits(xb)` (a subclass
+    defines it and `self.model`) and `torch.optim.Adam`, the running totals as tensors."""
 
-    def __init__(self, x, y, batch_size, seed, hidden_units=HIDDEN_UNITS):
+    def __init__(self, x, y, batch_size, seed):
         # pylint: disable=import-outside-toplevel
         import torch
         from torch import nn
@@ -167,25 +168,17 @@ class TorchRunner(_Peer):
         # The same arrays: torch.from_numpy shares their memory.
         super().__init__(torch.from_numpy(x), torch.from_numpy(y.astype(np.int64)), batch_size,
                          seed)
-        sizes = _layer_sizes(x, hidden_units)
-        layers = [nn.Flatten()]
-        for a, b in zip(sizes[:-1], sizes[1:]):
-            layers += [nn.Linear(a, b), nn.ReLU()]
-        self.model = nn.Sequential(*layers[:-1])  # logits: the softmax is in the loss
-        generator = torch.Generator().manual_seed(seed)
-        for layer in self.model:
-            if isinstance(layer, nn.Linear):
-                nn.init.xavier_uniform_(layer.weight, generator=generator)
-                nn.init.zeros_(layer.bias)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=LEARNING_RATE,
-                                          betas=(BETA_1, BETA_2), eps=EPSILON)
         self.totals = None
+
+    def _adam(self):
+        self.optimizer = self.torch.optim.Adam(self.model.parameters(), lr=LEARNING_RATE,
+                                               betas=(BETA_1, BETA_2), eps=EPSILON)
 
     def _reset(self):
         self.totals = [self.torch.zeros(()), 0, self.torch.zeros((), dtype=self.torch.int64), 0]
 
     def _step(self, xb, yb):
-        z = self.model(xb.float().div_(255))  # (B, 10)
+        z = self._logits(xb)
         loss = self.loss_fn(z, yb)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -200,7 +193,29 @@ class TorchRunner(_Peer):
 
     def predict(self, xb):
         with self.torch.no_grad():
-            return self.model(self.torch.from_numpy(xb).float().div_(255)).argmax(-1).numpy()
+            return self._logits(self.torch.from_numpy(xb)).argmax(-1).numpy()
+
+
+class TorchRunner(_TorchPeer):
+    """Eager `nn.Sequential`, `F.cross_entropy`, `torch.optim.Adam`."""
+
+    def __init__(self, x, y, batch_size, seed, hidden_units=HIDDEN_UNITS):
+        from torch import nn  # pylint: disable=import-outside-toplevel
+        super().__init__(x, y, batch_size, seed)
+        sizes = _layer_sizes(x, hidden_units)
+        layers = [nn.Flatten()]
+        for a, b in zip(sizes[:-1], sizes[1:]):
+            layers += [nn.Linear(a, b), nn.ReLU()]
+        self.model = nn.Sequential(*layers[:-1])  # logits: the softmax is in the loss
+        generator = self.torch.Generator().manual_seed(seed)
+        for layer in self.model:
+            if isinstance(layer, nn.Linear):
+                nn.init.xavier_uniform_(layer.weight, generator=generator)
+                nn.init.zeros_(layer.bias)
+        self._adam()
+
+    def _logits(self, xb):
+        return self.model(xb.float().div_(255))  # (B, 10)
 
 
 class NumpyByHandRunner(_Peer):
