@@ -127,24 +127,20 @@ def _seed(layer):
     return layer.seed
 
 
-@registry.with_call
-def _attention(layer, call=None):
-    _plain(layer)
-    options = _call_arguments(layer, call, {"use_causal_mask": False,
-                                            "return_attention_scores": False})
-    scale = registry.weights(layer.scale) if layer.scale is not None else None
-    weight = (registry.weights(layer.concat_score_weight)
-              if layer.concat_score_weight is not None else None)
-    return attention.Attention(scale, weight, layer.dropout, _seed(layer), **options)
-
-
-@registry.with_call
-def _additive_attention(layer, call=None):
-    _plain(layer)
-    options = _call_arguments(layer, call, {"use_causal_mask": False,
-                                            "return_attention_scores": False})
-    scale = registry.weights(layer.scale) if layer.scale is not None else None
-    return attention.AdditiveAttention(scale, layer.dropout, _seed(layer), **options)
+def _dot_attention(twin_class):
+    """The builder of ``Attention`` (its optional concat-score weight too) or
+    ``AdditiveAttention``: the scale, dropout, seed and the call's options."""
+    @registry.with_call
+    def build(layer, call=None):
+        _plain(layer)
+        options = _call_arguments(layer, call, {"use_causal_mask": False,
+                                                "return_attention_scores": False})
+        scale = registry.weights(layer.scale) if layer.scale is not None else None
+        weight = getattr(layer, "concat_score_weight", None)
+        extra = (() if twin_class is attention.AdditiveAttention else
+                 (None if weight is None else registry.weights(weight),))
+        return twin_class(scale, *extra, layer.dropout, _seed(layer), **options)
+    return build
 
 
 BUILDERS = {
@@ -154,6 +150,6 @@ BUILDERS = {
     keras.layers.Masking: _masking,
     keras.layers.MultiHeadAttention: _multi_head_attention,
     keras.layers.GroupQueryAttention: _grouped_query_attention,
-    keras.layers.Attention: _attention,
-    keras.layers.AdditiveAttention: _additive_attention,
+    keras.layers.Attention: _dot_attention(attention.Attention),
+    keras.layers.AdditiveAttention: _dot_attention(attention.AdditiveAttention),
 }
