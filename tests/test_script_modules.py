@@ -138,8 +138,18 @@ def test_measure_twin_properties_prints_the_models_each_property_compared(script
     names = ["test_random_sequential_models", "test_random_functional_models",
              "test_random_subclassed_models",
              "test_random_models_with_batch_normalization_or_dropout"]
+    sequence_tally = types.SimpleNamespace(models=0)
+
+    def sequence_models():  # each model compared twice: inference and training mode
+        sequence_tally.models += 2 * 5
+
+    sequence_models.__name__ = "test_random_sequence_models"
     monkeypatch.setattr(measure, "properties", types.SimpleNamespace(
-        TALLY=tally, **{name: comparing(name, n) for n, name in enumerate(names, 1)}))
+        TALLY=tally, SEQUENCE_TALLY=sequence_tally,
+        test_random_sequence_models=sequence_models,
+        **{name: comparing(name, n) for n, name in enumerate(names, 1)}))
     measure.main()
-    assert capsys.readouterr().out.splitlines()[:4] == [
-        f"{name}: {n} models" for n, name in enumerate(names, 1)]
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:4] == [f"{name}: {n} models" for n, name in enumerate(names, 1)]
+    assert ("test_random_sequence_models: 5 models, each compared in inference and in "
+            "training mode") in lines
