@@ -12,9 +12,9 @@ import pytest
 import tensorflow as tf
 
 from numpy_ref import layers as L
-from untwinned import Cube
 from numpy_ref.network import serialization
 from tfmodels import models, parity
+from untwinned import Cube
 
 ATOL = 1e-12
 F64 = "float64"

@@ -142,12 +142,6 @@ def no_option(layer, option, value, supported):
                                     f"(supported: {supported})")
 
 
-def channels_last(layer):
-    if layer.data_format != "channels_last":
-        raise no_option(layer, "data_format", layer.data_format, "'channels_last'")
-    return layer
-
-
 def register_all(builders):
     """Registers every ``{keras class: builder}`` of a dict."""
     for keras_class, builder in builders.items():
