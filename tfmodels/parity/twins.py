@@ -404,21 +404,21 @@ def to_keras(net, model):
     the twin of one instance fits another instance of the same architecture; all
     are checked before anything is assigned.
     """
-    pairs = []
-    for name, variable in match_variables(net, model).items():
-        value = net.state[name] if name in net.state else net.params[name]
-        pairs.append((variable, value))
-    for variable, value in pairs:
-        variable.assign(np.asarray(value, dtype=variable.dtype))
+    for name, variable in match_variables(net, model).items():  # every one checked first
+        variable.assign(np.asarray(_view(net, name)[name], dtype=variable.dtype))
     return model
 
 
 def from_keras(net, model):
     """Copies ``model``'s current weights into the twin (the reverse of ``to_keras``)."""
     for name, variable in match_variables(net, model).items():
-        view = net.state if name in net.state else net.params
-        view[name] = variable.numpy()
+        _view(net, name)[name] = variable.numpy()
     return net
+
+
+def _view(net, name):
+    """The twin's ``state`` or ``params``, whichever holds ``name``."""
+    return net.state if name in net.state else net.params
 
 
 _SUFFIX = re.compile(r"_\d+$")
@@ -450,7 +450,7 @@ def match_variables(net, model):
     else:
         matched = _match_by_canonical_path(names, list(variables.values()), model)
     for name, variable in matched.items():
-        value = net.state[name] if name in net.state else net.params[name]
+        value = _view(net, name)[name]
         if tuple(variable.shape) != np.shape(value):
             raise ValueError(f"Shape mismatch: the twin's {name!r} is {np.shape(value)}, the "
                              f"Keras weight {variable.path!r} {tuple(variable.shape)}")
