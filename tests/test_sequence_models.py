@@ -21,7 +21,7 @@ from fakes import tiny_digits
 from keras_twins import assert_agree, mse, targets_like, twin_of
 from numpy_ref.layers.position import PositionEmbedding as Twin
 from numpy_ref.network import serialization
-from tfmodels import models
+from tfmodels import models, parity
 from tfmodels.errors import ConfigError
 from tfmodels.models.sequence import PositionEmbedding
 from tfmodels.run import experiment
@@ -126,6 +126,26 @@ def test_vit_has_16_patch_tokens(input_shape, patch):
 def test_vit_refuses_widths_it_cannot_use(units, match):
     with pytest.raises(ValueError, match=match):
         models.build_model("vit", units, input_shape=(28, 28))
+
+
+def test_vit_dropout_regularises_attention_and_mlp():
+    model = models.build_model("vit", (8, 8), input_shape=(28, 28), dropout=0.25)
+    assert model.get_layer("block2_attention").dropout == 0.25
+    assert [model.get_layer(f"block1_drop{i}").rate for i in (1, 2)] == [0.25, 0.25]
+    plain = models.build_model("vit", (8, 8), input_shape=(28, 28))
+    assert not any(isinstance(layer, keras.layers.Dropout) for layer in plain.layers)
+    assert plain.get_layer("block1_attention").dropout == 0
+
+
+def test_vit_dropout_twin_follows_keras_in_training():
+    """In training, with the masks Keras drew (attention weights and both MLP Dropouts),
+    the twin's loss and every gradient agree with Keras to float64 rounding."""
+    keras.utils.set_random_seed(3)
+    model = models.build_model("vit", (8, 8), input_shape=(28, 28), dtype="float64",
+                               dropout=0.3)
+    x = np.random.default_rng(3).random((4, 28, 28))
+    report = parity.compare(model, x, np.arange(4) % 10, training=True)
+    assert report.ok, str(report)
 
 
 def test_each_model_takes_its_own_default_activation():

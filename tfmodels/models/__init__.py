@@ -86,12 +86,12 @@ MODELS = {
                                   "SVHN 32 of 96), one LSTM per hidden size (cell activation "
                                   "tanh by default), softmax 10 on the last output"),
     "vit": ModelKind(_functional(vit_classifier), (64, 64, 64), activation="gelu",
-                     check_units=check_vit_widths,
+                     check_units=check_vit_widths, options=("dropout",),
                      description="a small Vision Transformer: 16 patches (7x7 MNIST, 8x8 SVHN) "
                                  "by a strided conv, learned position embeddings, one pre-norm "
                                  "encoder block (4-head attention, MLP of twice the width, gelu "
                                  "by default) per hidden size, all equal (the token width), "
-                                 "mean token, softmax 10"),
+                                 "mean token, softmax 10; --dropout in the attention and MLP"),
 }
 MODEL_NAMES = tuple(MODELS)
 

@@ -15,8 +15,8 @@ U LSTM units.
 
 import keras
 
-from tfmodels.models.checks import check_args
-from tfmodels.models.convnets import _classifier, _image_input
+from tfmodels.models.checks import check_args, check_regularization
+from tfmodels.models.convnets import _classifier, _image_input, functional_model
 
 
 @keras.saving.register_keras_serializable(package="tfmodels")
@@ -58,15 +58,6 @@ class PositionEmbedding(keras.layers.Layer):
         return {**super().get_config(), "stddev": self.stddev}
 
 
-def _model(inputs, outputs, name, dtype):
-    """The functional model, with the dtype policy its layers have (a functional model
-    takes no `dtype`; the training loop accumulates its metrics in the model's dtype)."""
-    model = keras.Model(inputs, outputs, name=name)
-    if dtype is not None:
-        model.dtype_policy = dtype
-    return model
-
-
 def _rows(input_shape, dtype):
     """The model's input, and that input as a sequence of rows: (N, H, W) grey images
     stay as they are, (N, H, W, C) colour ones become (N, H, W*C)."""
@@ -98,7 +89,7 @@ def lstm_classifier(input_shape, hidden_units=(128,), activation="tanh", num_cla
     for i, size in enumerate(units, start=1):
         x = keras.layers.LSTM(size, activation=activation, return_sequences=i < len(units),
                               dtype=dtype, name=f"lstm{i}")(x)  # (N, H, U) ... (N, U)
-    return _model(inputs, _classifier(x, num_classes, dtype), name, dtype)
+    return functional_model(inputs, _classifier(x, num_classes, dtype), name, dtype)
 
 
 VIT_HEADS = 4  # attention heads per block; the token width must be a multiple
@@ -126,8 +117,13 @@ def check_vit_widths(hidden_units):
                          f"64,64,64. Received: hidden_units={list(units)}")
 
 
+def _dropped(x, rate, dtype, name):
+    """x after a Dropout(rate) named `name`, or x itself when the rate is 0."""
+    return keras.layers.Dropout(rate, dtype=dtype, name=name)(x) if rate else x
+
+
 def vit_classifier(input_shape, hidden_units=(64, 64, 64), activation="gelu", num_classes=10,
-                   dtype=None, name="vit"):
+                   dtype=None, name="vit", dropout=0.0):
     """A small Vision Transformer: one encoder block per entry of `hidden_units` (each the
     token width D).
 
@@ -141,9 +137,14 @@ def vit_classifier(input_shape, hidden_units=(64, 64, 64), activation="gelu", nu
 
     then a final LayerNorm, the mean over the tokens (GlobalAveragePooling1D, in place of a
     class token), and Dense(num_classes) softmax.
+
+    `dropout` > 0 regularises each block as the ViT paper does: the attention weights
+    (MultiHeadAttention's own `dropout`) and a Dropout of that rate after each of the
+    MLP's two Dense layers (`block{i}_drop1`, `block{i}_drop2`). 0 adds no layer.
     """
     units = tuple(hidden_units)
     check_args(units, activation, num_classes)
+    check_regularization(dropout, 0.0)
     check_vit_widths(units)
     width = units[0]
     patch = vit_patch_size(input_shape)
@@ -156,16 +157,18 @@ def vit_classifier(input_shape, hidden_units=(64, 64, 64), activation="gelu", nu
     for i in range(1, len(units) + 1):
         h = keras.layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, dtype=dtype,
                                             name=f"block{i}_norm1")(x)
-        h = keras.layers.MultiHeadAttention(VIT_HEADS, width // VIT_HEADS, dtype=dtype,
-                                            name=f"block{i}_attention")(h, h)
+        h = keras.layers.MultiHeadAttention(VIT_HEADS, width // VIT_HEADS, dropout=dropout,
+                                            dtype=dtype, name=f"block{i}_attention")(h, h)
         x = keras.layers.Add(dtype=dtype, name=f"block{i}_add1")([x, h])
         h = keras.layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, dtype=dtype,
                                             name=f"block{i}_norm2")(x)
         h = keras.layers.Dense(VIT_MLP_RATIO * width, activation=activation, dtype=dtype,
                                name=f"block{i}_mlp1")(h)  # (N, T, 2D)
+        h = _dropped(h, dropout, dtype, f"block{i}_drop1")
         h = keras.layers.Dense(width, dtype=dtype, name=f"block{i}_mlp2")(h)  # (N, T, D)
+        h = _dropped(h, dropout, dtype, f"block{i}_drop2")
         x = keras.layers.Add(dtype=dtype, name=f"block{i}_add2")([x, h])
     x = keras.layers.LayerNormalization(epsilon=LAYER_NORM_EPSILON, dtype=dtype,
                                         name="final_norm")(x)
     x = keras.layers.GlobalAveragePooling1D(dtype=dtype, name="mean_token")(x)  # (N, D)
-    return _model(inputs, _classifier(x, num_classes, dtype), name, dtype)
+    return functional_model(inputs, _classifier(x, num_classes, dtype), name, dtype)
