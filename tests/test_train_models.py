@@ -65,6 +65,19 @@ def test_convnets_train_alike_on_both_backends(tmp_path, tiny_data, model):
         assert (tmp_path / backend / "weights.npz").is_file()
 
 
+def test_float64_convnet_metrics_are_not_rounded_to_float32(tmp_path, tiny_data):
+    """A float64 functional model's metrics accumulate in float64 (Keras's functional
+    Model takes no dtype; the model's policy is set), so the backends agree to float64
+    rounding compounded over 12 steps, far below float32's 6e-8 relative spacing."""
+    assert models.build_model("simple_convnet", dtype="float64",
+                              input_shape=(28, 28)).dtype_policy.name == "float64"
+    histories = run_both(tmp_path, tiny_data, model="simple_convnet", hidden_units=(16,),
+                         dtype="float64")
+    for tf_entry, np_entry in zip(histories["tensorflow"], histories["numpy"]):
+        for key in ("train_loss", "test_loss"):
+            assert np_entry[key] == pytest.approx(tf_entry[key], rel=1e-12, abs=0), key
+
+
 @pytest.mark.parametrize("optimizer", optimizers.OPTIMIZER_NAMES)
 def test_every_optimizer_trains_alike_on_both_backends(tmp_path, tiny_data, optimizer):
     # float64: the twin of each Keras optimizer steps exactly as Keras does, so the two

@@ -23,6 +23,16 @@ def _image_input(input_shape, dtype):
     return inputs, inputs
 
 
+def functional_model(inputs, outputs, name, dtype):
+    """The functional model, with the dtype policy its layers have: `keras.Model` takes no
+    `dtype`, and the training loop accumulates its metrics in the model's dtype (float64
+    runs would otherwise report float32-rounded losses and accuracies)."""
+    model = keras.Model(inputs, outputs, name=name)
+    if dtype is not None:
+        model.dtype_policy = dtype
+    return model
+
+
 def _classifier(x, num_classes, dtype, initializer="glorot_uniform", dropout=0.0):
     """Dense(num_classes) [-> Dropout] -> softmax, in the policy's variable dtype (float32
     under mixed_float16, so the softmax and the loss never run in float16)."""
@@ -52,7 +62,7 @@ def simple_convnet(input_shape, hidden_units=(100,), activation="relu", num_clas
     x = keras.layers.Flatten(dtype=dtype, name="flatten")(x)
     x = keras.layers.Dense(hidden, activation=activation, kernel_initializer=init, dtype=dtype,
                            name="dense1")(x)
-    return keras.Model(inputs, _classifier(x, num_classes, dtype, init), name=name)
+    return functional_model(inputs, _classifier(x, num_classes, dtype, init), name, dtype)
 
 
 # (filters, padding) of the book's six 3x3 convolutions; a max-pool follows every second one.
@@ -78,5 +88,5 @@ def deep_convnet(input_shape, hidden_units=(50,), activation="relu", num_classes
     x = keras.layers.Dense(hidden, activation=activation, kernel_initializer="he_normal",
                            dtype=dtype, name="dense1")(x)
     x = keras.layers.Dropout(dropout, dtype=dtype, name="dropout1")(x)
-    return keras.Model(inputs, _classifier(x, num_classes, dtype, "he_normal", dropout),
-                       name=name)
+    return functional_model(inputs, _classifier(x, num_classes, dtype, "he_normal", dropout),
+                            name, dtype)
