@@ -18,6 +18,7 @@ import pytest
 
 from keras_twins import assert_agree, mse, twin_of
 from tfmodels import parity
+from tfmodels.parity import registry
 
 L = keras.layers
 F64 = "float64"
@@ -186,8 +187,10 @@ def test_weights_of_another_architecture_are_refused_by_name():
         parity.to_keras(parity.twin(first), other)
 
 
-def test_a_refusal_names_the_keras_layer_not_its_inside():
-    """ConvLSTM1D has no twin; the leaf the trace reaches is the cell inside it."""
+def test_a_refusal_names_the_keras_layer_not_its_inside(monkeypatch):
+    """A ConvLSTM1D without its twin (taken out of the registry here): the leaf the
+    trace reaches is the cell inside it."""
+    monkeypatch.delitem(registry._TWINS, L.ConvLSTM1D)
     inputs = keras.Input((5, 6, 3), dtype=F64)
     seq = L.ConvLSTM1D(2, 3, dtype=F64, name="seq")(inputs)
     model = keras.Model(inputs, L.Dense(2, dtype=F64)(L.Flatten(dtype=F64)(seq)))

@@ -191,6 +191,41 @@ class GatedCell(Cell):
     ACTIVATION_KEYS = ("activation", "recurrent_activation")
 
 
+def lstm_gates(z, c_prev, activation, recurrent_activation):
+    """The LSTM's gates from their pre-activations z (..., 4U), Keras's order i, f, c, o
+    along the last axis, and the previous carry c_prev (..., U):
+
+        i = σ(z_i)  f = σ(z_f)  g = act(z_c)  o = σ(z_o)    (σ recurrent_activation)
+        c = f * c_prev + i * g;   h = o * act(c)
+
+    Returns (h, c, cache for ``lstm_gates_backward``). The leading axes are any: (N,)
+    for ``LSTMCell``, (N, *S) for a convolutional LSTM's positions."""
+    U = c_prev.shape[-1]
+    gate_acts = [fresh(a) for a in (recurrent_activation, recurrent_activation, activation,
+                                    recurrent_activation)]
+    i, f, g, o = (a.forward(z[..., k * U:(k + 1) * U]) for k, a in enumerate(gate_acts))
+    c = f * c_prev + i * g
+    cell_act = fresh(activation)
+    act_c = cell_act.forward(c)
+    h = o * act_c
+    return h, c, (c_prev, i, f, g, o, gate_acts, cell_act, act_c)
+
+
+def lstm_gates_backward(cache, dh, dc):
+    """(dz (..., 4U), dc_prev) from dh, the gradient reaching h (output + next step's),
+    and dc, the next step's gradient of the carry:
+
+        do = dh * act(c);  dc += act'(c) * dh * o
+        di = dc * g;  df = dc * c_prev;  dg = dc * i;  dc_prev = dc * f
+        dz = [σ'(z_i) di | σ'(z_f) df | act'(z_c) dg | σ'(z_o) do]"""
+    c_prev, i, f, g, o, gate_acts, cell_act, act_c = cache
+    do = dh * act_c
+    dc = dc + cell_act.backward(dh * o)
+    di, df, dg = dc * g, dc * c_prev, dc * i
+    dz = np.concatenate([a.backward(d) for a, d in zip(gate_acts, (di, df, dg, do))], axis=-1)
+    return dz, dc * f
+
+
 class LSTMCell(GatedCell):
     """Long short-term memory, Keras's gate order i, f, c, o; states (h, c).
 
@@ -205,6 +240,9 @@ class LSTMCell(GatedCell):
         di = dc * g;  df = dc * c_{t-1};  dg = dc * i;  dc_{t-1} = dc * f
         dz = [σ'(z_i) di | σ'(z_f) df | tanh'(z_c) dg | σ'(z_o) do]
         dK += x^T dz;  dR += h_{t-1}^T dz;  db += sum_N dz;  dx = dz K^T;  dh_{t-1} = dz R^T
+
+    The gates and their backward are ``lstm_gates`` / ``lstm_gates_backward``, which the
+    convolutional LSTM (``conv_lstm``) shares.
     """
 
     gates = 4
@@ -212,30 +250,17 @@ class LSTMCell(GatedCell):
 
     def step(self, x, states, x_masks=None, h_masks=None):
         h_prev, c_prev = states
-        U = self.units
         xs, hs = gate_inputs(x, x_masks, 4), gate_inputs(h_prev, h_masks, 4)
         z = (gate_matmul(xs, self.params["kernel"])  # (N, 4U)
              + gate_matmul(hs, self.params["recurrent_kernel"]))
         if "bias" in self.params:
             z += self.params["bias"]
-        gate_acts = [fresh(a) for a in (self.recurrent_activation, self.recurrent_activation,
-                                        self.activation, self.recurrent_activation)]
-        i, f, g, o = (a.forward(z[:, k * U:(k + 1) * U]) for k, a in enumerate(gate_acts))
-        c = f * c_prev + i * g
-        cell_act = fresh(self.activation)
-        tanh_c = cell_act.forward(c)
-        h = o * tanh_c
-        cache = (xs, hs, x_masks, h_masks, c_prev, i, f, g, o, gate_acts, cell_act, tanh_c)
-        return h, [h, c], cache
+        h, c, gates = lstm_gates(z, c_prev, self.activation, self.recurrent_activation)
+        return h, [h, c], (xs, hs, x_masks, h_masks, gates)
 
     def step_backward(self, cache, dout, dstates):
-        xs, hs, x_masks, h_masks, c_prev, i, f, g, o, gate_acts, cell_act, tanh_c = cache
-        dh = dout + dstates[0]
-        do = dh * tanh_c
-        dc = dstates[1] + cell_act.backward(dh * o)
-        di, df, dg = dc * g, dc * c_prev, dc * i
-        dc_prev = dc * f
-        dz = np.concatenate([a.backward(d) for a, d in zip(gate_acts, (di, df, dg, do))], axis=1)
+        xs, hs, x_masks, h_masks, gates = cache
+        dz, dc_prev = lstm_gates_backward(gates, dout + dstates[0], dstates[1])
         dx, dK = gate_matmul_backward(xs, x_masks, self.params["kernel"], dz)
         dh_prev, dR = gate_matmul_backward(hs, h_masks, self.params["recurrent_kernel"], dz)
         self.add_grads(kernel=dK, recurrent_kernel=dR)
@@ -353,4 +378,4 @@ class GRUCell(GatedCell):
 CELLS = {cls.__name__: cls for cls in (SimpleRNNCell, LSTMCell, GRUCell)}
 
 __all__ = ["CELLS", "Cell", "GRUCell", "LSTMCell", "SimpleRNNCell", "fresh", "gate_inputs",
-           "gate_matmul", "gate_matmul_backward"]
+           "gate_matmul", "gate_matmul_backward", "lstm_gates", "lstm_gates_backward"]

@@ -4,7 +4,7 @@ Every concrete class ``keras.layers`` exports is twinned (its builder is in the
 registry), traced through (``TRACED``: it only applies other layers) or on
 ``REFUSED`` with the reason; ``tests/test_layer_coverage.py``
 holds each twinned class against Keras and fails on a class in neither place (a
-new Keras version adding layers says so). The README's layer table is
+new Keras version adding layers says so). The layer table of docs/layers.md is
 ``markdown_table()``, printed by ``scripts/layer_table.py``.
 """
 
@@ -17,10 +17,8 @@ _STRINGS = ("maps strings or integers through a vocabulary or a hash: a lookup t
 _FOREIGN = "wraps a function of another framework, which the twin cannot read"
 _CELL = ("one time step of a recurrent layer: twinned inside the RNN (or Bidirectional) "
          "that loops it over time; called on its own it has no twin")
-_CONV_LSTM = ("an LSTM whose gates are convolutions over each step's image: not twinned yet "
-              "(the LSTM's time loop is, the convolutions of a step are not wired into it)")
 
-# class name -> why it has no twin (one line, read by users in the README's table)
+# class name -> why it has no twin (one line, read by users in docs/layers.md's table)
 REFUSED = {
     "Layer": "the base class: a subclass is traced through the layers it calls, or gets "
              "a twin with register_twin",
@@ -38,7 +36,6 @@ REFUSED = {
     "TFSMLayer": _FOREIGN, "JaxLayer": _FOREIGN, "FlaxLayer": _FOREIGN,
     "TorchModuleWrapper": _FOREIGN,
     **{name: _CELL for name in ("SimpleRNNCell", "LSTMCell", "GRUCell", "StackedRNNCells")},
-    **{name: _CONV_LSTM for name in ("ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D")},
 }
 
 
@@ -73,7 +70,7 @@ def status(cls):
 
 
 def markdown_table():
-    """The README's table: every public Keras layer class, twinned or refused (why)."""
+    """docs/layers.md's table: every public Keras layer class, twinned or refused (why)."""
     rows = sorted((name, *status(cls)) for cls, name in public_layer_classes().items())
     twinned = [name for name, kind, _ in rows if kind == "twinned"]
     lines = [f"Twinned ({len(twinned)} of {len(rows)} public `keras.layers` classes): "

@@ -1,5 +1,6 @@
 """The twins of Keras's recurrent layers: ``SimpleRNN``, ``LSTM``, ``GRU``, ``RNN`` of their
-cells (stacked too), ``Bidirectional`` and ``TimeDistributed``: ``{keras class: builder}``.
+cells (stacked too), ``Bidirectional``, ``TimeDistributed`` and ``ConvLSTM1D/2D/3D``:
+``{keras class: builder}``.
 
 A recurrent twin holds its cells' weights under the keys the twin checks
 (``twins._keras_weights``): ``kernel``, ``recurrent_kernel``, ``bias`` for one cell, the
@@ -9,7 +10,7 @@ weight's path inside the layer where names repeat (``stacked_rnn_cells/lstm_cell
 
 import keras
 
-from numpy_ref.layers import recurrent, recurrent_cells, recurrent_wrappers
+from numpy_ref.layers import activations, conv_lstm, recurrent, recurrent_cells, recurrent_wrappers
 from tfmodels.parity import registry
 from tfmodels.parity.layer_twins.noise import seed_of
 
@@ -63,6 +64,7 @@ def rnn_twin(layer, *, named=None):
     if layer.stateful:
         raise registry.no_option(named, "stateful", True, "False: each batch starts from "
                                  "zeros or the given initial_state")
+    _check_unrolled_reverse(layer, named)
     if getattr(layer, "use_cudnn", "auto") is True:
         raise registry.no_option(named, "use_cudnn", True, "'auto' or False (on CPU Keras "
                                  "runs the loop the twin follows)")
@@ -83,6 +85,20 @@ def rnn_twin(layer, *, named=None):
                          return_state=layer.return_state, go_backwards=layer.go_backwards,
                          zero_output_for_mask=layer.zero_output_for_mask, prefixes=prefixes,
                          seed=_seed(layer), output_dtype=layer.compute_dtype)
+
+
+def _check_unrolled_reverse(layer, named):
+    """Refuses the one combination where Keras's unrolled loop computes what its loop over
+    time does not (and the twin follows the latter): with a mask, it zeroes the masked
+    steps' outputs by the mask in forward time order while it lists the outputs in
+    reverse (keras/src/backend/tensorflow/rnn.py). A Bidirectional turns on
+    zero_output_for_mask and runs its backward layer with go_backwards."""
+    if layer.unroll and layer.go_backwards and layer.zero_output_for_mask and \
+            layer.return_sequences:
+        raise registry.no_option(
+            named, "unroll", True, "False with go_backwards, zero_output_for_mask and "
+            "return_sequences: Keras's unrolled loop then zeroes the masked steps' outputs by "
+            "the mask in forward time order while it lists the outputs in reverse")
 
 
 def _seed(layer):
@@ -119,6 +135,58 @@ def _inner_keys(layer, inner):
     return {outer[i]: own[i] for i in outer}
 
 
+def conv_lstm_twin(layer):
+    """The ``conv_lstm.ConvLSTM`` twin of a Keras ``ConvLSTM1D``, ``ConvLSTM2D`` or
+    ``ConvLSTM3D``."""
+    cell = layer.cell
+    if layer.stateful:
+        raise registry.no_option(layer, "stateful", True, "False: each batch starts from "
+                                 "zeros or the given initial_state")
+    _check_unrolled_reverse(layer, layer)
+    activation = registry.twin_activation(cell.activation, layer)
+    recurrent_activation = registry.twin_activation(cell.recurrent_activation, layer)
+    if cell.data_format == "channels_first":
+        if cell.rank < 3:
+            raise registry.no_option(
+                layer, "data_format", "channels_first",
+                "'channels_last'; 'channels_first' for ConvLSTM3D only: TensorFlow runs the "
+                "1-D and 2-D convolutions channels_first on a GPU only (on CPU its Conv2D op "
+                "refuses NCHW), so there is no Keras result to hold the twin against")
+        for option, twin in (("activation", activation),
+                             ("recurrent_activation", recurrent_activation)):
+            if not _elementwise(twin):
+                raise registry.no_option(
+                    layer, option, _activation_name(twin),
+                    "an activation of each value on its own with channels_first (Keras "
+                    "applies this one along the last axis of (N, F, *S), an image axis)")
+    weights = [registry.weights(cell.kernel), registry.weights(cell.recurrent_kernel),
+               None if cell.bias is None else registry.weights(cell.bias)]
+    twin_cell = conv_lstm.ConvLSTMCell(
+        *weights, strides=cell.strides, padding=cell.padding, dilation_rate=cell.dilation_rate,
+        activation=activation, recurrent_activation=recurrent_activation,
+        dropout=cell.dropout, recurrent_dropout=cell.recurrent_dropout)
+    return conv_lstm.ConvLSTM(twin_cell, return_sequences=layer.return_sequences,
+                              return_state=layer.return_state, go_backwards=layer.go_backwards,
+                              zero_output_for_mask=layer.zero_output_for_mask,
+                              data_format=cell.data_format, seed=_seed(layer),
+                              output_dtype=layer.compute_dtype)
+
+
+def _elementwise(twin):
+    """Whether an activation twin acts on each value on its own (not softmax-like)."""
+    try:
+        return activations.name_of(twin) not in ("softmax", "log_softmax")
+    except ValueError:  # an activation given as a layer: no promise
+        return False
+
+
+def _activation_name(twin):
+    try:
+        return activations.name_of(twin)
+    except ValueError:
+        return type(twin).__name__
+
+
 BUILDERS = {
     keras.layers.SimpleRNN: rnn_twin,
     keras.layers.LSTM: rnn_twin,
@@ -126,6 +194,9 @@ BUILDERS = {
     keras.layers.RNN: rnn_twin,
     keras.layers.Bidirectional: bidirectional_twin,
     keras.layers.TimeDistributed: time_distributed_twin,
+    keras.layers.ConvLSTM1D: conv_lstm_twin,
+    keras.layers.ConvLSTM2D: conv_lstm_twin,
+    keras.layers.ConvLSTM3D: conv_lstm_twin,
 }
 
-__all__ = ["BUILDERS", "cell_twin", "rnn_twin"]
+__all__ = ["BUILDERS", "cell_twin", "conv_lstm_twin", "rnn_twin"]
