@@ -11,6 +11,8 @@ layer holds (``constant``, with ``constant_first`` saying whether it is ``a``, a
     OpMultiply y = a * b    da = dout * b         db = a * dout
     OpDivide   y = a / b    da = dout / b         db = dout * ((-a / b) / b)
     OpNegative y = -x       dx = -dout
+    OpMaximum  y = max(a, b)  da = dout where a >= b   db = dout where a < b
+    OpMinimum  y = min(a, b)  da = dout where a <= b   db = dout where a > b
 
 As Keras does, both operands are first converted to the result dtype (``dtype``, the
 one Keras chose: a Python float takes the tensor's dtype, so ``x * (1 / 6)`` multiplies
@@ -110,6 +112,29 @@ class OpDivide(_Binary):
             return dout / self.b, dout * ((-self.a / self.b) / self.b)
 
 
+class OpMaximum(_Binary):
+    """y = max(a, b) (NaN wins, as in TensorFlow); a tie sends the gradient to a, as
+    TensorFlow's gradient does."""
+
+    pick = staticmethod(np.greater_equal)  # where a gets the gradient
+    extremum = staticmethod(np.maximum)
+
+    def _forward(self, a, b):
+        self.a_wins = self.pick(a, b)
+        return self.extremum(a, b)
+
+    def _backward(self, dout):
+        zeros = np.zeros_like(dout)
+        return np.where(self.a_wins, dout, zeros), np.where(self.a_wins, zeros, dout)
+
+
+class OpMinimum(OpMaximum):
+    """y = min(a, b); a tie sends the gradient to a."""
+
+    pick = staticmethod(np.less_equal)
+    extremum = staticmethod(np.minimum)
+
+
 class OpNegative(L.Layer):
     """y = -x; dx = -dout."""
 
@@ -178,5 +203,5 @@ class OpLogicalAnd(OpLogicalOr):
         return np.logical_and(xs[0], xs[1])
 
 
-__all__ = ["OpAdd", "OpAny", "OpDivide", "OpLogicalAnd", "OpLogicalOr", "OpMultiply",
-           "OpNegative", "OpNotEqual", "OpSubtract"]
+__all__ = ["OpAdd", "OpAny", "OpDivide", "OpLogicalAnd", "OpLogicalOr", "OpMaximum",
+           "OpMinimum", "OpMultiply", "OpNegative", "OpNotEqual", "OpSubtract"]

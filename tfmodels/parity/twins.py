@@ -2,9 +2,12 @@
 
 The model is traced once (``trace.py``): each call of a layer with a
 registered twin becomes a node of a ``numpy_ref.network.Network``, wired as
-the tensors flow. Parameters are keyed by the Keras variable path
-(``dense_1/kernel``) and hold copies of the weights; a layer called twice gets
-two nodes sharing one array per weight. The loss is the twin of the compiled
+the tensors flow; so does each TensorFlow operation a custom layer's ``call``
+applies between its sublayers (``x + attention(x)``: ``tf_ops.py``), and a value
+fixed when the model is traced (``ops.arange(T)``) becomes a constant node.
+Parameters are keyed by the Keras variable path (``dense_1/kernel``) and hold
+copies of the weights; a layer called twice gets two nodes sharing one array per
+weight. The loss is the twin of the compiled
 loss (or a ``SparseCategoricalCrossentropy``), and where Keras's loss reads the
 logits cached on a softmax or sigmoid output, the twin's loss reads the node
 of those logits, as the Keras graph does.
@@ -21,10 +24,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from numpy_ref.layers import activations, core
+from numpy_ref.layers import activations, core, tensor_ops
 from numpy_ref.network import Network, Node
 from tfmodels.parity import losses as twin_losses
-from tfmodels.parity import registry, regularizers, trace as tracing
+from tfmodels.parity import registry, regularizers, tf_ops, trace as tracing
 
 
 @dataclasses.dataclass
@@ -151,11 +154,29 @@ def _network(model, recorded, leaves, modes, keras_loss, specs, input_grad):
         nodes.append(Node(name, core.Cast(dtype), [source], output_mask="input"))
         return name
 
+    owners = tracing.operation_owners(recorded.root)
+
+    def add_constant(tensor, value):
+        """A value fixed when the model is traced (``ops.arange(T)``): a node holding it,
+        reading the first input (a node reads some value) and passing nothing back."""
+        owner = owners.get(id(tensor))
+        op_type = getattr(getattr(tensor, "op", None), "type", "constant")
+        name = _unique(f"{owner.name}/constant_{op_type}" if owner is not None
+                       else f"constant_{op_type}", taken)
+        nodes.append(Node(name, tensor_ops.Constant(value, tensor.dtype.name),
+                          [input_names[0]]))
+        return name
+
+    def resolve(tensor, consumer):
+        return tracing.resolve(tensor, known, model, consumer, add_cast, add_constant)
+
     mask_sources = {}  # id(a Keras mask tensor) -> the value whose mask it is
     unfollowable = {}  # id(a Keras mask the twin cannot compute) -> the layer that made it
     for call in leaves:
-        consumer = f"layer {call.layer.name!r}"
-        refs = [tracing.resolve(t, known, model, consumer, add_cast) for t in call.inputs]
+        operation = isinstance(call.layer, tracing.TFOperation)
+        consumer = (f"TensorFlow operation {call.layer.name!r}" if operation
+                    else f"layer {call.layer.name!r}")
+        refs = [resolve(t, consumer) for t in call.inputs]
         layer, frozen = _twin_layer(call, first)
         if len(refs) != 1 and not getattr(layer, "multi_input", False):
             raise registry.unsupported_error(
@@ -198,13 +219,10 @@ def _network(model, recorded, leaves, modes, keras_loss, specs, input_grad):
             if mask is not None:
                 mask_sources.setdefault(id(mask), value)
         layer_nodes.append((call.layer, names[0]))
-    outputs = [tracing.resolve(t, known, model, "the model's output", add_cast)
-               for t in recorded.outputs]
+    outputs = [resolve(t, "the model's output") for t in recorded.outputs]
     loss_layer, loss_input = _loss(model, recorded, keras_loss, nodes, outputs, known, taken)
     params = {name for node in nodes for name in node.public_names("params").values()}
-    penalties = regularizers.penalties(
-        model, recorded.root, lambda t, owner: tracing.resolve(t, known, model, owner, add_cast),
-        params)
+    penalties = regularizers.penalties(model, recorded.root, resolve, params)
     regularizers.check_count(model, penalties, recorded.probe.get("keras_losses"))
     net = Network(nodes, input_names, outputs, loss_layer, loss_input, input_grad=input_grad,
                   penalties=penalties)
@@ -297,6 +315,8 @@ def _twin_layer(call, first):
     constants (``x + 3.0`` in a functional model), a MultiHeadAttention's
     ``use_causal_mask``."""
     keras_layer = call.layer
+    if isinstance(keras_layer, tracing.TFOperation):  # an operation in a layer's own code
+        return tf_ops.build(call), ()
     builder = registry.builder_for(keras_layer)
     layer = (builder(keras_layer, call) if registry.takes_call(builder, keras_layer)
              else builder(keras_layer))
