@@ -1,4 +1,4 @@
-"""Prints the README's table of Keras layer classes: which have a NumPy twin, and why the
+"""Prints the table of docs/layers.md of Keras layer classes: which have a NumPy twin, and why the
 others are refused (``tfmodels.parity.coverage``).
 
     .venv/bin/python scripts/layer_table.py

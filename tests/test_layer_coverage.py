@@ -1,7 +1,7 @@
 """Every public Keras layer class is twinned and checked against Keras, or refused with a reason.
 
 ``tfmodels.parity.coverage`` sorts the classes ``keras.layers`` exports into
-twinned and refused (``REFUSED``, with the reason the README's table shows);
+twinned and refused (``REFUSED``, with the reason docs/layers.md shows);
 this file fails on a class in neither (a new Keras adding layers says so) and runs
 each twinned class, with one example configuration, through ``parity.compare``
 in inference: its output, the gradient at its output and input, and its weight
@@ -127,6 +127,11 @@ EXAMPLES = {
     "Bidirectional": ex(lambda d: L.Bidirectional(L.LSTM(2, dtype=d), dtype=d), SEQUENCE),
     "TimeDistributed": ex(lambda d: L.TimeDistributed(L.Dense(2, dtype=d), dtype=d),
                           SEQUENCE),
+    "ConvLSTM1D": ex(lambda d: L.ConvLSTM1D(2, 3, padding="same", return_sequences=True,
+                                            dtype=d), (3, 6, 2)),
+    "ConvLSTM2D": ex(lambda d: L.ConvLSTM2D(2, 3, strides=2, dtype=d), (3, 5, 5, 2)),
+    "ConvLSTM3D": ex(lambda d: L.ConvLSTM3D(2, 2, go_backwards=True, dtype=d),
+                     (2, 3, 3, 3, 2)),
 }
 # The image augmentation layers: the identity in inference (their twins refuse training).
 for _name in ("AugMix", "CutMix", "MixUp", "RandAugment", "RandomBrightness",
@@ -204,7 +209,7 @@ def scaled(difference):
     return difference.abs / max(1.0, largest)
 
 
-def test_the_readme_table_is_the_coverage_table():
-    readme = (HERE.parent / "README.md").read_text()
-    assert coverage.markdown_table() in readme, (
-        "README.md's layer table is stale: paste the output of scripts/layer_table.py")
+def test_the_docs_table_is_the_coverage_table():
+    table = (HERE.parent / "docs" / "layers.md").read_text()
+    assert coverage.markdown_table() in table, (
+        "docs/layers.md's layer table is stale: paste the output of scripts/layer_table.py")
