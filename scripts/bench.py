@@ -12,8 +12,14 @@ book's SimpleConvNet (numpy_ref against the custom loop, one thread), and the LS
 
 import os
 import pathlib
+import sys
 
-from absl import app
+from tfmodels.run import console
+
+if __name__ == "__main__":  # first: TensorFlow, if this process loads it, stays quiet
+    console.quiet_start(sys.argv)
+
+from absl import app  # pylint: disable=wrong-import-position
 from absl import flags
 from absl import logging
 

@@ -3,14 +3,20 @@
     python scripts/compare.py --model_file=my_model.keras --dataset=mnist
 
 Prints a table (per layer: output, dL/d output and weight-gradient differences),
-writes compare.json and compare.png into --output_dir, and exits 0 when every
-layer agrees, 6 when the two part (the table names the first layer that does).
+writes compare.json and compare.png into --output_dir (and prints their paths), and
+exits 0 when every layer agrees, 6 when the two part (the table names the first layer
+that does).
 Other exit codes: tfmodels/run/cli.py.
 """
 
-import os
+import sys
 
-from absl import app, flags
+from tfmodels.run import console
+
+if __name__ == "__main__":  # first: TensorFlow reads its log settings when imported
+    console.quiet_start(sys.argv)
+
+from absl import app, flags  # pylint: disable=wrong-import-position
 
 from tfmodels import data
 from tfmodels.run import cli, comparison
@@ -34,13 +40,13 @@ flags.mark_flag_as_required("model_file")
 @cli.guarded
 def main(argv):
     del argv  # unused
-    report = comparison.compare_model_file(
+    report, files = comparison.compare_model_file(
         MODEL_FILE.value, DATASET.value, NUM_EXAMPLES.value, DTYPE.value, OUTPUT_DIR.value,
         DATA_DIR.value, TRAINING.value)
     print(report)
+    print("Files:", ", ".join(str(path) for path in files))
     return 0 if report.ok else cli.EXIT_DIVERGED
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ banner quiet
     app.run(main, flags_parser=cli.parse_flags)

@@ -6,9 +6,14 @@ Prints test loss, accuracy, per-class accuracy and the confusion matrix, and
 writes evaluation_<backend>.json and confusion_<backend>.png to --model_dir.
 """
 
-import os
+import sys
 
-from absl import app, flags
+from tfmodels.run import console
+
+if __name__ == "__main__":  # first: TensorFlow reads its log settings when imported
+    console.quiet_start(sys.argv)
+
+from absl import app, flags  # pylint: disable=wrong-import-position
 
 from tfmodels.run import backends, cli, evaluation
 from tfmodels.run.config import expand_path
@@ -29,5 +34,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ banner quiet
     app.run(main, flags_parser=cli.parse_flags)

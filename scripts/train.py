@@ -3,15 +3,21 @@
     python scripts/train.py                       # Mymodel, MNIST, 10 epochs, Adam, batch 32
     python scripts/train.py --backend=numpy       # the same recipe in NumPy
     python scripts/train.py --help                # every flag
+    python scripts/train.py -v 1                  # TensorFlow's own log lines too
 
 Everything is written to --model_dir (see tfmodels/run/rundir.py); rerunning
 with the same directory resumes after the last completed epoch. Exit codes:
 tfmodels/run/cli.py.
 """
 
-import os
+import sys
 
-from absl import app, flags
+from tfmodels.run import console
+
+if __name__ == "__main__":  # first: TensorFlow reads its log settings when imported
+    console.quiet_start(sys.argv)
+
+from absl import app, flags  # pylint: disable=wrong-import-position
 
 from tfmodels.run import cli, config, experiment
 
@@ -26,5 +32,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ banner quiet
     app.run(main, flags_parser=cli.parse_flags)

@@ -102,6 +102,9 @@ def test_a_model_that_agrees_with_its_twin(runs, folder, agreeing, dtype):
     assert [row["name"] for row in saved["layers"]] == [layer.name for layer in agreeing.layers]
     assert all(row["ok"] for row in saved["layers"])
     assert (folder / dtype / "compare.png").read_bytes().startswith(PNG_SIGNATURE)
+    # The last line names the files written, by their absolute paths.
+    assert proc.stdout.splitlines()[-1] == (f"Files: {folder / dtype / 'compare.json'}, "
+                                            f"{folder / dtype / 'compare.png'}")
 
 
 def test_a_wrong_custom_twin_is_the_named_divergence(runs, folder):

@@ -78,7 +78,8 @@ def test_an_expected_failure_is_one_line_and_its_exit_code(script, tmp_path, cap
     assert last.startswith(f"{name}.py: error: ") and fragment in last, last
 
 
-def test_compare_passes_a_model_that_agrees_with_its_twin(script, tmp_path, tiny_data_dir):
+def test_compare_passes_a_model_that_agrees_with_its_twin(script, tmp_path, tiny_data_dir,
+                                                          capsys):
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(),
                               keras.layers.Dense(4, activation="relu"), keras.layers.Dense(10)])
@@ -88,6 +89,8 @@ def test_compare_passes_a_model_that_agrees_with_its_twin(script, tmp_path, tiny
                     f"--data_dir={tiny_data_dir}")
     assert code == 0
     assert json.loads((tmp_path / "out" / "compare.json").read_text())["ok"] is True
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"Files: {tmp_path / 'out' / 'compare.json'}, {tmp_path / 'out' / 'compare.png'}")
 
 
 @pytest.mark.parametrize("quick", [False, True])

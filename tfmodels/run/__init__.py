@@ -3,7 +3,8 @@
 Each module imports only modules listed above it (no cycle):
 
     names          every name written in a run directory (--model_dir)
-    cli            the scripts' one-line errors and exit codes
+    console        what the scripts print: TensorFlow's start-up lines off, ours plain
+    cli            the scripts' one-line errors, exit codes, --help and next-step commands
     progress       the per-epoch progress bar
     lock           one process at a time in a run directory
     artifacts      history, curves and checkpoints, each written atomically

@@ -2,7 +2,7 @@
 
     history.json   {"flags": {...}, "epochs": [{"epoch": 1, "train_loss": ..}, ..]}
     history.csv    the same epochs as a table
-    curves.png     loss and accuracy, train and test, per epoch
+    curves.png     loss and accuracy (%), train and test, per epoch, titled with the run
     checkpoints/   ckpt-0001.npz ... after every epoch (weights, optimizer, epoch)
     weights.npz    final weights, loadable by numpy_ref.network.serialization.load_npz
     model.keras    final weights as a Keras model file (``keras_model.save_keras_model``)
@@ -83,21 +83,52 @@ def write_history(model_dir, flags, epochs):
     writer.writerows(epochs)
     write_text(model_dir / names.HISTORY_CSV, table.getvalue())
     if epochs:
-        plot_curves(epochs, model_dir / names.CURVES)
+        plot_curves(epochs, model_dir / names.CURVES, curves_title(flags, epochs))
 
 
-def plot_curves(epochs, path):
-    """Loss and accuracy per epoch, train and test, side by side."""
+def curves_title(flags, epochs):
+    """What curves.png shows, in a line: the run (model or model file, data set, backend)
+    and its last and best test accuracy."""
+    model = flags.get("model_file") or flags.get("model") or "model"
+    model = pathlib.Path(model).name if flags.get("model_file") else model
+    final = epochs[-1]
+    best = max(epochs, key=lambda e: e["test_accuracy"])
+    return (f"{model} on {flags.get('dataset', '?')}, {flags.get('backend', '?')} backend: "
+            f"test accuracy {100 * final['test_accuracy']:.2f}% after epoch {final['epoch']} "
+            f"(best {100 * best['test_accuracy']:.2f}%, epoch {best['epoch']})")
+
+
+def curves_figure(epochs, title=None):
+    """Loss and accuracy per epoch, train and test, side by side; accuracy in percent as
+    the console prints it, each legend entry with its last value; the loss axis from 0
+    (unless a loss is negative). The epoch axis has ticks at whole epochs and half an
+    epoch of margin each side: a one-epoch run is a point on a 0.5-1.5 axis ticked at 1
+    (matplotlib alone would tick 0.96 to 1.04)."""
+    from matplotlib.ticker import MaxNLocator  # pylint: disable=import-outside-toplevel
+
     x = [e["epoch"] for e in epochs]
-    fig, axes = new_figure(1, 2, figsize=(10, 4))
-    for ax, metric in zip(axes, ("loss", "accuracy")):
+    fig, axes = new_figure(1, 2, figsize=(10, 4.3))
+    for ax, metric, scale, unit in zip(axes, ("loss", "accuracy"), (1, 100), ("", "%")):
         for split in ("train", "test"):
-            ax.plot(x, [e[f"{split}_{metric}"] for e in epochs], marker="o", label=split)
+            y = [scale * e[f"{split}_{metric}"] for e in epochs]
+            last = f"{y[-1]:.2f}%" if unit else f"{y[-1]:.4f}"
+            ax.plot(x, y, marker="o", label=f"{split} ({last})")
         ax.set_xlabel("epoch")
-        ax.set_ylabel(metric)
+        ax.set_ylabel(f"{metric} (%)" if unit else metric)
+        ax.set_xlim(min(x) - 0.5, max(x) + 0.5)
+        if metric == "loss" and min(min(line.get_ydata()) for line in ax.lines) >= 0:
+            ax.set_ylim(bottom=0)  # a loss of 0 is the goal: show how far off it is
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
         ax.grid(alpha=0.3)
         ax.legend()
-    save_figure(fig, path)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def plot_curves(epochs, path, title=None):
+    """Writes ``curves_figure`` as a PNG to ``path``."""
+    save_figure(curves_figure(epochs, title), path)
 
 
 def new_figure(*args, **kwargs):

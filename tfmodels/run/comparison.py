@@ -3,11 +3,12 @@
 ``compare_model_file`` loads the model (Keras safe mode), makes a copy in the
 requested dtype, twins it, runs both on the first test images of a data set
 and writes ``compare.json`` and ``compare.png`` (per-layer differences, log
-scale) into the output directory.
+scale) into the output directory; it returns the report and those files' paths.
 """
 
 import math
 import pathlib
+from typing import NamedTuple
 
 import numpy as np
 
@@ -17,6 +18,8 @@ from tfmodels.files import atomic_write
 from tfmodels.parity import cast, losses, twins
 from tfmodels.run import artifacts
 from tfmodels.run.keras_model import load_model_file
+
+OUTPUT_FILES = ("compare.json", "compare.png")
 
 
 def example_batch(model, dataset, data_dir, num_examples, dtype):
@@ -66,9 +69,18 @@ def plot(report, path):
     artifacts.save_figure(fig, path)
 
 
+class Comparison(NamedTuple):
+    """What ``compare_model_file`` found (a ``parity.compare`` report) and the absolute
+    paths of the files it wrote."""
+
+    report: object
+    files: tuple
+
+
 def compare_model_file(model_file, dataset="mnist", num_examples=64, dtype="float64",
                        output_dir=None, data_dir=None, training=False):
-    """Compares the saved model with its twin; writes the JSON and PNG; returns the report."""
+    """Compares the saved model with its twin; writes the JSON and PNG; returns a
+    ``Comparison``."""
     model = load_model_file(pathlib.Path(model_file).expanduser())
     output_dir = pathlib.Path(output_dir or f"compare-{pathlib.Path(model_file).stem}")
     output_dir = output_dir.expanduser()
@@ -87,11 +99,12 @@ def compare_model_file(model_file, dataset="mnist", num_examples=64, dtype="floa
         if isinstance(e, (ConfigError, WeightsFileError)):
             raise
         raise WeightsFileError(f"{model_file}: {str(e).splitlines()[0]}") from None
+    json_path, png_path = (output_dir.absolute() / name for name in OUTPUT_FILES)
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_write(output_dir / "compare.json", "w") as f:
+        with atomic_write(json_path, "w") as f:
             f.write(report.to_json() + "\n")
-        plot(report, output_dir / "compare.png")
+        plot(report, png_path)
     except OSError as e:
         raise RunDirError(f"--output_dir={output_dir}: cannot write ({e.strerror or e})") from None
-    return report
+    return Comparison(report, (json_path, png_path))

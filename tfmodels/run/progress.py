@@ -14,7 +14,10 @@ from absl import logging
 class ProgressBar:
     """``update(step, examples, loss)`` after each batch; ``close()`` at the end.
 
-    The loss shown is the running mean over the epoch so far, as Keras shows it.
+    The loss shown is the mean of the epoch's batch losses so far, each batch counting
+    once, as the epoch line's ``Loss:`` (the Keras TF2 tutorial's ``Mean`` metric): the
+    bar's last value is that line's, a short last batch included. (Weighting the batches
+    by their examples, as ``model.fit``'s bar does, would make the two differ.)
     """
 
     def __init__(self, total_steps, epoch, stream=None, width=30, log_every_s=30.0):
@@ -24,7 +27,7 @@ class ProgressBar:
         self.interval = 0.2 if self.interactive else log_every_s
         self.start = self.last_draw = time.perf_counter()
         self.drawn = False
-        self.loss_sum, self.seen = 0.0, 0
+        self.loss_sum, self.batches = 0.0, 0
 
     def line(self, step, examples, loss):
         elapsed = max(time.perf_counter() - self.start, 1e-9)
@@ -34,9 +37,9 @@ class ProgressBar:
                 f"loss {loss:.4f} {examples / elapsed:,.0f} examples/s")
 
     def update(self, step, examples, loss):
-        self.loss_sum += loss * (examples - self.seen)
-        self.seen = examples
-        loss = self.loss_sum / max(examples, 1)
+        self.loss_sum += loss
+        self.batches += 1
+        loss = self.loss_sum / self.batches
         now = time.perf_counter()
         if now - self.last_draw < self.interval and step < self.total_steps:
             return
