@@ -69,11 +69,16 @@ def test_resume_continues_and_matches_an_uninterrupted_run(tmp_path, tiny_data, 
     split = str(tmp_path / "split")
     experiment.run(config(tmp_path, backend, epochs=2, model_dir=split),
                    datasets_override=tiny_data)
+    # A later session may change how (not what) it computes: the steps per call.
     with caplog.at_level(py_logging.INFO):
-        result = experiment.run(config(tmp_path, backend, epochs=3, model_dir=split),
-                                datasets_override=tiny_data)
+        result = experiment.run(config(tmp_path, backend, epochs=3, model_dir=split,
+                                       steps_per_execution=1), datasets_override=tiny_data)
     assert "Resuming" in caplog.text and "after epoch 2" in caplog.text
+    assert "--epochs=2 -> 3, --steps_per_execution=100 -> 1" in caplog.text
     assert [e["epoch"] for e in result["epochs"]] == [1, 2, 3]
+    sessions = manifest.read(split)["sessions"]
+    assert [(s["flags"]["steps_per_execution"], s["epochs"]) for s in sessions] == [
+        (100, [1, 2]), (1, [3])]
     straight, resumed = final_weights(tmp_path / "straight"), final_weights(tmp_path / "split")
     for key in straight:
         # Same seed, same per-epoch batches, optimizer state restored: the same
@@ -98,13 +103,24 @@ def test_a_run_with_other_settings_is_refused_and_left_alone(tmp_path, tiny_data
     assert (tmp_path / "run-numpy" / "history.json").read_bytes() == before
 
 
-def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_data):
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_data,
+                                                                  monkeypatch):
     experiment.run(config(tmp_path, "numpy", epochs=1, optimizer="sgd"),
                    datasets_override=tiny_data)
+    real_run_epochs = experiment.run_epochs
+
+    def nan_images_in_epoch_2(stepper, train_batches, *args, **kwargs):
+        def batches(epoch):
+            for x, y in train_batches(epoch):
+                yield (x * np.nan if epoch == 2 else x), y
+        return real_run_epochs(stepper, batches, *args, **kwargs)
+
+    # The resumed session (a resume may not change the learning rate) meets a NaN loss.
+    monkeypatch.setattr(experiment, "run_epochs", nan_images_in_epoch_2)
     with pytest.raises(NonFiniteLossError, match=r"epoch 2, step \d+"), \
             np.errstate(over="ignore", invalid="ignore"):
-        experiment.run(config(tmp_path, "numpy", epochs=2, optimizer="sgd",
-                              learning_rate=1e30), datasets_override=tiny_data)
+        experiment.run(config(tmp_path, "numpy", epochs=2, optimizer="sgd"),
+                       datasets_override=tiny_data)
     model_dir = tmp_path / "run-numpy"
     saved = manifest.read(model_dir)
     assert saved["epoch"] == 1
@@ -199,10 +215,16 @@ def test_a_model_file_refuses_the_flags_of_the_architecture_it_replaces():
                                        "batchnorm", "weight_decay")
 
 
-def test_a_resumed_run_keeps_the_settings_that_shape_its_saved_state():
-    assert run_config.RESUME_KEYS == ("dataset", "model", "model_file", "hidden_units",
-                                      "activation", "dropout", "batchnorm", "weight_decay",
-                                      "backend", "optimizer", "mixed_precision", "dtype")
+def test_a_resumed_run_keeps_the_settings_that_define_it():
+    """Issue 21: what changes the numbers defines the run (a resume keeps it); the rest a
+    later session may change. --model_file's content is compared, not its path."""
+    assert run_config.DEFINING == ("dataset", "model", "hidden_units", "activation", "dropout",
+                                   "batchnorm", "weight_decay", "backend", "batch_size",
+                                   "shuffle_buffer", "optimizer", "learning_rate",
+                                   "learning_rate_decay", "seed",
+                                   "mixed_precision", "dtype", "max_train_examples")
+    assert run_config.SESSION == ("model_file", "epochs", "data_dir", "device",
+                                  "distribution_strategy", "jit_compile", "steps_per_execution")
 
 
 @pytest.mark.slow

@@ -353,8 +353,8 @@ def test_toggling_mixed_precision_on_resume_is_refused(tmp_path, tiny_data_dir):
     model_dir = tmp_path / "run"
     experiment.run(runs.config(model_dir, tiny_data_dir, backend="tensorflow", epochs=1))
     try:
-        with pytest.raises(RunDirError, match=r"--mixed_precision=False in the saved run, "
-                                              r"True now"):
+        with pytest.raises(RunDirError, match=r"--mixed_precision=False -> True; pass "
+                                              r"--noresume"):
             experiment.run(runs.config(model_dir, tiny_data_dir, backend="tensorflow",
                                        epochs=2, mixed_precision=True))
     finally:
@@ -366,12 +366,14 @@ def test_settings_missing_from_a_saved_run_count_as_their_defaults():
     """Runs saved before a setting existed (dtype, say) resume under its default."""
     from tfmodels.run.config import RunConfig  # pylint: disable=import-outside-toplevel
 
+    from tfmodels.run.config import changed_settings  # pylint: disable=import-outside-toplevel
+
     saved = RunConfig(backend="numpy").to_dict()
     del saved["mixed_precision"]
-    assert RunConfig(backend="numpy").incompatibilities(saved) == []
-    assert RunConfig(backend="tensorflow", mixed_precision=True).incompatibilities(saved) == [
-        "--backend='numpy' in the saved run, 'tensorflow' now",
-        "--mixed_precision=False in the saved run, True now"]
+    assert changed_settings(saved, RunConfig(backend="numpy").to_dict()) == []
+    now = RunConfig(backend="tensorflow", mixed_precision=True).to_dict()
+    assert changed_settings(saved, now) == ["--backend='numpy' -> 'tensorflow'",
+                                            "--mixed_precision=False -> True"]
 
 
 def edit_history(model_dir, edit):
@@ -539,7 +541,7 @@ def test_a_tilde_in_model_dir_means_home(run_copy, tmp_path, tiny_data_dir):
     env = procs.script_env(tiny_data_dir, HOME=str(tmp_path))
     trained = run_script("train.py", *runs.flags("~/run"), cwd=cwd, env=env)
     assert trained.returncode == 0, trained.stderr[-3000:]
-    assert f"All 2 epochs were already done in {run_copy}" in trained.stderr
+    assert f"The run in {run_copy} already has 2 epochs: nothing to train" in trained.stderr
     evaluated = run_script("evaluate.py", "--model_dir=~/run", "--backend=numpy", cwd=cwd,
                            env=env)
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]

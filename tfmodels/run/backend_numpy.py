@@ -14,7 +14,8 @@ from numpy_ref import training as np_training
 from numpy_ref.fast import threads
 from tfmodels import data, distribute, parity
 from tfmodels.run.backend import Backend
-from tfmodels.run.keras_model import batch_shape, build_model, checked_twin, training_setup
+from tfmodels.run.keras_model import (batch_shape, build_model, checked_twin, compiled,
+                                      training_setup)
 
 
 class _Source:
@@ -50,19 +51,20 @@ class NumpyBackend(Backend):
 
     name = "numpy"
 
-    def __init__(self, config):
+    def __init__(self, config, steps_per_epoch=None):
         self.config = config
         self.model = build_model(config)
-        keras_optimizer, loss = training_setup(config, self.model)
-        self.net = checked_twin(config, self.model, loss)
-        self.optimizer = parity.twin_optimizer(keras_optimizer, self.model.trainable_variables)
+        self.keras_optimizer, self.loss = training_setup(config, self.model, steps_per_epoch)
+        self.net = checked_twin(config, self.model, self.loss)
+        self.optimizer = parity.twin_optimizer(self.keras_optimizer,
+                                               self.model.trainable_variables)
         self.shape = batch_shape(config, self.model)
         self.stepper = np_training.Stepper(self.net, self.optimizer)
 
     @classmethod
-    def create(cls, config):
+    def create(cls, config, steps_per_epoch=None):
         distribute.set_mixed_precision(False)  # the twin's model: the plain dtype policy
-        return cls(config)
+        return cls(config, steps_per_epoch)
 
     def source(self, x, y):
         return _Source(x, y, self.config.dtype, self.shape)
@@ -94,7 +96,21 @@ class NumpyBackend(Backend):
         return self.net
 
     def keras_model(self):
-        return parity.to_keras(self.net, self.model)
+        """The Keras model holding the twin's weights, compiled with the Keras optimizer
+        the twin follows, holding the twin's state (its configuration only, with a
+        warning, should the state not fit), and the loss."""
+        model = parity.to_keras(self.net, self.model)
+        optimizer = self.keras_optimizer
+        try:
+            if not optimizer.built:
+                optimizer.build(model.trainable_variables)
+            parity.optimizer_state_to_keras(self.optimizer, optimizer)
+        except ValueError as e:
+            logging.warning("model.keras keeps the optimizer's configuration but not its "
+                            "state: %s", e)
+            optimizer = type(optimizer).from_config(optimizer.get_config())
+            optimizer.build(model.trainable_variables)
+        return compiled(model, optimizer, self.loss)
 
     def load_net(self, net):
         for mine, theirs in ((self.net.params, net.params), (self.net.state, net.state)):

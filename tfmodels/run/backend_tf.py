@@ -12,7 +12,8 @@ import tensorflow as tf
 from tfmodels import data, distribute, parity, training, xla
 from tfmodels.errors import ConfigError
 from tfmodels.run.backend import Backend
-from tfmodels.run.keras_model import batch_shape, build_model, checked_twin, training_setup
+from tfmodels.run.keras_model import (batch_shape, build_model, checked_twin, compiled,
+                                      training_setup)
 
 
 def _is_chief(strategy):
@@ -45,11 +46,11 @@ class TensorflowBackend(Backend):
 
     name = "tensorflow"
 
-    def __init__(self, config, strategy=None):
+    def __init__(self, config, strategy=None, steps_per_epoch=None):
         self.config, self.strategy = config, strategy
         with distribute.scope(strategy):
             self.model = build_model(config)
-            optimizer, self.loss = training_setup(config, self.model)
+            optimizer, self.loss = training_setup(config, self.model, steps_per_epoch)
             self.optimizer = distribute.maybe_wrap_for_mixed_precision(optimizer)
             self.optimizer.build(self.model.trainable_variables)
         self.shape = batch_shape(config, self.model)
@@ -64,7 +65,7 @@ class TensorflowBackend(Backend):
         self.worker_index = None if self.is_chief else strategy.cluster_resolver.task_id
 
     @classmethod
-    def create(cls, config):
+    def create(cls, config, steps_per_epoch=None):
         """Sets up the device, mixed precision and strategy, then the backend."""
         try:
             distribute.configure_device(config.device)
@@ -72,7 +73,7 @@ class TensorflowBackend(Backend):
             strategy = distribute.make_strategy(config.distribution_strategy, config.device)
         except ValueError as e:  # no GPU for --device=gpu, no TF_CONFIG for multi-worker
             raise ConfigError(str(e)) from None
-        return cls(config, strategy)
+        return cls(config, strategy, steps_per_epoch)
 
     def source(self, x, y):
         return _Source(x, y, self.config.dtype, self.strategy, self.shape)
@@ -99,7 +100,9 @@ class TensorflowBackend(Backend):
         return parity.twin(self.model, loss=self.loss)
 
     def keras_model(self):
-        return self.model
+        """The model, compiled with the run's optimizer (and its state) and loss."""
+        with distribute.scope(self.strategy):
+            return compiled(self.model, self.stepper.optimizer, self.stepper.loss_object)
 
     def load_net(self, net):
         parity.to_keras(net, self.model)

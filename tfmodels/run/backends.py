@@ -13,10 +13,10 @@ from tfmodels.run.backend_tf import TensorflowBackend
 BACKENDS = {backend.name: backend for backend in (TensorflowBackend, NumpyBackend)}
 
 
-def for_training(config):
+def for_training(config, steps_per_epoch):
     """The backend ``config.backend`` names, with this process set up for it (device,
-    precision, strategy)."""
-    return BACKENDS[config.backend].create(config)
+    precision, strategy); ``steps_per_epoch`` paces a decaying learning rate."""
+    return BACKENDS[config.backend].create(config, steps_per_epoch)
 
 
 def for_evaluation(config, name):

@@ -1,23 +1,31 @@
 """A training run's settings: ``RunConfig``, one field per setting, each declared once.
 
 A field is a setting: its name (the flag's), type and default, and in ``setting(...)``
-its help text, choices or bound, whether a resumed run must keep it and how
-``--model_file`` treats it. Everything else derives from the fields:
-``scripts/train.py``'s absl flags (``define_flags``), the ``RunConfig`` of a command line
-(``from_flags``), ``validate`` (one line naming the setting, before any work), the
-resume check (``incompatibilities``, ``RESUME_KEYS``) and what manifest.json and
-history.json record (``to_dict``). Choices come from the registries that implement
-them: ``tfmodels.data.DATASETS``, ``tfmodels.models.MODELS``, ``tfmodels.optimizers``,
-``backends.BACKENDS``, ``tfmodels.distribute``.
+its help text, choices or bound, whether it defines the run and how ``--model_file``
+treats it. Everything else derives from the fields: ``scripts/train.py``'s absl flags
+(``define_flags``), the ``RunConfig`` of a command line (``from_flags``), ``validate`` (one
+line naming the setting, before any work), the default ``--model_dir``
+(``default_model_dir``), the resume check (``changed_settings``, ``DEFINING``) and what
+manifest.json and history.json record (``to_dict``). Choices come from the registries that
+implement them: ``tfmodels.data.DATASETS``, ``tfmodels.models.MODELS``,
+``tfmodels.optimizers``, ``backends.BACKENDS``, ``tfmodels.distribute``.
+
+A setting that defines the run (``defines=True``) changes what the run computes: a resumed
+run must keep it, and the default ``--model_dir`` names it when it is not the model's
+default, so that runs of other such settings never share a directory. The others (the
+epochs to reach, where the data is read from, the device, XLA, the strategy and the steps
+per call) say how long and how the same computation runs; a later session may change them,
+and manifest.json records each session's (``tfmodels.run.manifest``).
 """
 
 import dataclasses
+import hashlib
 import os
 from typing import Callable, NamedTuple
 
 from absl import flags
 
-from tfmodels import data, distribute, models, optimizers
+from tfmodels import data, distribute, files, models, optimizers
 from tfmodels.errors import ConfigError
 from tfmodels.run import backends
 
@@ -38,12 +46,13 @@ AT_LEAST_ONE = Check(lambda v: v >= 1, "must be >= 1", lower_bound=1)
 POSITIVE = Check(lambda v: v > 0, "must be > 0", flag_text="must be > 0")
 RATE = Check(lambda v: 0 <= v < 1, "must be a rate in [0, 1)")
 NON_NEGATIVE = Check(lambda v: v >= 0, "must be >= 0")
+DECAY = Check(lambda v: 0 < v <= 1, "must be in (0, 1]")
 SIZES = Check(lambda v: len(v) > 0 and all(str(u).isdigit() and int(u) > 0 for u in v),
               "must be positive integers", flag_text="must be positive integers, e.g. 512,512")
 _NOT_REPLACED = object()
 
 
-def setting(default, help_text, *, choices=None, check=None, keep=False, model_option=False,
+def setting(default, help_text, *, choices=None, check=None, defines=False, model_option=False,
             with_model_file=_NOT_REPLACED, flag_default=None):
     """A ``RunConfig`` field: one setting.
 
@@ -52,7 +61,8 @@ def setting(default, help_text, *, choices=None, check=None, keep=False, model_o
         help_text: the flag's help (a model option's gets the models taking it in front).
         choices: the values it takes (an enum flag).
         check: a ``Check`` its value passes (None is never checked).
-        keep: a resumed run must keep it: it changes the saved state's shape or meaning.
+        defines: it changes what the run computes: a resumed run must keep it, and the
+            default --model_dir names it when it differs from the model's default.
         model_option: passed to ``models.build_model``; a model kind takes it if listed in
             its ``options``; ``--model_file`` takes none.
         with_model_file: the value it takes with ``--model_file``, whose architecture
@@ -60,7 +70,7 @@ def setting(default, help_text, *, choices=None, check=None, keep=False, model_o
         flag_default: the flag's default, where it differs from the field's.
     """
     return dataclasses.field(default=default, metadata={
-        "help": help_text, "choices": choices, "check": check, "keep": keep,
+        "help": help_text, "choices": choices, "check": check, "defines": defines,
         "model_option": model_option, "with_model_file": with_model_file,
         "flag_default": default if flag_default is None else flag_default})
 
@@ -75,54 +85,66 @@ class RunConfig:
     """Everything that defines a training run (the flags of scripts/train.py)."""
 
     dataset: str = setting("mnist", "Data set to train on.", choices=tuple(data.DATASETS),
-                           keep=True)
+                           defines=True)
     model: str = setting("mymodel", "; ".join(
         f"{name}: {kind.description}" for name, kind in models.MODELS.items()) + ".",
-        choices=models.MODEL_NAMES, keep=True, with_model_file="model_file")
+        choices=models.MODEL_NAMES, defines=True, with_model_file="model_file")
     model_file: str = setting(
         None, "A saved Keras model (.keras, loaded in safe mode) to train instead of --model, "
         "with its compiled loss and optimizer if it has them (--optimizer/--learning_rate "
-        "override the latter).", keep=True)
+        "override the latter). The run keeps a copy (model_file.keras in --model_dir): "
+        "resuming compares the file's content with it, and evaluate.py builds from it.")
     hidden_units: tuple = setting(  # None: the model's default sizes
         None, "Hidden layer sizes, e.g. 512,512; default: the model's own.", check=SIZES,
-        keep=True, with_model_file=())
+        defines=True, with_model_file=())
     activation: str = setting(  # None: the model's default (relu; lstm: tanh; vit: gelu)
         None, "Hidden activation (an LSTM's cell activation, a Transformer MLP's); default: "
         "the model's own (" + ", ".join(f"{name}: {kind.activation}" for name, kind
                                         in models.MODELS.items()) + ").",
-        choices=models.HIDDEN_ACTIVATIONS, keep=True, with_model_file=None)
-    dropout: float = setting(0.0, "a Dropout of this rate after every hidden layer.",
-                             check=RATE, keep=True, model_option=True)
+        choices=models.HIDDEN_ACTIVATIONS, defines=True, with_model_file=None)
+    dropout: float = setting(0.0, "a Dropout of this rate after every hidden layer (vit: "
+                             "on the attention weights and after each MLP Dense).",
+                             check=RATE, defines=True, model_option=True)
     batchnorm: bool = setting(False, "BatchNormalization between each hidden Dense and its "
-                              "activation.", keep=True, model_option=True)
+                              "activation.", defines=True, model_option=True)
     weight_decay: float = setting(
         0.0, "Keras's L2 penalty, this factor times the sum of every squared kernel weight "
-        "(the book's weight_decay_lambda is twice it).", check=NON_NEGATIVE, keep=True,
+        "(the book's weight_decay_lambda is twice it).", check=NON_NEGATIVE, defines=True,
         model_option=True)
     backend: str = setting(
         "tensorflow", "tensorflow: Keras custom loop; numpy: the model's numpy_ref twin, from "
         "the same initial weights, on the same batches.", choices=tuple(backends.BACKENDS),
-        keep=True)
+        defines=True)
     epochs: int = setting(10, "Epochs to train (in total, when resuming).", check=AT_LEAST_ONE)
-    batch_size: int = setting(32, "Global mini-batch size.", check=AT_LEAST_ONE)
-    shuffle_buffer: int = setting(1024, "Shuffle buffer (examples).", check=AT_LEAST_ONE)
+    batch_size: int = setting(32, "Global mini-batch size.", check=AT_LEAST_ONE, defines=True)
+    shuffle_buffer: int = setting(1024, "Shuffle buffer (examples).", check=AT_LEAST_ONE,
+                                  defines=True)
     optimizer: str = setting(  # None: the model file's compiled one, else the default
         None, "Optimizer: " + ", ".join(f"{name}: {optimizers.describe(name)}"
                                         for name in optimizers.OPTIMIZER_NAMES)
         + ". With --model_file, default: the file's compiled optimizer.",
-        choices=optimizers.OPTIMIZER_NAMES, keep=True, flag_default=optimizers.DEFAULT)
+        choices=optimizers.OPTIMIZER_NAMES, defines=True, flag_default=optimizers.DEFAULT)
     learning_rate: float = setting(  # None: the optimizer's own default
-        None, "Learning rate; default: the optimizer's Keras default.", check=POSITIVE)
-    seed: int = setting(0, "Seeds the initial weights and the shuffling.")
+        None, "Learning rate; default: the optimizer's Keras default.", check=POSITIVE,
+        defines=True)
+    learning_rate_decay: float = setting(
+        1.0, "After every epoch the learning rate is multiplied by this (Keras's "
+        "ExponentialDecay, staircase, one epoch of steps; the NumPy backend steps with its "
+        "twin); 1 keeps it constant.", check=DECAY, defines=True)
+    seed: int = setting(0, "Seeds the initial weights and the shuffling.", defines=True)
     data_dir: str = setting(None, "Data directory; default $TFMODELS_DATA_DIR.")
-    model_dir: str = setting(None, "Output directory; default runs/<model>-<dataset>-<backend>.")
+    model_dir: str = setting(
+        None, "Output directory; default: runs/<model>-<dataset>-<backend>, followed by each "
+        "setting that defines the run and differs from the model's default, e.g. "
+        "runs/mymodel-mnist-numpy-dtype=float64 (a --model_file's name and content hash "
+        "stand for the model).")
     device: str = setting("auto", "gpu fails when no GPU is visible; cpu hides GPUs.",
                           choices=distribute.DEVICES)
     mixed_precision: bool = setting(False, "mixed_float16 compute with float32 softmax and "
-                                    "loss scaling.", keep=True)
+                                    "loss scaling.", defines=True)
     dtype: str = setting("float32", "Weights, losses and metrics in this dtype, on either "
                          "backend; float64 makes the two backends agree to rounding.",
-                         choices=DTYPES, keep=True)
+                         choices=DTYPES, defines=True)
     distribution_strategy: str = setting("off", "tf.distribute strategy for the custom loop.",
                                          choices=distribute.STRATEGIES)
     jit_compile: str = setting(
@@ -138,7 +160,7 @@ class RunConfig:
         "checked and shown. 1: one call per step. Larger saves Python dispatch; Ctrl-C and the "
         "progress bar wait for the running call.", check=AT_LEAST_ONE)
     max_train_examples: int = setting(None, "Train on the first N examples only.",
-                                      check=AT_LEAST_ONE)
+                                      check=AT_LEAST_ONE, defines=True)
     resume: bool = setting(True, "Continue a run found in --model_dir; --noresume starts anew.")
 
     def __post_init__(self):
@@ -158,9 +180,7 @@ class RunConfig:
         if self.learning_rate is None and self.optimizer in optimizers.OPTIMIZERS:
             self._set("learning_rate", optimizers.default_learning_rate(self.optimizer))
         if self.model_dir is None:
-            stem = (os.path.splitext(os.path.basename(self.model_file))[0]
-                    if self.model_file else self.model)
-            self._set("model_dir", os.path.join("runs", f"{stem}-{self.dataset}-{self.backend}"))
+            self._set("model_dir", default_model_dir(self))
         for name in ("model_dir", "data_dir"):
             self._set(name, expand_path(getattr(self, name)))
 
@@ -240,15 +260,18 @@ class RunConfig:
             raise ConfigError(f"unknown run settings: {sorted(unknown)}")
         return cls(**values)
 
-    def incompatibilities(self, saved):
-        """Settings of the saved run (a dict) that this run may not change."""
-        return state_differences(saved, self.to_dict(), "in the saved run", "now")
 
 
 FIELDS = dataclasses.fields(RunConfig)
-# What a resumed run must keep; a key missing from a saved run's settings counts as the
-# field's default (runs saved before it existed).
-RESUME_KEYS = tuple(f.name for f in FIELDS if f.metadata["keep"])
+# The settings that define a run: a resumed run must keep them. A key missing from a saved
+# run's settings counts as the field's default (runs saved before it existed).
+DEFINING = tuple(f.name for f in FIELDS if f.metadata["defines"])
+# The settings a later session may change (manifest.json records each session's): the
+# epochs to reach, the data's folder, how the computation runs, and --model_file's path (its
+# content the run directory compares with its copy). Where the run directory is, and
+# whether to resume, say which run, not how it trains.
+SESSION = tuple(f.name for f in FIELDS
+                if not f.metadata["defines"] and f.name not in ("model_dir", "resume"))
 MODEL_OPTIONS = tuple(f.name for f in FIELDS if f.metadata["model_option"])
 REPLACED = tuple(f for f in FIELDS if f.metadata["with_model_file"] is not _NOT_REPLACED)
 # The flags --model_file refuses: given with it, one of them would be silently ignored.
@@ -273,13 +296,87 @@ def _takers(option):
     return [name for name, kind in models.MODELS.items() if option in kind.options]
 
 
+_DEFAULTS = {field.name: field.default for field in FIELDS}
+
+
+def _differing(a, b, keys):
+    """(key, a's value, b's value) for each of ``keys`` on which the settings dicts ``a``
+    and ``b`` differ; a missing key counts as RunConfig's default."""
+    values = ((key, a.get(key, _DEFAULTS[key]), b.get(key, _DEFAULTS[key])) for key in keys)
+    return [(key, old, new) for key, old, new in values if old != new]
+
+
 def state_differences(a, b, where_a, where_b):
-    """How two settings dicts differ on RESUME_KEYS, e.g. ["--model='x' in the
+    """How two settings dicts differ on the DEFINING settings, e.g. ["--model='x' in the
     saved run, 'y' now"]; a missing key counts as RunConfig's default."""
-    defaults = {field.name: field.default for field in FIELDS}
-    return [f"--{key}={a.get(key, defaults[key])!r} {where_a}, "
-            f"{b.get(key, defaults[key])!r} {where_b}"
-            for key in RESUME_KEYS if a.get(key, defaults[key]) != b.get(key, defaults[key])]
+    return [f"--{key}={old!r} {where_a}, {new!r} {where_b}"
+            for key, old, new in _differing(a, b, DEFINING)]
+
+
+def changed_settings(old, new, keys=DEFINING):
+    """Each of ``keys`` (default: the settings that define a run) on which the settings
+    dicts ``old`` and ``new`` differ, as ``--key=old -> new``."""
+    return [f"--{key}={before!r} -> {after!r}" for key, before, after in _differing(old, new, keys)]
+
+
+def default_model_dir(config):
+    """``runs/<model>-<dataset>-<backend>``, then a token per setting of ``config`` that
+    defines the run and is not the model's default, e.g.
+    ``runs/mymodel-mnist-tensorflow-hidden_units=512,512-dtype=float64``.
+
+    Runs that differ in a defining setting thus never share a default directory, while a
+    setting left at, or set to, its default adds nothing. With ``--model_file`` the file's
+    name stands for the model, followed by the first 8 hex digits of its content's SHA-256
+    (when the file can be read; else the run fails on it anyway). Past NAME_LIMIT
+    characters of tokens, the rest become ``more-<8 hex digits of a hash of all>``.
+    """
+    stem = (os.path.splitext(os.path.basename(config.model_file))[0] if config.model_file
+            else config.model)
+    tokens = [_token(key, value) for key, value in _not_defaults(config)]
+    digest = _content_digest(config.model_file)
+    if digest:
+        tokens.insert(0, digest[:8])
+    if len("-".join(tokens)) > NAME_LIMIT:
+        fingerprint = "more-" + hashlib.sha256("-".join(tokens).encode()).hexdigest()[:8]
+        while len("-".join([*tokens, fingerprint])) > NAME_LIMIT:
+            tokens.pop()
+        tokens.append(fingerprint)
+    return os.path.join("runs", "-".join([stem, config.dataset, config.backend, *tokens]))
+
+
+NAME_LIMIT = 64  # characters of settings in a default --model_dir's name
+_IN_STEM = ("model", "model_file", "dataset", "backend")  # named by the stem already
+
+
+def _not_defaults(config):
+    """(key, value) of each defining setting of ``config`` that is not the default of its
+    model (for --learning_rate: of its optimizer), in field order."""
+    given = dict(model=config.model, model_file=config.model_file, dataset=config.dataset,
+                 backend=config.backend, model_dir="")
+    plain = RunConfig(**given)
+    tuned = RunConfig(**given, optimizer=config.optimizer)  # that optimizer's learning rate
+    return [(key, getattr(config, key)) for key in DEFINING if key not in _IN_STEM
+            and getattr(config, key) != getattr(plain if key == "optimizer" else tuned, key)]
+
+
+def _token(key, value):
+    """A setting in a directory name: ``key=value`` (a list comma-separated, a float as
+    Python writes it), or ``key`` alone for a switch that is on."""
+    if value is True:
+        return key
+    if isinstance(value, (tuple, list)):
+        value = ",".join(map(str, value))
+    return f"{key}={value}"
+
+
+def _content_digest(path):
+    """The SHA-256 of the file at ``path``, or None if there is none to read."""
+    if not path:
+        return None
+    try:
+        return files.sha256(path)
+    except OSError:
+        return None
 
 
 def define_flags(flag_values=flags.FLAGS):

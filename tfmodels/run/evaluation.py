@@ -1,10 +1,12 @@
 """Evaluates a finished run's weights with either backend.
 
 A ``--model_dir`` written by ``experiment.run`` holds the run's settings and
-what its files hold (manifest.json) and its final weights (weights.npz).
-Either backend can load them, whichever trained them: the NumPy file is the
-common format. Evaluation holds the run directory's lock, so it never reads
-a run that train.py is changing.
+what its files hold (manifest.json), its final weights (weights.npz, and
+model.keras) and, for a ``--model_file`` run, its own copy of that file, from
+which the model is rebuilt: a run directory is evaluable on its own. Either
+backend can load them, whichever trained them: the NumPy file is the common
+format. Evaluation holds the run directory's lock, so it never reads a run that
+train.py is changing.
 """
 
 import dataclasses
@@ -23,17 +25,18 @@ from tfmodels.run.keras_model import build_model, load_keras_model
 def load_run(model_dir):
     """(RunConfig, numpy_ref network) of the finished run saved in ``model_dir``.
 
-    The settings come from the manifest; history.json and the final weights
-    must be the files it records (RunDirError otherwise). The weights come
-    from weights.npz, or, when only the Keras file is there, from model.keras
-    loaded in safe mode; a damaged file, or one whose arrays do not fit the
-    run's model, is a WeightsFileError naming the file and the array.
+    The settings come from the manifest (a ``--model_file`` then names the run's own
+    copy, ``rundir.own_model_file``); history.json and the final weights must be the
+    files it records (RunDirError otherwise). The weights come from weights.npz, or,
+    when only the Keras file is there, from model.keras loaded in safe mode; a damaged
+    file, or one whose arrays do not fit the run's model, is a WeightsFileError naming
+    the file and the array.
     """
     model_dir = pathlib.Path(model_dir)
     saved = manifest.read(model_dir)
     if saved is None:
         raise _not_a_run(model_dir)
-    config = rundir.config_of(saved, model_dir)
+    config = rundir.own_model_file(model_dir, saved, rundir.config_of(saved, model_dir))
     rundir.checked_history(model_dir, saved)
     if not saved["finished"]:
         raise RunDirError(f"--model_dir={model_dir}: the run is not finished ({_progress(saved)}); "
@@ -60,17 +63,42 @@ def _progress(saved):
 def _final_net(model_dir, config):
     """(file name, numpy_ref network) of the final weights, checked against ``config``."""
     weights, keras_file = model_dir / names.WEIGHTS, model_dir / names.KERAS_MODEL
+    model = build_model(config)
     if weights.is_file():
         artifacts.check_npz_signature(weights)
         path, (net, _) = weights, load_npz(weights, error=WeightsFileError)
     elif keras_file.is_file():
-        path, net = keras_file, parity.twin(load_keras_model(keras_file))
+        path, net = keras_file, _keras_file_net(keras_file, model)
     else:
         raise RunDirError(f"{weights} is missing, but {names.MANIFEST} says the run finished; "
                           f"{manifest.RETRAIN}")
-    expected = manifest.array_record(parity.twin(build_model(config)).params)
+    expected = manifest.array_record(parity.twin(model).params)
     manifest.check_arrays(path, net.params, expected, "the model of the run's settings")
     return path.name, net
+
+
+def _keras_file_net(path, model):
+    """The twin of ``model`` (the run's, freshly built) holding the weights of the Keras file
+    ``path``.
+
+    A loaded model's variable paths start at its layers (``dense_0/kernel``), a built one's
+    at the model (``mymodel/dense_0/kernel``), so the weights are taken in order, as Keras
+    saved them, each checked for shape and dtype against the run's model.
+    """
+    loaded = load_keras_model(path).weights
+    if len(loaded) != len(model.weights):
+        raise WeightsFileError(f"{path}: holds {len(loaded)} weights, but the model of the "
+                               f"run's settings has {len(model.weights)}")
+    for theirs, mine in zip(loaded, model.weights):
+        for what, value, expected in (("shape", tuple(theirs.shape), tuple(mine.shape)),
+                                      ("dtype", theirs.dtype, mine.dtype)):
+            if value != expected:
+                raise WeightsFileError(f"{path}: array {theirs.path} has {what} {value}, but "
+                                       f"the model of the run's settings expects {expected} "
+                                       f"(its {mine.path})")
+    for theirs, mine in zip(loaded, model.weights):
+        mine.assign(theirs)
+    return parity.from_keras(parity.twin(model), model)
 
 
 def confusion_matrix(labels, predictions, num_classes=10):
@@ -84,6 +112,15 @@ def per_class_accuracy(counts):
     """Fraction of each true class predicted correctly; None for an absent class."""
     totals = counts.sum(axis=1)
     return [float(counts[k, k] / totals[k]) if totals[k] else None for k in range(len(counts))]
+
+
+def format_per_class(counts):
+    """Per-class accuracy as a small table: class, test images, correct, accuracy."""
+    rows = ["class  images  correct  accuracy"]
+    for k, (row, accuracy) in enumerate(zip(counts, per_class_accuracy(counts))):
+        shown = "-" if accuracy is None else f"{100 * accuracy:.2f}%"
+        rows.append(f"{k:>5}  {row.sum():>6}  {row[k]:>7}  {shown:>8}")
+    return "\n".join(rows)
 
 
 def format_confusion(counts):
@@ -153,9 +190,10 @@ def _evaluate_locked(model_dir, backend, data_dir, test_data):
                "test_accuracy": float(np.trace(counts) / counts.sum()),
                "per_class_accuracy": per_class_accuracy(counts),
                "confusion_matrix": counts.tolist()}
-    logging.info("%s on %d test images: loss %.4f, accuracy %.2f%%\n%s", backend,
+    logging.info("%s on %d test images: loss %.4f, accuracy %.2f%%\nPer-class accuracy:\n%s\n"
+                 "Confusion matrix (rows: true class, columns: predicted):\n%s", backend,
                  len(y_test), results["test_loss"], 100 * results["test_accuracy"],
-                 format_confusion(counts))
+                 format_per_class(counts), format_confusion(counts))
     try:
         artifacts.write_json(model_dir / names.evaluation(backend), results)
         plot_confusion(counts, model_dir / names.confusion(backend),

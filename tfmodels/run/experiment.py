@@ -9,8 +9,8 @@ history, the curves and a checkpoint into ``config.model_dir`` (see
 same directory resumes after the last completed epoch.
 """
 
+import os
 import pathlib
-import shlex
 import time
 
 from absl import logging
@@ -18,7 +18,7 @@ import numpy as np
 
 from numpy_ref.training import epoch_summary, run_epochs
 from tfmodels import data
-from tfmodels.run import backends, names, rundir
+from tfmodels.run import backends, cli, names, rundir
 from tfmodels.run.progress import ProgressBar
 
 COLLAPSE_FRACTION = 0.9  # "essentially one class": at least 90% of predictions
@@ -68,7 +68,8 @@ def run(config, datasets_override=None):
     (x_train, y_train), (x_test, y_test) = datasets_override or load_datasets(config)
     if config.max_train_examples:
         x_train, y_train = x_train[:config.max_train_examples], y_train[:config.max_train_examples]
-    backend = backends.for_training(config)
+    steps = -(-len(x_train) // config.batch_size)  # the last batch may be partial
+    backend = backends.for_training(config, steps)
     if not backend.is_chief:  # another worker of a multi-worker run: keep its files apart
         model_dir = model_dir / names.worker(backend.worker_index)
     # Locked; failures keep the last state. The backend's compute in its thread setting.
@@ -76,7 +77,6 @@ def run(config, datasets_override=None):
         completed, history = run_dir.start(backend)
         write_summaries = backend.summary_writer(model_dir / names.TENSORBOARD)
         train, test = backend.source(x_train, y_train), backend.source(x_test, y_test)
-        steps = -(-len(x_train) // config.batch_size)
         bars = {}
 
         def train_batches(epoch):
@@ -98,16 +98,14 @@ def run(config, datasets_override=None):
 
         run_epochs(backend.stepper, train_batches, lambda: test.batches(EVAL_BATCH),
                    config.epochs, initial_epoch=completed, on_step=on_step, on_epoch=on_epoch)
-        if completed >= config.epochs:
-            logging.info("All %d epochs were already done in %s", config.epochs, model_dir)
-        run_dir.save_final(backend)
+        run_dir.save_final(backend)  # run_dir.start said if every epoch was already done
     log_summary(config, model_dir, history, time.monotonic() - started)
     return {"flags": config.to_dict(), "epochs": history}
 
 
 def log_summary(config, model_dir, history, seconds):
     """The run's last lines: final and best test accuracy, wall time, where the files are,
-    and the command that evaluates them."""
+    and the command that evaluates them (it works pasted in any folder and shell)."""
     if not history:
         return
     final = history[-1]
@@ -115,11 +113,13 @@ def log_summary(config, model_dir, history, seconds):
     logging.info("Done: test accuracy %.2f%% after epoch %d (best %.2f%%, epoch %d); "
                  "%.0f s in this session", 100 * final["test_accuracy"], final["epoch"],
                  100 * best["test_accuracy"], best["epoch"], seconds)
+    model_dir = os.path.abspath(model_dir)
     logging.info("Files: %s (%s)", model_dir, ", ".join(
         (names.WEIGHTS, names.KERAS_MODEL, names.HISTORY_JSON, names.CURVES)))
     other = next(b for b in backends.BACKENDS if b != config.backend)
-    logging.info("Evaluate them with: python scripts/evaluate.py --model_dir=%s --backend=%s",
-                 shlex.quote(str(model_dir)), other)
+    data_dir = [f"--data_dir={os.path.abspath(config.data_dir)}"] if config.data_dir else []
+    logging.info("Evaluate them with: %s", cli.command_line(
+        "evaluate.py", f"--model_dir={model_dir}", f"--backend={other}", *data_dir))
 
 
 __all__ = ["collapsed_class", "load_datasets", "run"]

@@ -6,6 +6,11 @@ vouch for::
 
     {"format": 1,
      "flags": {...},          the settings of the session that wrote it
+     "model_file": {"file": "model_file.keras", "sha256": "..."},   the run's copy of
+                              --model_file, taken when it started; null without one
+     "sessions": [{"started": "2025-01-02T10:00:00+01:00", "flags": {...}, "epochs": [1, 2]},
+                  {"started": ..., "flags": {...}, "epochs": [3]}],
+                              each session (process) that completed epochs, with its settings
      "epoch": 3,              completed epochs
      "history": "<sha256>",   of those epochs' entries in history.json
      "checkpoint": {"file": "checkpoints/ckpt-0003.npz", "sha256": "...",
@@ -13,6 +18,11 @@ vouch for::
      "final": {"epoch": 3, "files": {"weights.npz": "<sha256>",
                                      "model.keras": "<sha256>"}},        null until saved
      "finished": true}        the final weights are those of the last completed epoch
+
+The settings that define the run (``config.DEFINING``) are the same in every session;
+the others (``config.SESSION``: the epochs to reach, the device, ...) are each session's
+own, so "flags" holds the last session's and "sessions" every one's. Manifests written
+before "model_file" and "sessions" existed have neither: read as null and [].
 """
 
 import hashlib
@@ -40,24 +50,49 @@ def array_record(arrays):
     return {name: [list(value.shape), value.dtype.str] for name, value in arrays.items()}
 
 
-def new(flags):
-    """The manifest of a run with no completed epoch."""
-    return {"format": FORMAT, "flags": flags, "epoch": 0, "history": history_digest([]),
-            "checkpoint": None, "final": None, "finished": False}
+def new(flags, model_file=None):
+    """The manifest of a run with no completed epoch; ``model_file``: the record of its
+    copy of --model_file ({"file": ..., "sha256": ...}), if it has one."""
+    return {"format": FORMAT, "flags": flags, "model_file": model_file, "sessions": [],
+            "epoch": 0, "history": history_digest([]), "checkpoint": None, "final": None,
+            "finished": False}
 
 
-def after_epoch(manifest, flags, epochs, checkpoint_path, model_dir, arrays):
-    """``manifest`` advanced to the last of ``epochs``, saved in ``checkpoint_path``.
+def model_file_record(manifest):
+    """The record of the run's copy of --model_file, or None (none, or an older run)."""
+    return manifest.get("model_file")
+
+
+def sessions(manifest):
+    """The sessions that trained the run's epochs, oldest first ([] for an older run)."""
+    return manifest.get("sessions", [])
+
+
+def after_epoch(manifest, flags, epochs, checkpoint_path, model_dir, arrays, session):
+    """``manifest`` advanced to the last of ``epochs``, saved in ``checkpoint_path`` by the
+    session ``session`` = (its start time, whether this is its first epoch; if not, the
+    last of the manifest's sessions is it).
 
     A final weights record of an earlier epoch is kept: it says the weights
     files are older than the history, so the run is not finished.
     """
     relative = pathlib.Path(checkpoint_path).relative_to(model_dir).as_posix()
     return {**manifest, "flags": flags, "epoch": epochs[-1]["epoch"],
+            "sessions": _with_epoch(sessions(manifest), flags, epochs[-1]["epoch"], *session),
             "history": history_digest(epochs),
             "checkpoint": {"file": relative, "sha256": files.sha256(checkpoint_path),
                            "arrays": array_record(arrays)},
             "finished": False}
+
+
+def _with_epoch(sessions_, flags, epoch, started, first):
+    """``sessions_`` with ``epoch`` recorded as trained by the session started at
+    ``started`` with ``flags``: a new one if ``first``, else the last one."""
+    sessions_ = list(sessions_)
+    if first or not sessions_:
+        sessions_.append({"started": started, "flags": flags, "epochs": []})
+    sessions_[-1] = {**sessions_[-1], "flags": flags, "epochs": [*sessions_[-1]["epochs"], epoch]}
+    return sessions_
 
 
 def after_final(manifest, flags, model_dir):
@@ -79,6 +114,9 @@ def _valid(manifest):
             and isinstance(manifest.get("history"), str)
             and isinstance(manifest.get("finished"), bool)):
         return False
+    if not (_valid_model_file(manifest.get("model_file"))
+            and _valid_sessions(manifest.get("sessions", []))):
+        return False
     epoch, checkpoint, final = (manifest.get(k) for k in ("epoch", "checkpoint", "final"))
     if type(epoch) is not int or epoch < 0 or (checkpoint is None) != (epoch == 0):
         return False
@@ -95,6 +133,20 @@ def _valid(manifest):
             and all(isinstance(h, str) for h in final["files"].values())):
         return False
     return manifest["finished"] == (final is not None and final["epoch"] == epoch)
+
+
+def _valid_model_file(record):
+    """Whether ``record`` is None or the record of a copy of --model_file ``new`` takes."""
+    return record is None or (isinstance(record, dict) and record.get("file") == names.MODEL_FILE
+                              and isinstance(record.get("sha256"), str))
+
+
+def _valid_sessions(sessions_):
+    """Whether ``sessions_`` is a list of sessions as ``after_epoch`` writes them."""
+    return isinstance(sessions_, list) and all(
+        isinstance(s, dict) and isinstance(s.get("started"), str)
+        and isinstance(s.get("flags"), dict) and isinstance(s.get("epochs"), list)
+        and all(type(e) is int for e in s["epochs"]) for s in sessions_)
 
 
 def _is_array_record(record):

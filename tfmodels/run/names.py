@@ -18,6 +18,7 @@ HISTORY_CSV = "history.csv"
 CURVES = "curves.png"
 WEIGHTS = "weights.npz"
 KERAS_MODEL = "model.keras"
+MODEL_FILE = "model_file.keras"  # the run's own copy of --model_file, taken when it starts
 CHECKPOINTS = "checkpoints"  # folder of ckpt-NNNN.npz
 TENSORBOARD = "tensorboard"  # folder of TensorBoard event files (TensorFlow backend)
 
@@ -59,7 +60,7 @@ FOLDERS = {CHECKPOINTS: CHECKPOINT, TENSORBOARD: EVENTS}
 def files(backends):
     """The files at the top of a run directory (the lock aside): what a run leaves, the
     evaluations of each of ``backends`` (their ``--backend`` names) included."""
-    return (MANIFEST, HISTORY_JSON, HISTORY_CSV, CURVES, WEIGHTS, KERAS_MODEL,
+    return (MANIFEST, HISTORY_JSON, HISTORY_CSV, CURVES, WEIGHTS, KERAS_MODEL, MODEL_FILE,
             *map(evaluation, backends), *map(confusion, backends))
 
 

@@ -17,13 +17,23 @@ and ``evaluate.py`` reads inside ``lock.held``. Guarantees:
   epoch the history, checkpoint and final weights belong to; resuming checks
   every file against it and refuses (exit 4, one line) what does not match,
   so a resumed run never shortens or rewrites completed epochs' history.
+- A resumed run has the settings that define the run (``config.DEFINING``) and,
+  with ``--model_file``, a file of the same content as the run's own copy of it
+  (``names.MODEL_FILE``, taken when the run started); else it is refused in one
+  line naming each setting that differs (old -> new) and the ways out. The other
+  settings (the epochs to reach, ...) a session may change; the manifest records
+  each session's. A finished run asked for as many epochs as it has trains
+  nothing and says so; asked for fewer, it is refused (exit 4).
 - A failed write (disk full, permissions) stops the run with RunDirError
   and leaves the last state the manifest records intact; Ctrl-C or SIGTERM
   becomes one ``Interrupted`` line saying which epoch to resume.
 """
 
 import contextlib
+import dataclasses
+import datetime
 import errno
+import hashlib
 import os
 import pathlib
 import signal
@@ -31,10 +41,10 @@ import signal
 from absl import logging
 
 from numpy_ref.network.serialization import save_npz
-from tfmodels.errors import ConfigError, Interrupted, RunDirError
+from tfmodels.errors import ConfigError, Interrupted, RunDirError, WeightsFileError
 from tfmodels.files import atomic_write, sha256
 from tfmodels.run import artifacts, backends, lock, manifest, names
-from tfmodels.run.config import RunConfig, state_differences
+from tfmodels.run.config import SESSION, RunConfig, changed_settings, state_differences
 from tfmodels.run.keras_model import save_keras_model
 
 
@@ -186,12 +196,63 @@ def _write_failure(e):
     return disk_full if disk_full in str(e) else None
 
 
+def ways_out(config, path):
+    """What a user can do when ``path`` holds a run ``config`` may not continue, in words."""
+    out = (f"pass --noresume to start anew in {path} (it removes that run's files), or "
+           "another --model_dir")
+    default = pathlib.Path(dataclasses.replace(config, model_dir=None).model_dir)
+    if default.resolve() != pathlib.Path(path).resolve():
+        out += f" (without --model_dir, these settings train in {default})"
+    return out
+
+
+def copy_model_file(source, model_dir):
+    """Copies ``--model_file`` (``source``) into the run directory; returns its record for
+    the manifest ({"file": names.MODEL_FILE, "sha256": ...})."""
+    try:
+        content = pathlib.Path(source).read_bytes()
+    except OSError as e:
+        raise WeightsFileError(f"--model_file={source}: cannot be read "
+                               f"({e.strerror or e})") from None
+    with atomic_write(pathlib.Path(model_dir) / names.MODEL_FILE) as f:
+        f.write(content)
+    return {"file": names.MODEL_FILE, "sha256": hashlib.sha256(content).hexdigest()}
+
+
+def own_model_file(model_dir, saved, config):
+    """``config`` (a finished or saved run's) with ``model_file`` pointing at the run's own
+    copy of its model file, checked against the manifest's record: the run then builds
+    alike however the user's file was moved or edited since. Without a copy (runs saved
+    before copies were taken) ``config`` as it is; a missing copy falls back to the
+    user's file if its content is the recorded one."""
+    record = manifest.model_file_record(saved)
+    if config.model_file is None or record is None:
+        return config
+    copy = pathlib.Path(model_dir) / record["file"]
+    for candidate in (copy, pathlib.Path(config.model_file)):
+        if candidate.is_file() and sha256(candidate) == record["sha256"]:
+            return dataclasses.replace(config, model_file=str(candidate))
+    state = "changed since" if copy.is_file() else "missing"
+    raise RunDirError(f"{copy}, the run's copy of its --model_file, is {state}, and "
+                      f"{config.model_file} no longer holds that content either (SHA-256 "
+                      f"{record['sha256'][:12]}...): the run's model cannot be rebuilt; "
+                      f"{manifest.RETRAIN}")
+
+
+def _epochs(n):
+    return f"{n} epoch{'s' * (n != 1)}"
+
+
 class RunDir:
     """The run directory of one training session, held under its lock."""
 
     def __init__(self, config, path):
         self.config, self.path = config, pathlib.Path(path)
         self.manifest = None
+        # This session, as the manifest records it: its start, and whether it has saved
+        # an epoch yet (its first starts a new entry in the manifest's sessions).
+        self.started = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+        self.saved_an_epoch = False
 
     @property
     def completed(self):
@@ -213,25 +274,88 @@ class RunDir:
                     "remove them and start anew, or another --model_dir")
             remove_temporaries(self.path)
             return self._start_new()
-        problems = self.config.incompatibilities(saved["flags"])
-        if problems:
-            raise RunDirError(f"--model_dir={self.path} holds a run with other settings "
-                              f"({'; '.join(problems)}); pass another --model_dir or --noresume")
+        self._check_same_run(saved)
         history = checked_history(self.path, saved)
+        self._check_epochs(saved)
         arrays = (checked_checkpoint(self.path, saved, backend.state_arrays())
                   if saved["epoch"] else None)
         remove_temporaries(self.path)
         self.manifest = saved
+        self._keep_model_file_copy()
         if arrays is not None:
             backend.restore(arrays)
-            logging.info("Resuming in %s after epoch %d (of %d)", self.path, saved["epoch"],
-                         self.config.epochs)
+        self._log_resumed(saved)
         return saved["epoch"], history
 
+    def _check_same_run(self, saved):
+        """RunDirError naming each setting that defines the run and differs from the saved
+        run's (old -> new; --model_file: its content), and the ways out."""
+        problems = changed_settings(saved["flags"], self.config.to_dict())
+        record = manifest.model_file_record(saved)
+        if self.config.model_file is not None and saved["flags"].get("model_file"):
+            if record is None:
+                raise RunDirError(
+                    f"--model_dir={self.path} holds a --model_file run saved without a copy "
+                    "of its model file, so the content of --model_file cannot be compared "
+                    f"with the one it started from; {ways_out(self.config, self.path)}")
+            now = sha256(self.config.model_file)
+            if now != record["sha256"]:
+                problems.append(f"--model_file content (SHA-256) {record['sha256'][:12]} -> "
+                                f"{now[:12]}: {self.config.model_file} is not the file the run "
+                                "started from")
+        if problems:
+            raise RunDirError(f"--model_dir={self.path} holds a run with other settings: "
+                              f"{'; '.join(problems)}; {ways_out(self.config, self.path)}")
+
+    def _check_epochs(self, saved):
+        """RunDirError if the run has more epochs than --epochs asks for."""
+        done, asked = saved["epoch"], self.config.epochs
+        if done > asked:
+            raise RunDirError(
+                f"--model_dir={self.path}: the run there already has {done} epochs, more than "
+                f"--epochs={asked} asks for; ask for --epochs={done} to keep it as it is (or "
+                f"more to train on), or {ways_out(self.config, self.path)}")
+
+    def _keep_model_file_copy(self):
+        """Restores the run's copy of --model_file from the user's file (whose content
+        ``_check_same_run`` found to be the recorded one) if it is missing or changed."""
+        record = manifest.model_file_record(self.manifest)
+        if record is None:
+            return
+        copy = self.path / record["file"]
+        if not (copy.is_file() and sha256(copy) == record["sha256"]):
+            copy_model_file(self.config.model_file, self.path)
+            logging.info("Restored %s from --model_file=%s", copy, self.config.model_file)
+
+    def _log_resumed(self, saved):
+        """Where the resumed run stands, what this session will do, and the settings it
+        changes (those a session may: the epochs to reach, ...)."""
+        done, asked = saved["epoch"], self.config.epochs
+        changes = changed_settings(saved["flags"], self.config.to_dict(), SESSION)
+        changed = f"; changed since the last session: {', '.join(changes)}" if changes else ""
+        if done < asked:
+            if done:
+                logging.info("Resuming in %s after epoch %d (of %d)%s", self.path, done,
+                             asked, changed)
+            else:
+                logging.info("Starting in %s, where the run had completed no epoch yet%s",
+                             self.path, changed)
+        elif saved["finished"]:
+            logging.info("The run in %s already has %s: nothing to train. Ask for --epochs=N "
+                         "above %d to train on, or pass --noresume to start anew", self.path,
+                         _epochs(done), done)
+        else:
+            logging.info("The run in %s has all %s; saving its final weights", self.path,
+                         _epochs(done))
+
     def _start_new(self):
-        """The manifest of a run with no epoch yet, written first so that even a
-        run stopped in its first epoch leaves a directory it can resume in."""
-        self._write_manifest(manifest.new(self.config.to_dict()))
+        """The manifest of a run with no epoch yet (and, with --model_file, the run's copy
+        of it), written first so that even a run stopped in its first epoch leaves a
+        directory it can resume in."""
+        record = (copy_model_file(self.config.model_file, self.path)
+                  if self.config.model_file is not None else None)
+        self._write_manifest(manifest.new(self.config.to_dict(), record))
+        logging.info("New run in %s", self.path)
         return 0, []
 
     def _write_manifest(self, new):
@@ -250,8 +374,10 @@ class RunDir:
         try:
             artifacts.write_history(self.path, flags, history)
             checkpoint = artifacts.save_checkpoint(self.path, epoch, arrays)
-            self._write_manifest(manifest.after_epoch(self.manifest, flags, history,
-                                                      checkpoint, self.path, arrays))
+            self._write_manifest(manifest.after_epoch(
+                self.manifest, flags, history, checkpoint, self.path, arrays,
+                (self.started, not self.saved_an_epoch)))
+            self.saved_an_epoch = True
         except OSError as e:
             raise RunDirError(f"could not save epoch {epoch} in --model_dir={self.path} "
                               f"({e.strerror or e}); {self.kept()}") from None
