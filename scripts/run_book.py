@@ -10,13 +10,26 @@ and ``dataset`` (``dataset.mnist``, which reads the MNIST idx files of
 ``--data_dir``, default ``$TFMODELS_DATA_DIR``), so the book's
 ``sys.path.append(os.pardir); from common.layers import *`` resolves to numpy_ref.
 A chapter network the script's folder lacks (``simple_convnet``) comes from
-``numpy_ref.book`` too. Matplotlib draws to files only (Agg): ``plt.show()``
-returns at once.
+``numpy_ref.book`` too.
+
+Figures: each figure the script shows (``plt.show()``) is saved as
+``<script>_fig<N>.png`` (N counts the figures shown, from 1) in ``--figures_dir``, by
+default the script's own folder, and the path is printed. With a display (Linux's
+``$DISPLAY`` or ``$WAYLAND_DISPLAY``, macOS, Windows) matplotlib also opens its usual
+window and ``plt.show()`` waits for it, as under ``python script.py``; without one it
+draws with Agg and ``plt.show()`` returns at once. ``$MPLBACKEND``, when set, is obeyed.
+
+BLAS threads: as train.py's NumPy backend chooses them (``numpy_ref.fast.threads``):
+one, unless ``OPENBLAS_NUM_THREADS``, ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS`` is set.
+The book's matrices are small, and OpenBLAS's default of a thread per core loses on
+them: the ch06 optimizer comparison (300 steps, 2 cores) took 100-115 s with two
+threads against 11-19 s with one.
 
 Flags before the script's path are this runner's; everything after it is the
 script's. Exit codes: the script's own, else (tfmodels/run/cli.py) 2 for no such
-script or a bad flag, 3 when the MNIST files or a params file are missing,
-unreadable or refused (a pickle), each with one line on stderr.
+script, a bad flag or a --figures_dir that cannot be written to, 3 when the MNIST files
+or a params file are missing, unreadable or refused (a pickle), 4 when a figure could
+not be saved (disk full), each with one line on stderr.
 """
 
 import importlib
@@ -32,14 +45,105 @@ from absl import app, flags
 import numpy_ref.book
 from numpy_ref.book.dataset import mnist as book_mnist
 from numpy_ref.book.dataset.idx import MnistFileError
+from numpy_ref.fast import threads
 from numpy_ref.network.serialization import NpzFileError
 from tfmodels.data import location
 from tfmodels.run import cli
 
 DATA_DIR = flags.DEFINE_string("data_dir", None, "The MNIST idx files (or a mnist/ folder of "
                                "them) for dataset.mnist; default $TFMODELS_DATA_DIR.")
+FIGURES_DIR = flags.DEFINE_string("figures_dir", None, "Where each figure the script shows is "
+                                  "saved, as <script>_fig<N>.png; default: the script's "
+                                  "folder.")
 flags.FLAGS.set_gnu_getopt(False)  # the first argument that is not a flag is the script
-USAGE = "run_book.py [--data_dir=DIR] PATH/TO/script.py [its arguments]"
+USAGE = "run_book.py [--data_dir=DIR] [--figures_dir=DIR] PATH/TO/script.py [its arguments]"
+
+
+class FigureSaveError(Exception):
+    """A figure could not be written (the message names the file)."""
+
+
+def has_display(environ, platform):
+    """Whether matplotlib can open windows here: always on macOS and Windows, on other
+    systems when an X11 or Wayland display is named."""
+    if platform == "darwin" or platform.startswith("win"):
+        return True
+    return bool(environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY"))
+
+
+def figure_backend(environ, platform):
+    """The ``MPLBACKEND`` to set: None (matplotlib's own choice: the user's $MPLBACKEND,
+    or with a display its interactive default) or "Agg" (no display: files only)."""
+    if environ.get("MPLBACKEND") or has_display(environ, platform):
+        return None
+    return "Agg"
+
+
+class FigureSaver:
+    """Stands in for ``plt.show``: saves each open figure as ``<stem>_fig<N>.png`` in
+    ``folder`` and prints where, then calls matplotlib's ``show`` (a window with an
+    interactive backend; nothing with Agg).
+
+    N counts figures in the order they are first shown. A blocking ``show`` returns
+    once its windows are closed, and the figures with them; with Agg they would stay
+    open and be saved again at the next ``show``, so they are closed here too (unless
+    ``show(block=False)`` or interactive mode keeps them, as on screen).
+    """
+
+    def __init__(self, plt, folder, stem):
+        self.plt, self.folder, self.stem, self.show = plt, folder, stem, plt.show
+        self.saved = 0
+
+    def __call__(self, *args, **kwargs):
+        if not self.plt.get_fignums():
+            return self.show(*args, **kwargs)
+        active = self.plt.gcf()
+        figures = [self.plt.figure(number) for number in self.plt.get_fignums()]
+        self.plt.figure(active)  # the script's current figure stays current
+        for figure in figures:
+            self.saved += 1
+            self.save(figure, self.folder / f"{self.stem}_fig{self.saved}.png")
+        result = self.show(*args, **kwargs)
+        block = kwargs.get("block", args[0] if args else None)
+        if block or (block is None and not self.plt.isinteractive()):
+            for figure in figures:
+                self.plt.close(figure)
+        return result
+
+    def save(self, figure, path):
+        try:
+            figure.savefig(path)
+        except OSError as e:
+            raise FigureSaveError(f"could not save figure {self.saved} to {path} "
+                                  f"({e.strerror or e})") from None
+        print(f"Figure {self.saved} saved to {path}", flush=True)
+
+
+def figures_folder(program, script):
+    """--figures_dir (made if need be) or the script's folder; exit 2 if not writable."""
+    folder = pathlib.Path(FIGURES_DIR.value).resolve() if FIGURES_DIR.value else script.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        cli.fail(program, cli.EXIT_USAGE, f"--figures_dir={FIGURES_DIR.value}: cannot be "
+                                          f"made ({e.strerror or e})")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        flag = f"--figures_dir={FIGURES_DIR.value}" if FIGURES_DIR.value else f"{folder}"
+        cli.fail(program, cli.EXIT_USAGE, f"{flag}: not a folder figures can be written to "
+                                          "(give a writable --figures_dir)")
+    return folder
+
+
+def show_to_files(folder, stem):
+    """Chooses matplotlib's backend (``figure_backend``) and makes ``plt.show`` a
+    ``FigureSaver``; a non-interactive backend's warning that it cannot show is dropped."""
+    backend = figure_backend(os.environ, sys.platform)
+    if backend is not None:
+        os.environ["MPLBACKEND"] = backend
+    warnings.filterwarnings("ignore", message=r"FigureCanvas\w* is non-interactive")
+    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+
+    plt.show = FigureSaver(plt, folder, stem)
 
 
 def stand_in_modules(script_dir):
@@ -65,17 +169,19 @@ def main(argv):
         cli.fail(program, cli.EXIT_USAGE, f"no such script: {argv[1]}")
     data_dir = DATA_DIR.value or location.data_dir_from_env()
     book_mnist.dataset_dir = None if data_dir is None else str(data_dir)
-    os.environ["MPLBACKEND"] = "Agg"
-    warnings.filterwarnings("ignore", message="FigureCanvasAgg is non-interactive")
+    show_to_files(figures_folder(program, script), script.stem)
 
     sys.modules.update(stand_in_modules(script.parent))
     sys.argv = [str(script), *argv[2:]]  # as for ``python /path/to/script.py``
     sys.path[0] = str(script.parent)
     os.chdir(script.parent)
     try:
-        runpy.run_path(str(script), run_name="__main__")
+        with threads.blas_threads():  # one thread unless the environment sets a count
+            runpy.run_path(str(script), run_name="__main__")
     except (MnistFileError, NpzFileError) as e:
         cli.fail(program, cli.EXIT_DATA, e)
+    except FigureSaveError as e:
+        cli.fail(program, cli.EXIT_MODEL_DIR, e)
     except Exception as e:  # pylint: disable=broad-except
         print_script_traceback(e, script)
         sys.exit(1)

@@ -2,8 +2,9 @@
 
 The scripts are copied to a temporary folder first (they write params.pkl and figures
 next to themselves, as the book's do). Those that read MNIST use the real files and skip
-without them; iteration counts are cut down through their arguments. OpenBLAS runs one
-thread: these matrices are small, and a second thread only waits when the machine is busy.
+without them; iteration counts are cut down through their arguments. No display is named
+(matplotlib draws with Agg), and OpenBLAS runs one thread as run_book.py chooses, unless a
+test sets the environment otherwise.
 """
 
 import re
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 import procs
+from numpy_ref.fast import threads
 from procs import assert_fails_with
 
 pytestmark = pytest.mark.integration  # every test runs a book script in a subprocess
@@ -26,8 +28,15 @@ def scripts(tmp_path):
     return shutil.copytree(BOOK_SCRIPTS, tmp_path / "book")
 
 
-def run_book(*args, data_dir=None, cwd=procs.ROOT):
-    env = procs.script_env(data_dir, OPENBLAS_NUM_THREADS="1")
+DISPLAY_VARIABLES = ("DISPLAY", "WAYLAND_DISPLAY", "MPLBACKEND")
+
+
+def run_book(*args, data_dir=None, cwd=procs.ROOT, **env_vars):
+    """run_book.py with ``args``, no display and no thread count in the environment
+    besides ``env_vars``."""
+    env = {k: v for k, v in procs.script_env(data_dir).items()
+           if k not in DISPLAY_VARIABLES + threads.THREAD_VARIABLES}
+    env.update(env_vars)
     return procs.run_python(RUN_BOOK, *map(str, args), env=env, cwd=cwd, timeout=120)
 
 
@@ -54,6 +63,14 @@ import numpy_ref.book.layers
 import matplotlib.pyplot as plt
 plt.plot([0, 1])
 plt.show()
+plt.figure()
+plt.plot([1, 0])
+plt.show()
+import threadpoolctl
+print("blas threads:" + str(sorted({pool["num_threads"] for pool in
+                                    threadpoolctl.threadpool_info()
+                                    if pool["user_api"] == "blas"})))
+print("MPLBACKEND:" + str(os.environ.get("MPLBACKEND")))
 print("name:" + __name__)
 print("cwd:" + os.getcwd())
 print("path0:" + sys.path[0])
@@ -80,8 +97,47 @@ def test_the_script_runs_as_main_from_its_folder_on_numpy_ref(tmp_path):
     assert values["mnist"] == "numpy_ref.book.dataset.mnist"
     assert values["dataset_dir"] == str(tmp_path)
     assert values["sgd"] == "numpy_ref.book.optimizer"
-    assert values["backend"].lower() == "agg"
+    assert values["backend"].lower() == "agg" and values["MPLBACKEND"] == "Agg"  # no display
     assert proc.stderr == ""  # plt.show() on Agg, silently
+    assert_figures_saved(proc, folder, "probe", 2)
+    assert values["blas threads"] == "[1]"  # as train.py's NumPy backend: one, unless set
+
+
+def assert_figures_saved(proc, folder, stem, count):
+    """``count`` PNG files <stem>_fig<N>.png in ``folder``, each named once on stdout."""
+    paths = [folder / f"{stem}_fig{n}.png" for n in range(1, count + 1)]
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("Figure ")]
+    assert lines == [f"Figure {n} saved to {path}" for n, path in enumerate(paths, 1)]
+    for path in paths:
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path
+    assert not (folder / f"{stem}_fig{count + 1}.png").exists()
+
+
+def test_with_a_display_matplotlib_chooses_and_thread_counts_set_stand(tmp_path):
+    """A named display leaves the backend to matplotlib (interactive when it can open a
+    window; with no X server behind ``:4242`` it falls back to Agg by itself); a thread
+    count the environment sets is kept; --figures_dir is read from the caller's folder."""
+    (tmp_path / "probe.py").write_text(PROBE)
+    proc = run_book("--figures_dir=figs", tmp_path / "probe.py", cwd=tmp_path,
+                    DISPLAY=":4242", OPENBLAS_NUM_THREADS="2")
+    values = printed(proc)
+    assert values["MPLBACKEND"] == "None"
+    assert values["blas threads"] == "[2]"
+    assert_figures_saved(proc, tmp_path / "figs", "probe", 2)
+
+
+def test_the_users_matplotlib_backend_is_obeyed(tmp_path):
+    (tmp_path / "probe.py").write_text(PROBE)
+    proc = run_book(tmp_path / "probe.py", MPLBACKEND="svg")
+    assert printed(proc)["backend"] == "svg" and proc.stderr == ""
+    assert_figures_saved(proc, tmp_path, "probe", 2)  # PNG files all the same
+
+
+def test_a_figures_dir_that_cannot_be_made_is_a_one_line_error(tmp_path):
+    (tmp_path / "probe.py").write_text(PROBE)
+    (tmp_path / "taken").write_text("a file, not a folder")
+    proc = run_book(f"--figures_dir={tmp_path / 'taken'}", tmp_path / "probe.py")
+    assert_fails_with(proc, 2, "--figures_dir=", "taken")
 
 
 def test_a_chapter_file_of_the_scripts_folder_wins(tmp_path):
@@ -163,7 +219,8 @@ def test_ch05_training_learns(scripts, mnist_dir):
 
 
 def test_ch06_optimizers_move_float_params_by_the_books_formulas(scripts):
-    values = printed(run_book(scripts / "ch06" / "optimizer_compare_naive.py"))
+    proc = run_book(scripts / "ch06" / "optimizer_compare_naive.py")
+    values = printed(proc)
     point = {key: np.array(values[key].split(","), float)
              for key in ("SGD", "Momentum", "AdaGrad", "Adam")}
     # SGD on x^2/20 + y^2: x *= 1 - 0.95/10 and y *= 1 - 0.95*2 per step, 30 steps.
@@ -171,12 +228,14 @@ def test_ch06_optimizers_move_float_params_by_the_books_formulas(scripts):
     distance = {key: np.hypot(*p) for key, p in point.items()}
     assert distance["AdaGrad"] == min(distance.values())  # the book: AdaGrad goes straightest
     assert (scripts / "ch06" / "optimizer_compare_naive.png").is_file()
+    assert_figures_saved(proc, scripts / "ch06", "optimizer_compare_naive", 1)
 
 
 @pytest.mark.slow
 def test_ch06_optimizer_comparison_orders_as_the_book(scripts, mnist_dir):
-    values = printed(run_book(scripts / "ch06" / "optimizer_compare_mnist.py", 300,
-                              data_dir=mnist_dir))
+    proc = run_book(scripts / "ch06" / "optimizer_compare_mnist.py", 300, data_dir=mnist_dir)
+    values = printed(proc)
+    assert_figures_saved(proc, scripts / "ch06", "optimizer_compare_mnist", 1)  # the curves
     loss = {key: float(values[key]) for key in ("SGD", "Momentum", "AdaGrad", "Adam")}
     # The book's MNIST comparison: SGD learns slowest. Measured after 300 steps: SGD ~0.6, the others
     # 0.1..0.25.

@@ -6,6 +6,10 @@ Both backends start here: ``build_model`` makes the model ``--model`` names
 ``training_setup`` gives its Keras optimizer and loss, ``checked_twin`` its
 numpy_ref twin (``tfmodels.parity``).
 
+``save_keras_model`` writes a run's model.keras: the model ``compiled`` with the run's
+optimizer (its state included) and loss, the dense stacks as the ``keras.Sequential`` of
+their own layers (``portable``), so that plain ``keras.models.load_model`` reads it.
+
 ``--model_file`` is loaded in Keras's safe mode. Its compiled loss must take integer
 class labels (sparse categorical cross-entropy; a compiled categorical cross-entropy is
 trained as its integer-label form, the same loss for one-hot targets); its compiled
@@ -57,14 +61,54 @@ def load_model_file(path):
 
 
 def save_keras_model(model, path):
-    """``model.save`` to a temporary ``.keras`` file, then rename it onto ``path``."""
+    """``portable(model)`` saved to a temporary ``.keras`` file, then renamed onto ``path``."""
     path = pathlib.Path(path)
     tmp = path.with_name(names.keras_temporary(os.getpid()))
     try:
-        model.save(tmp)
+        portable(model).save(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def default_loss(model):
+    """The loss a run trains with unless a model file brings its own: sparse categorical
+    cross-entropy in the model's variable dtype (``training.Trainer``'s default)."""
+    return keras.losses.SparseCategoricalCrossentropy(dtype=model.dtype_policy.variable_dtype)
+
+
+def _metrics():
+    return [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+
+
+def compiled(model, optimizer, loss=None):
+    """``model`` compiled as its run trained it, for model.keras: ``optimizer`` (built
+    and holding its state, which the file keeps), ``loss`` (None: ``default_loss``) and
+    an accuracy metric, so that the loaded file's ``optimizer``, ``evaluate`` and ``fit``
+    go on from the run. Compiling changes neither the weights nor the model's call."""
+    model.compile(optimizer=optimizer, loss=default_loss(model) if loss is None else loss,
+                  metrics=_metrics())
+    return model
+
+
+def portable(model):
+    """What model.keras holds of ``model``: the subclassed dense stacks (``Mymodel``,
+    ``TwoLayerNet``) as the ``keras.Sequential`` of their very layers, weights and
+    compiled optimizer and loss, named as the model, which plain
+    ``keras.models.load_model`` reads without importing tfmodels (its outputs are the
+    model's, bit for bit: the same layers in the same order); any other model as it is.
+    The functional models are made of Keras layers only, but the ViT's
+    ``PositionEmbedding`` (``import tfmodels`` registers it)."""
+    if type(model) not in (models.Mymodel, models.TwoLayerNet):
+        return model
+    spec, = twins.input_specs(model)
+    inputs = keras.Input(tuple(spec.shape[1:]), dtype=model.dtype, name="images")
+    layers = [model.flatten, *(layer for block in model.blocks for layer in block),
+              model.classifier]
+    sequential = keras.Sequential([inputs, *layers], name=model.name)
+    if getattr(model, "optimizer", None) is not None:
+        sequential.compile(optimizer=model.optimizer, loss=model.loss, metrics=_metrics())
+    return sequential
 
 
 def build_model(config):
@@ -117,18 +161,47 @@ def _fresh_optimizer(optimizer, learning_rate=None):
     return type(optimizer).from_config(config)
 
 
-def training_setup(config, model):
+def training_setup(config, model, steps_per_epoch=None):
     """(Keras optimizer, Keras loss or None for the default) of the run: ``--optimizer``,
-    else a model file's compiled optimizer, else Adam; a model file's compiled loss."""
+    else a model file's compiled optimizer, else Adam; a model file's compiled loss.
+
+    With ``--learning_rate_decay`` below 1 and ``steps_per_epoch`` given (training), the
+    optimizer's rate is ``decayed``; without ``steps_per_epoch`` (evaluation, which never
+    steps the optimizer) it is the constant first rate."""
     if config.model_file is None:
-        return optimizers.make_optimizer(config.optimizer, config.learning_rate), None
+        name = config.optimizer or optimizers.DEFAULT
+        rate = config.learning_rate
+        if rate is None:
+            rate = optimizers.default_learning_rate(name)
+        return optimizers.make_optimizer(name, decayed(rate, config, steps_per_epoch)), None
     compiled = getattr(model, "optimizer", None)
     if config.optimizer is not None or compiled is None:
-        optimizer = optimizers.make_optimizer(config.optimizer or "adam", config.learning_rate)
+        name = config.optimizer or "adam"
+        rate = config.learning_rate or optimizers.default_learning_rate(name)
+        optimizer = optimizers.make_optimizer(name, decayed(rate, config, steps_per_epoch))
     else:
         logging.info("Optimizer: the model file's %s", type(compiled).__name__)
-        optimizer = _fresh_optimizer(compiled, config.learning_rate)
+        rate = config.learning_rate
+        if rate is None and config.learning_rate_decay != 1:
+            rate = compiled.get_config()["learning_rate"]
+            if not isinstance(rate, float):
+                raise ConfigError(f"--model_file={config.model_file}'s optimizer has a "
+                                  "learning-rate schedule of its own; --learning_rate_decay "
+                                  "takes a constant rate (give --learning_rate)")
+        optimizer = _fresh_optimizer(compiled, None if rate is None
+                                     else decayed(rate, config, steps_per_epoch))
     return optimizer, _integer_label_loss(model)
+
+
+def decayed(rate, config, steps_per_epoch):
+    """``rate``, or with ``--learning_rate_decay=d`` below 1 during training, Keras's
+    ``ExponentialDecay(rate, steps_per_epoch, d, staircase=True)``: the rate times d to
+    the number of completed epochs (``parity.twin_optimizer`` twins the schedule)."""
+    if config.learning_rate_decay == 1 or steps_per_epoch is None:
+        return rate
+    return keras.optimizers.schedules.ExponentialDecay(
+        rate, decay_steps=steps_per_epoch, decay_rate=config.learning_rate_decay,
+        staircase=True)
 
 
 def _integer_label_loss(model):
