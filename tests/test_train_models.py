@@ -16,7 +16,7 @@ from fakes import tiny_digits
 from untwinned import Cube
 from tfmodels import models, optimizers
 from tfmodels.errors import ConfigError, WeightsFileError
-from tfmodels.run import experiment
+from tfmodels.run import experiment, keras_model
 from tfmodels.run.config import RunConfig
 
 BACKENDS = ("tensorflow", "numpy")
@@ -78,6 +78,35 @@ def test_float64_convnet_metrics_are_not_rounded_to_float32(tmp_path, tiny_data)
             assert np_entry[key] == pytest.approx(tf_entry[key], rel=1e-12, abs=0), key
 
 
+def test_a_decaying_learning_rate_steps_alike_on_both_backends(tmp_path, tiny_data):
+    """--learning_rate_decay=0.5: the rate halves after each epoch (6 steps of 16 here) on
+    both backends, whose float64 histories then agree to rounding; the run differs from
+    one at a constant rate from epoch 2 on."""
+    settings = dict(model="two_layer_net", hidden_units=(16,), dtype="float64",
+                    learning_rate=0.05, optimizer="sgd")
+    decayed = run_both(tmp_path / "decayed", tiny_data, learning_rate_decay=0.5, **settings)
+    for tf_entry, np_entry in zip(decayed["tensorflow"], decayed["numpy"]):
+        for key in ("train_loss", "test_loss"):
+            assert np_entry[key] == pytest.approx(tf_entry[key], rel=1e-12), key
+    constant = run_both(tmp_path / "constant", tiny_data, **settings)["tensorflow"]
+    assert constant[0]["train_loss"] == decayed["tensorflow"][0]["train_loss"]
+    assert constant[1]["train_loss"] != decayed["tensorflow"][1]["train_loss"]
+
+
+def test_the_decay_is_keras_exponential_decay_per_epoch():
+    config = RunConfig(learning_rate=0.01, learning_rate_decay=0.5)
+    model = models.build_model("two_layer_net", (4,), input_shape=(28, 28))
+    optimizer, _ = keras_model.training_setup(config, model, steps_per_epoch=6)
+    optimizer.build(model.trainable_variables)
+    for iterations, rate in ((0, 0.01), (5, 0.01), (6, 0.005), (13, 0.0025)):
+        optimizer.iterations.assign(iterations)
+        assert float(optimizer.learning_rate) == pytest.approx(rate, rel=1e-7)
+    constant, _ = keras_model.training_setup(config, model)  # evaluation: no steps
+    assert float(constant.learning_rate) == pytest.approx(0.01, rel=1e-7)
+    with pytest.raises(ConfigError, match="learning_rate_decay"):
+        RunConfig(learning_rate_decay=0.0).validate()
+
+
 @pytest.mark.parametrize("optimizer", optimizers.OPTIMIZER_NAMES)
 def test_every_optimizer_trains_alike_on_both_backends(tmp_path, tiny_data, optimizer):
     # float64: the twin of each Keras optimizer steps exactly as Keras does, so the two
@@ -113,7 +142,7 @@ def test_mlp_options_on_both_backends(tmp_path, tiny_data, options):
 
 def test_mlp_options_are_refused_for_a_convnet(tmp_path):
     with pytest.raises(ConfigError, match="--dropout applies to --model=mymodel or "
-                                          "two_layer_net, not --model=simple_convnet"):
+                                          "two_layer_net or vit, not --model=simple_convnet"):
         RunConfig(model="simple_convnet", dropout=0.5, model_dir=str(tmp_path)).validate()
 
 
