@@ -170,3 +170,37 @@ def report_differences(report):
         differences += [row.forward, *row.weights.values()]
         differences += [] if row.backward is None else [row.backward]
     return differences
+
+
+def recurrent_differences(layer, xs, mask=None, nest=None, training=False, seed=0):
+    """(largest scaled difference, twin) of a recurrent layer called directly on
+    ``xs`` = [x, *initial states]: its outputs (returned states included), input and
+    initial-state gradients and weight gradients against its twin's, for random output
+    gradients. ``nest`` shapes the flat initial states as Keras's call takes them
+    (stacked cells)."""
+    from tfmodels.parity import registry  # pylint: disable=import-outside-toplevel
+    ts = [tf.constant(a) for a in xs]
+    kwargs = {} if mask is None else {"mask": tf.constant(mask)}
+    if len(ts) > 1:
+        kwargs["initial_state"] = nest(ts[1:]) if nest else ts[1:]
+    rng = np.random.default_rng(seed)
+    with tf.GradientTape() as tape:
+        tape.watch(ts)
+        outs = tf.nest.flatten(layer(ts[0], training=training, **kwargs))
+        gs = [rng.normal(size=o.shape).astype(o.dtype.as_numpy_dtype) for o in outs]
+        value = sum(tf.reduce_sum(o * g) for o, g in zip(outs, gs))
+    grads = tape.gradient(value, [*ts, *layer.trainable_weights])
+    twin = registry.builder_for(layer)(layer)
+    given = xs if getattr(twin, "multi_input", False) else xs[0]
+    y = twin.forward(given, training=training, **({} if mask is None else {"mask": mask}))
+    several = getattr(twin, "multi_output", False)
+    ys = list(y) if several else [y]
+    dxs = twin.backward(tuple(gs) if several else gs[0])
+    dxs = dxs if isinstance(dxs, list) else [dxs]
+    assert len(ys) == len(outs) and len(dxs) == len(ts)
+    keys = {id(v): k for k, v in twins._keras_weights(layer).items()}
+    found = [scaled(a, b.numpy()) for a, b in zip(ys, outs)]
+    found += [scaled(a, b.numpy()) for a, b in zip(dxs, grads[:len(ts)])]
+    found += [scaled(twin.grads[keys[id(v)]], g.numpy())
+              for v, g in zip(layer.trainable_weights, grads[len(ts):])]
+    return max(found), twin

@@ -20,23 +20,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_twins import report_differences
+from keras_twins import recurrent_differences, report_differences, scaled
 from numpy_ref.layers import conv_lstm
 from numpy_ref.network import serialization
 from tfmodels import parity
-from tfmodels.parity import registry, twins
+from tfmodels.parity import registry
 
 L = keras.layers
 REL = {"float64": 1e-13, "float32": 1e-5}
 N, T = 2, 4
 MASK = np.array([[1, 0, 1, 1], [0, 1, 1, 0]], bool)  # a masked first and last step
 KINDS = {1: L.ConvLSTM1D, 2: L.ConvLSTM2D, 3: L.ConvLSTM3D}
-
-
-def scaled(numpy_value, keras_value):
-    a, b = np.asarray(numpy_value, np.float64), np.asarray(keras_value, np.float64)
-    assert a.shape == b.shape, (a.shape, b.shape)
-    return float(np.max(np.abs(a - b)) / max(1.0, float(np.max(np.abs(b)))))
 
 
 def built(layer, frame, dtype="float64", seed=0):
@@ -47,33 +41,6 @@ def built(layer, frame, dtype="float64", seed=0):
     for w in layer.weights:
         w.assign(rng.normal(size=w.shape) * 0.5)
     return layer
-
-
-def direct(layer, xs, mask=None, training=False, seed=0):
-    """Largest scaled difference of the outputs (returned states included), the input
-    and initial-state gradients and the weight gradients, twin against Keras."""
-    ts = [tf.constant(a) for a in xs]
-    kwargs = {} if mask is None else {"mask": tf.constant(mask)}
-    if len(ts) > 1:
-        kwargs["initial_state"] = ts[1:]
-    rng = np.random.default_rng(seed)
-    with tf.GradientTape() as tape:
-        tape.watch(ts)
-        outs = tf.nest.flatten(layer(ts[0], training=training, **kwargs))
-        gs = [rng.normal(size=o.shape).astype(o.dtype.as_numpy_dtype) for o in outs]
-        value = sum(tf.reduce_sum(o * g) for o, g in zip(outs, gs))
-    grads = tape.gradient(value, [*ts, *layer.trainable_weights])
-    twin = registry.builder_for(layer)(layer)
-    y = twin.forward(xs, training=training, **({} if mask is None else {"mask": mask}))
-    ys = list(y) if twin.multi_output else [y]
-    dxs = twin.backward(tuple(gs) if twin.multi_output else gs[0])
-    assert len(ys) == len(outs) and len(dxs) == len(ts)
-    keys = {id(v): k for k, v in twins._keras_weights(layer).items()}
-    found = [scaled(a, b.numpy()) for a, b in zip(ys, outs)]
-    found += [scaled(a, b.numpy()) for a, b in zip(dxs, grads[:len(ts)])]
-    found += [scaled(twin.grads[keys[id(v)]], g.numpy())
-              for v, g in zip(layer.trainable_weights, grads[len(ts):])]
-    return max(found)
 
 
 def data(shape, dtype="float64", seed=2):
@@ -331,3 +298,8 @@ def test_refusals_name_the_layer_and_option(make_layer, frame, words):
     with pytest.raises(ValueError, match=words) as error:
         registry.builder_for(layer)(layer)
     assert repr(layer.name) in str(error.value)
+
+
+def direct(layer, xs, mask=None, training=False, seed=0):
+    """The largest scaled difference of ``keras_twins.recurrent_differences``."""
+    return recurrent_differences(layer, xs, mask=mask, training=training, seed=seed)[0]

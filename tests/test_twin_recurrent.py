@@ -22,22 +22,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_twins import report_differences
+from keras_twins import recurrent_differences as direct, report_differences, scaled
 from numpy_ref.layers import recurrent, recurrent_cells
 from numpy_ref.network import serialization
 from tfmodels import parity
-from tfmodels.parity import registry, twins
+from tfmodels.parity import registry
 
 L = keras.layers
 REL = {"float64": 1e-13, "float32": 1e-5}
 N, T, D = 3, 5, 4
 MASK = np.array([[1, 1, 0, 1, 0], [0, 1, 1, 1, 1], [1, 1, 1, 0, 0]], bool)  # masked first step too
-
-
-def scaled(numpy_value, keras_value):
-    a, b = np.asarray(numpy_value, np.float64), np.asarray(keras_value, np.float64)
-    assert a.shape == b.shape, (a.shape, b.shape)
-    return float(np.max(np.abs(a - b)) / max(1.0, float(np.max(np.abs(b))))) if b.size else 0.0
 
 
 def built(layer, dtype="float64", seed=0):
@@ -48,36 +42,6 @@ def built(layer, dtype="float64", seed=0):
     for w in layer.weights:
         w.assign(rng.normal(size=w.shape) * 0.5)
     return layer
-
-
-def direct(layer, xs, mask=None, nest=None, training=False, seed=0):
-    """Largest scaled difference of the layer's outputs, input and initial-state gradients
-    and weight gradients against its twin's; ``nest`` shapes the flat initial states as
-    Keras's call takes them (stacked cells)."""
-    ts = [tf.constant(a) for a in xs]
-    kwargs = {} if mask is None else {"mask": tf.constant(mask)}
-    if len(ts) > 1:
-        kwargs["initial_state"] = nest(ts[1:]) if nest else ts[1:]
-    rng = np.random.default_rng(seed)
-    with tf.GradientTape() as tape:
-        tape.watch(ts)
-        outs = tf.nest.flatten(layer(ts[0], training=training, **kwargs))
-        gs = [rng.normal(size=o.shape).astype(o.dtype.as_numpy_dtype) for o in outs]
-        value = sum(tf.reduce_sum(o * g) for o, g in zip(outs, gs))
-    grads = tape.gradient(value, [*ts, *layer.trainable_weights])
-    twin = registry.builder_for(layer)(layer)
-    given = xs if getattr(twin, "multi_input", False) else xs[0]
-    y = twin.forward(given, training=training, **({} if mask is None else {"mask": mask}))
-    ys = list(y) if getattr(twin, "multi_output", False) else [y]
-    dxs = twin.backward(tuple(gs) if getattr(twin, "multi_output", False) else gs[0])
-    dxs = dxs if isinstance(dxs, list) else [dxs]
-    assert len(ys) == len(outs) and len(dxs) == len(ts)
-    keys = {id(v): k for k, v in twins._keras_weights(layer).items()}
-    found = [scaled(a, b.numpy()) for a, b in zip(ys, outs)]
-    found += [scaled(a, b.numpy()) for a, b in zip(dxs, grads[:len(ts)])]
-    found += [scaled(twin.grads[keys[id(v)]], g.numpy())
-              for v, g in zip(layer.trainable_weights, grads[len(ts):])]
-    return max(found), twin
 
 
 def states(*units, seed=1):

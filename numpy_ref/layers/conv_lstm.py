@@ -43,7 +43,7 @@ import math
 import numpy as np
 
 from numpy_ref import layers as L
-from numpy_ref.layers import core, recurrent
+from numpy_ref.layers import recurrent
 from numpy_ref.layers import recurrent_cells as C
 from numpy_ref.layers.conv_nd import (DATA_FORMATS, Windows, choice, grouped_columns,
                                       image_from_columns, pads_for, tuple_of)
@@ -170,21 +170,14 @@ class ConvLSTMCell(L.Layer):
         return self.input_windows, self.recurrent_windows
 
     def get_config(self):
-        config = {}
-        for key in self.ACTIVATION_KEYS:  # {key: name, key_args: the activation's arguments}
-            args = core.activation_config(getattr(self, key))
-            config.update({key: args.pop("activation"), f"{key}_args": args})
-        return {**config, "strides": list(self.strides), "padding": self.padding,
-                "dilation_rate": list(self.dilation_rate), "dropout": self.dropout,
-                "recurrent_dropout": self.recurrent_dropout}
+        return {**C.activation_settings(self), "strides": list(self.strides),
+                "padding": self.padding, "dilation_rate": list(self.dilation_rate),
+                "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout}
 
     @classmethod
     def from_config(cls, config, params=None, state=None):
-        config = dict(config)
-        for key in cls.ACTIVATION_KEYS:
-            config[key] = core.activation_from_config(
-                {"activation": config.pop(key), **config.pop(f"{key}_args", {})})
-        return cls(params["kernel"], params["recurrent_kernel"], params.get("bias"), **config)
+        return cls(params["kernel"], params["recurrent_kernel"], params.get("bias"),
+                   **C.with_activations(cls, config))
 
     def step(self, x, states, x_masks=None, h_masks=None):
         """x (N, prod(S)*C), states [h, c] each (N, prod(S')*F) -> (h, [h, c], cache)."""

@@ -65,6 +65,25 @@ def gate_matmul_backward(xs, masks, W, dz):
     return dx, dW
 
 
+def activation_settings(cell):
+    """{key: name, key_args: the activation's arguments} of each of the cell's
+    ``ACTIVATION_KEYS``: how a saved cell records its activations."""
+    config = {}
+    for key in cell.ACTIVATION_KEYS:
+        args = core.activation_config(getattr(cell, key))
+        config.update({key: args.pop("activation"), f"{key}_args": args})
+    return config
+
+
+def with_activations(cls, config):
+    """``config`` with each of ``cls.ACTIVATION_KEYS`` an activation layer again."""
+    config = dict(config)
+    for key in cls.ACTIVATION_KEYS:
+        config[key] = core.activation_from_config(
+            {"activation": config.pop(key), **config.pop(f"{key}_args", {})})
+    return config
+
+
 def as_activation(activation):
     return activation if isinstance(activation, L.Layer) else activations.get(activation)
 
@@ -121,20 +140,14 @@ class Cell(L.Layer):
     ACTIVATION_KEYS = ("activation",)
 
     def get_config(self):
-        config = {}
-        for key in self.ACTIVATION_KEYS:  # {key: name, key_args: the activation's arguments}
-            args = core.activation_config(getattr(self, key))
-            config.update({key: args.pop("activation"), f"{key}_args": args})
-        return {**config, "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout,
+        return {**activation_settings(self), "dropout": self.dropout,
+                "recurrent_dropout": self.recurrent_dropout,
                 "per_gate_masks": self.per_gate_masks}
 
     @classmethod
     def from_config(cls, config, params=None, state=None):
-        config = dict(config)
-        for key in cls.ACTIVATION_KEYS:
-            config[key] = core.activation_from_config(
-                {"activation": config.pop(key), **config.pop(f"{key}_args", {})})
-        return cls(params["kernel"], params["recurrent_kernel"], params.get("bias"), **config)
+        return cls(params["kernel"], params["recurrent_kernel"], params.get("bias"),
+                   **with_activations(cls, config))
 
     def zero_grads(self):
         self.grads = {key: np.zeros_like(value) for key, value in self.params.items()}
