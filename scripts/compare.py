@@ -18,9 +18,9 @@ if __name__ == "__main__":  # first: TensorFlow reads its log settings when impo
 
 from absl import app, flags  # pylint: disable=wrong-import-position
 
-from tfmodels import data
-from tfmodels.run import cli, comparison
-from tfmodels.run.config import DTYPES
+from tfmodels import data  # pylint: disable=wrong-import-position
+from tfmodels.run import cli  # pylint: disable=wrong-import-position
+from tfmodels.run.config import DTYPES  # no TensorFlow: --help prints in a moment
 
 MODEL_FILE = flags.DEFINE_string("model_file", None, "A Keras model file (.keras), loaded in "
                                  "safe mode.")
@@ -37,10 +37,16 @@ TRAINING = flags.DEFINE_bool("training", False, "Run both in training mode.")
 flags.mark_flag_as_required("model_file")
 
 
+def comparison():
+    """``tfmodels.run.comparison``, which compares: it imports TensorFlow (seconds)."""
+    from tfmodels.run import comparison as module  # pylint: disable=import-outside-toplevel
+    return module
+
+
 @cli.guarded
 def main(argv):
     del argv  # unused
-    report, files = comparison.compare_model_file(
+    report, files = comparison().compare_model_file(
         MODEL_FILE.value, DATASET.value, NUM_EXAMPLES.value, DTYPE.value, OUTPUT_DIR.value,
         DATA_DIR.value, TRAINING.value)
     print(report)
@@ -49,4 +55,8 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    # A run (and --helpfull) imports TensorFlow before absl parses, as it always has, so
+    # that TensorFlow's own absl flags exist; --help lists only ours.
+    if not console.asks_for_help(sys.argv):
+        comparison()
     app.run(main, flags_parser=cli.parse_flags)

@@ -15,23 +15,34 @@ if __name__ == "__main__":  # first: TensorFlow reads its log settings when impo
 
 from absl import app, flags  # pylint: disable=wrong-import-position
 
-from tfmodels.run import backends, cli, evaluation
-from tfmodels.run.config import expand_path
+from tfmodels import catalog  # pylint: disable=wrong-import-position
+from tfmodels.run import cli  # pylint: disable=wrong-import-position
+from tfmodels.run.config import expand_path  # no TensorFlow: --help prints in a moment
 
 MODEL_DIR = flags.DEFINE_string("model_dir", None, "A directory written by scripts/train.py.")
-BACKEND = flags.DEFINE_enum("backend", "tensorflow", tuple(backends.BACKENDS),
+BACKEND = flags.DEFINE_enum("backend", "tensorflow", catalog.BACKEND_NAMES,
                             "Which implementation computes the predictions.")
 DATA_DIR = flags.DEFINE_string("data_dir", None,
                                "Data directory; default: the run's, else $TFMODELS_DATA_DIR.")
 flags.mark_flag_as_required("model_dir")
 
 
+def evaluation():
+    """``tfmodels.run.evaluation``, which evaluates: it imports TensorFlow (seconds)."""
+    from tfmodels.run import evaluation as module  # pylint: disable=import-outside-toplevel
+    return module
+
+
 @cli.guarded
 def main(argv):
     del argv  # unused
-    evaluation.evaluate_run(expand_path(MODEL_DIR.value), BACKEND.value,
-                            expand_path(DATA_DIR.value))
+    evaluation().evaluate_run(expand_path(MODEL_DIR.value), BACKEND.value,
+                              expand_path(DATA_DIR.value))
 
 
 if __name__ == "__main__":
+    # A run (and --helpfull) imports TensorFlow before absl parses, as it always has, so
+    # that TensorFlow's own absl flags exist; --help lists only ours.
+    if not console.asks_for_help(sys.argv):
+        evaluation()
     app.run(main, flags_parser=cli.parse_flags)

@@ -35,21 +35,29 @@ if __name__ == "__main__":  # first: TensorFlow reads its log settings when impo
 
 from absl import app, flags  # pylint: disable=wrong-import-position
 
-from tfmodels.run import backends, cli, predict  # pylint: disable=wrong-import-position
-from tfmodels.run.config import expand_path
+from tfmodels import catalog  # pylint: disable=wrong-import-position
+from tfmodels.run import cli  # pylint: disable=wrong-import-position
+from tfmodels.run.config import expand_path  # no TensorFlow: --help prints in a moment
 
 MODEL_DIR = flags.DEFINE_string("model_dir", None, "A directory written by scripts/train.py.")
-BACKEND = flags.DEFINE_enum("backend", "tensorflow", tuple(backends.BACKENDS),
+BACKEND = flags.DEFINE_enum("backend", "tensorflow", catalog.BACKEND_NAMES,
                             "Which implementation computes the predictions: tensorflow "
                             "(model.keras) or numpy (weights.npz).")
-INVERT = flags.DEFINE_enum("invert", "auto", predict.INVERT_CHOICES,
+INVERT = flags.DEFINE_enum("invert", "auto", catalog.INVERT_CHOICES,
                            "Invert the pixels (255 - x): auto inverts MNIST pictures with a "
                            "light border (dark ink on white); yes every image; no none.")
 flags.mark_flag_as_required("model_dir")
 
 
+def predictor():
+    """``tfmodels.run.predict``, which classifies: it imports TensorFlow (seconds)."""
+    from tfmodels.run import predict as module  # pylint: disable=import-outside-toplevel
+    return module
+
+
 @cli.guarded
 def main(argv):
+    predict = predictor()
     program = os.path.basename(argv[0])
     if len(argv) < 2:
         cli.fail(program, cli.EXIT_USAGE, "no image given; usage: predict.py "
@@ -69,4 +77,8 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    # A run (and --helpfull) imports TensorFlow before absl parses, as it always has, so
+    # that TensorFlow's own absl flags exist; --help lists only ours.
+    if not console.asks_for_help(sys.argv):
+        predictor()
     app.run(main, flags_parser=cli.parse_flags)

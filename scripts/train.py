@@ -19,17 +19,27 @@ if __name__ == "__main__":  # first: TensorFlow reads its log settings when impo
 
 from absl import app, flags  # pylint: disable=wrong-import-position
 
-from tfmodels.run import cli, config, experiment
+from tfmodels.run import cli, config  # no TensorFlow: --help prints in a moment
 
 config.define_flags(flags.FLAGS)  # one flag per setting of config.RunConfig
 flags.adopt_module_key_flags(config)
 
 
+def experiment():
+    """``tfmodels.run.experiment``, which trains: it imports TensorFlow (seconds)."""
+    from tfmodels.run import experiment as module  # pylint: disable=import-outside-toplevel
+    return module
+
+
 @cli.guarded
 def main(argv):
     del argv  # unused
-    experiment.run(config.from_flags(flags.FLAGS).validate())
+    experiment().run(config.from_flags(flags.FLAGS).validate())
 
 
 if __name__ == "__main__":
+    # A run (and --helpfull) imports TensorFlow before absl parses, as it always has, so
+    # that TensorFlow's own absl flags exist; --help lists only ours.
+    if not console.asks_for_help(sys.argv):
+        experiment()
     app.run(main, flags_parser=cli.parse_flags)

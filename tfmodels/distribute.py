@@ -26,8 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-DEVICES = ("auto", "cpu", "gpu")
-STRATEGIES = ("off", "one_device", "mirrored", "multi_worker_mirrored")
+from tfmodels.catalog import DEVICES, STRATEGIES  # the names, for the flags without TensorFlow
 
 _NO_GPU = ("--device=gpu but TensorFlow sees no GPU "
            "(install tensorflow[and-cuda] and check nvidia-smi)")

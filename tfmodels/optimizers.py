@@ -1,11 +1,13 @@
 """The optimizers: one registry from ``--optimizer``'s names to Keras and to numpy_ref.
 
 Each entry of ``OPTIMIZERS`` names, for one flag value, the Keras class and its options
-beyond the learning rate, and the ``Twin`` of that class: the ``numpy_ref.optim.optimizers``
-class that steps as it does, the Keras hyperparameters passed on to it as they are, and
-where Keras keeps each of the twin's slots. ``TWINS`` (Keras class -> ``Twin``), which
-``tfmodels.parity.twin_optimizer`` reads, derives from it. Adding an optimizer is one entry
-(and, for a new Keras class, its numpy_ref class).
+beyond the learning rate (from ``tfmodels.catalog.OPTIMIZER_INFO``, which the flags read
+without Keras), and the ``Twin`` of that class: the ``numpy_ref.optim.optimizers`` class
+that steps as it does, the Keras hyperparameters passed on to it as they are, and where
+Keras keeps each of the twin's slots. ``TWINS`` (Keras class -> ``Twin``), which
+``tfmodels.parity.twin_optimizer`` reads, derives from it. Adding an optimizer is one
+``OPTIMIZER_INFO`` entry (and, for a new Keras class, its ``Twin`` here and its numpy_ref
+class).
 """
 
 import inspect
@@ -14,6 +16,7 @@ from typing import NamedTuple
 import keras
 
 from numpy_ref.optim import optimizers as numpy_optimizers
+from tfmodels import catalog
 
 
 class Twin(NamedTuple):
@@ -32,41 +35,34 @@ class Optimizer(NamedTuple):
     twin: Twin
 
 
-_SGD = Twin(numpy_optimizers.SGD, ("momentum", "nesterov"), {"momentum": "momentums"})
 _ADAM = ("beta_1", "beta_2", "epsilon", "amsgrad")
 _ADAM_SLOTS = {"momentum": "_momentums", "velocity": "_velocities",
                "velocity_hat": "_velocity_hats"}
-
-OPTIMIZERS = {
-    "adam": Optimizer(keras.optimizers.Adam, {},
-                      Twin(numpy_optimizers.Adam, _ADAM, _ADAM_SLOTS)),
-    "sgd": Optimizer(keras.optimizers.SGD, {}, _SGD),
-    "momentum": Optimizer(keras.optimizers.SGD, {"momentum": 0.9}, _SGD),
-    "nesterov": Optimizer(keras.optimizers.SGD, {"momentum": 0.9, "nesterov": True}, _SGD),
-    "rmsprop": Optimizer(keras.optimizers.RMSprop, {}, Twin(
-        numpy_optimizers.RMSprop, ("rho", "momentum", "epsilon", "centered"),
-        {"velocity": "_velocities", "momentum": "_momentums",
-         "average_gradient": "_average_gradients"})),
-    "adagrad": Optimizer(keras.optimizers.Adagrad, {}, Twin(
-        numpy_optimizers.AdaGrad, ("initial_accumulator_value", "epsilon"),
-        {"accumulator": "_accumulators"})),
-    "adamw": Optimizer(keras.optimizers.AdamW, {},
-                       Twin(numpy_optimizers.AdamW, _ADAM, _ADAM_SLOTS)),
-    "adamax": Optimizer(keras.optimizers.Adamax, {}, Twin(
-        numpy_optimizers.Adamax, ("beta_1", "beta_2", "epsilon"),
-        {"momentum": "_m", "norm": "_u"})),
-    "nadam": Optimizer(keras.optimizers.Nadam, {}, Twin(
-        numpy_optimizers.Nadam, ("beta_1", "beta_2", "epsilon"),
-        {"momentum": "_momentums", "velocity": "_velocities"})),
-    "lion": Optimizer(keras.optimizers.Lion, {}, Twin(
-        numpy_optimizers.Lion, ("beta_1", "beta_2"), {"momentum": "_momentums"})),
-    "adadelta": Optimizer(keras.optimizers.Adadelta, {}, Twin(
-        numpy_optimizers.Adadelta, ("rho", "epsilon"),
-        {"accumulated_grad": "_accumulated_grads",
-         "accumulated_delta_var": "_accumulated_delta_vars"})),
+# The twin of each Keras class that catalog.OPTIMIZER_INFO names.
+_TWINS = {
+    "Adam": Twin(numpy_optimizers.Adam, _ADAM, _ADAM_SLOTS),
+    "SGD": Twin(numpy_optimizers.SGD, ("momentum", "nesterov"), {"momentum": "momentums"}),
+    "RMSprop": Twin(numpy_optimizers.RMSprop, ("rho", "momentum", "epsilon", "centered"),
+                    {"velocity": "_velocities", "momentum": "_momentums",
+                     "average_gradient": "_average_gradients"}),
+    "Adagrad": Twin(numpy_optimizers.AdaGrad, ("initial_accumulator_value", "epsilon"),
+                    {"accumulator": "_accumulators"}),
+    "AdamW": Twin(numpy_optimizers.AdamW, _ADAM, _ADAM_SLOTS),
+    "Adamax": Twin(numpy_optimizers.Adamax, ("beta_1", "beta_2", "epsilon"),
+                   {"momentum": "_m", "norm": "_u"}),
+    "Nadam": Twin(numpy_optimizers.Nadam, ("beta_1", "beta_2", "epsilon"),
+                  {"momentum": "_momentums", "velocity": "_velocities"}),
+    "Lion": Twin(numpy_optimizers.Lion, ("beta_1", "beta_2"), {"momentum": "_momentums"}),
+    "Adadelta": Twin(numpy_optimizers.Adadelta, ("rho", "epsilon"),
+                     {"accumulated_grad": "_accumulated_grads",
+                      "accumulated_delta_var": "_accumulated_delta_vars"}),
 }
+
+OPTIMIZERS = {name: Optimizer(getattr(keras.optimizers, info.keras_class), dict(info.options),
+                              _TWINS[info.keras_class])
+              for name, info in catalog.OPTIMIZER_INFO.items()}
 OPTIMIZER_NAMES = tuple(OPTIMIZERS)
-DEFAULT = "adam"  # when neither --optimizer nor a model file names one
+DEFAULT = catalog.DEFAULT_OPTIMIZER  # when neither --optimizer nor a model file names one
 TWINS = {entry.keras: entry.twin for entry in OPTIMIZERS.values()}
 
 
@@ -86,5 +82,4 @@ def make_optimizer(name, learning_rate=None):
 
 def describe(name):
     """'SGD(momentum=0.9)' for `--help`."""
-    entry = OPTIMIZERS[name]
-    return f"{entry.keras.__name__}({', '.join(f'{k}={v}' for k, v in entry.options.items())})"
+    return catalog.OPTIMIZER_INFO[name].describe()

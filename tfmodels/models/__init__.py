@@ -7,9 +7,10 @@
                   PositionEmbedding, the ViT's learned position table
     checks.py     argument checks; the activations a twin can follow
 
-Adding a model kind is one `MODELS` entry: the flags, the settings, both backends and the
-run directory derive from it (the NumPy backend trains `tfmodels.parity.twin` of it). A
-model option is a setting of `tfmodels.run.config.RunConfig` (`model_option=True`) that the
+Adding a model kind is one entry in `tfmodels.catalog.MODEL_INFO` (what the flags and
+`--help` know of it, without Keras) and its builder in `_BUILDERS` here: the flags, the
+settings, both backends and the run directory derive from them (the NumPy backend trains
+`tfmodels.parity.twin` of it). A model option is a setting of `tfmodels.run.config.RunConfig` (`model_option=True`) that the
 kinds listing it in their `options` take as a keyword argument.
 """
 
@@ -17,6 +18,7 @@ import dataclasses
 
 import numpy as np
 
+from tfmodels import catalog
 from tfmodels.models.checks import HIDDEN_ACTIVATIONS
 from tfmodels.models.convnets import deep_convnet, simple_convnet
 from tfmodels.models.dense import Mymodel, TwoLayerNet
@@ -26,17 +28,14 @@ from tfmodels.models.sequence import (PositionEmbedding, check_vit_widths, lstm_
 
 @dataclasses.dataclass(frozen=True)
 class ModelKind:
-    """How `--model=<name>` builds its model.
+    """How `--model=<name>` builds its model, with its `catalog.ModelInfo` (what the flags
+    know of it without Keras).
 
     Attributes:
         make: `make(units, input_shape=..., activation=..., num_classes=..., dtype=...,
             name=..., **options)` -> a Keras model (built when it needs the input shape).
-        hidden_units: the default hidden sizes.
-        fixed_depth: the number of hidden layers if the model has a fixed depth.
-        options: the regularisation options it takes (`dropout`, `batchnorm`, `weight_decay`).
-        description: one line for `--help`.
-        activation: the default activation (`--activation` when not given): the hidden
-            layers' (relu), an LSTM cell's (tanh), a Transformer MLP's (gelu).
+        hidden_units, fixed_depth, options, description, activation: the kind's
+            `catalog.ModelInfo`.
         check_units: `check_units(hidden_units)` raises a ValueError for sizes the model
             cannot take, beyond `fixed_depth` (the ViT's widths must be equal), or None.
     """
@@ -66,33 +65,19 @@ def _functional(build):
     return make
 
 
-MLP_OPTIONS = ("dropout", "batchnorm", "weight_decay")  # what the dense stacks take
-MODELS = {
-    "mymodel": ModelKind(_dense(Mymodel, lambda units: {"hidden_units": units}),
-                         (32, 64, 128, 256), options=MLP_OPTIONS,
-                         description="Dense 32-64-128-256 + softmax 10 (the Keras tutorial-style "
-                                     "subclassed MLP the project starts from)"),
-    "two_layer_net": ModelKind(_dense(TwoLayerNet, lambda units: {"hidden_size": units[0]}),
-                               (50,), fixed_depth=1, options=MLP_OPTIONS,
-                               description="the book's one hidden layer of 50"),
-    "simple_convnet": ModelKind(_functional(simple_convnet), (100,), fixed_depth=1,
-                                description="the book's ch07 network: conv 30 5x5, max-pool, "
-                                            "Dense 100, softmax 10"),
-    "deep_convnet": ModelKind(_functional(deep_convnet), (50,), fixed_depth=1,
-                              description="the book's ch08 network: six 3x3 convs, three "
-                                          "max-pools, Dense 50, dropout, softmax 10"),
-    "lstm": ModelKind(_functional(lstm_classifier), (128,), activation="tanh",
-                      description="each image a sequence of its rows (MNIST 28 steps of 28, "
-                                  "SVHN 32 of 96), one LSTM per hidden size (cell activation "
-                                  "tanh by default), softmax 10 on the last output"),
-    "vit": ModelKind(_functional(vit_classifier), (64, 64, 64), activation="gelu",
-                     check_units=check_vit_widths, options=("dropout",),
-                     description="a small Vision Transformer: 16 patches (7x7 MNIST, 8x8 SVHN) "
-                                 "by a strided conv, learned position embeddings, one pre-norm "
-                                 "encoder block (4-head attention, MLP of twice the width, gelu "
-                                 "by default) per hidden size, all equal (the token width), "
-                                 "mean token, softmax 10; --dropout in the attention and MLP"),
+# How each kind of catalog.MODEL_INFO is built: (make, check_units).
+_BUILDERS = {
+    "mymodel": (_dense(Mymodel, lambda units: {"hidden_units": units}), None),
+    "two_layer_net": (_dense(TwoLayerNet, lambda units: {"hidden_size": units[0]}), None),
+    "simple_convnet": (_functional(simple_convnet), None),
+    "deep_convnet": (_functional(deep_convnet), None),
+    "lstm": (_functional(lstm_classifier), None),
+    "vit": (_functional(vit_classifier), check_vit_widths),
 }
+MLP_OPTIONS = catalog.MLP_OPTIONS
+MODELS = {name: ModelKind(_BUILDERS[name][0], check_units=_BUILDERS[name][1],
+                          **dataclasses.asdict(info))
+          for name, info in catalog.MODEL_INFO.items()}
 MODEL_NAMES = tuple(MODELS)
 
 

@@ -5,10 +5,14 @@ import numbers
 import keras
 
 from numpy_ref.layers import activations
+from tfmodels import catalog
 
 
-def _twinnable_activations():
-    """Activation names both Keras and numpy_ref know: those a twin can follow."""
+def twinnable_activations():
+    """Activation names both Keras and numpy_ref know, sorted: those a twin can follow.
+
+    ``catalog.HIDDEN_ACTIVATIONS`` holds them for the flags, without Keras; a test holds
+    the two equal."""
     names = []
     for name in sorted(activations.ACTIVATIONS):
         try:
@@ -19,7 +23,7 @@ def _twinnable_activations():
     return tuple(names)
 
 
-HIDDEN_ACTIVATIONS = _twinnable_activations()
+HIDDEN_ACTIVATIONS = catalog.HIDDEN_ACTIVATIONS  # --activation's choices
 
 
 def is_positive_int(value):

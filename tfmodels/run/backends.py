@@ -10,6 +10,7 @@ from tfmodels import distribute
 from tfmodels.run.backend_numpy import NumpyBackend
 from tfmodels.run.backend_tf import TensorflowBackend
 
+# catalog.BACKEND_NAMES lists these names for the flags, without TensorFlow.
 BACKENDS = {backend.name: backend for backend in (TensorflowBackend, NumpyBackend)}
 
 

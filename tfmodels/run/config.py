@@ -6,9 +6,11 @@ treats it. Everything else derives from the fields: ``scripts/train.py``'s absl 
 (``define_flags``), the ``RunConfig`` of a command line (``from_flags``), ``validate`` (one
 line naming the setting, before any work), the default ``--model_dir``
 (``default_model_dir``), the resume check (``changed_settings``, ``DEFINING``) and what
-manifest.json and history.json record (``to_dict``). Choices come from the registries that
-implement them: ``tfmodels.data.DATASETS``, ``tfmodels.models.MODELS``,
-``tfmodels.optimizers``, ``backends.BACKENDS``, ``tfmodels.distribute``.
+manifest.json and history.json record (``to_dict``). Choices come from
+``tfmodels.catalog`` (models, activations, optimizers, backends, devices, strategies) and
+``tfmodels.data.DATASETS``: neither imports TensorFlow or Keras, so neither does this
+module, and a script's ``--help`` prints without loading them. (``validate`` loads Keras's
+models for a kind that checks its sizes itself, the ViT.)
 
 A setting that defines the run (``defines=True``) changes what the run computes: a resumed
 run must keep it, and the default ``--model_dir`` names it when it is not the model's
@@ -25,9 +27,8 @@ from typing import Callable, NamedTuple
 
 from absl import flags
 
-from tfmodels import data, distribute, files, models, optimizers
+from tfmodels import catalog, data, files
 from tfmodels.errors import ConfigError
-from tfmodels.run import backends
 
 DTYPES = ("float32", "float64")
 JIT_COMPILE = {"auto": "auto", "on": True, "off": False}  # --jit_compile -> Trainer's argument
@@ -87,8 +88,8 @@ class RunConfig:
     dataset: str = setting("mnist", "Data set to train on.", choices=tuple(data.DATASETS),
                            defines=True)
     model: str = setting("mymodel", "; ".join(
-        f"{name}: {kind.description}" for name, kind in models.MODELS.items()) + ".",
-        choices=models.MODEL_NAMES, defines=True, with_model_file="model_file")
+        f"{name}: {kind.description}" for name, kind in catalog.MODEL_INFO.items()) + ".",
+        choices=catalog.MODEL_NAMES, defines=True, with_model_file="model_file")
     model_file: str = setting(
         None, "A saved Keras model (.keras, loaded in safe mode) to train instead of --model, "
         "with its compiled loss and optimizer if it has them (--optimizer/--learning_rate "
@@ -100,8 +101,8 @@ class RunConfig:
     activation: str = setting(  # None: the model's default (relu; lstm: tanh; vit: gelu)
         None, "Hidden activation (an LSTM's cell activation, a Transformer MLP's); default: "
         "the model's own (" + ", ".join(f"{name}: {kind.activation}" for name, kind
-                                        in models.MODELS.items()) + ").",
-        choices=models.HIDDEN_ACTIVATIONS, defines=True, with_model_file=None)
+                                        in catalog.MODEL_INFO.items()) + ").",
+        choices=catalog.HIDDEN_ACTIVATIONS, defines=True, with_model_file=None)
     dropout: float = setting(0.0, "a Dropout of this rate after every hidden layer (vit: "
                              "on the attention weights and after each MLP Dense).",
                              check=RATE, defines=True, model_option=True)
@@ -113,17 +114,18 @@ class RunConfig:
         model_option=True)
     backend: str = setting(
         "tensorflow", "tensorflow: Keras custom loop; numpy: the model's numpy_ref twin, from "
-        "the same initial weights, on the same batches.", choices=tuple(backends.BACKENDS),
+        "the same initial weights, on the same batches.", choices=catalog.BACKEND_NAMES,
         defines=True)
     epochs: int = setting(10, "Epochs to train (in total, when resuming).", check=AT_LEAST_ONE)
     batch_size: int = setting(32, "Global mini-batch size.", check=AT_LEAST_ONE, defines=True)
     shuffle_buffer: int = setting(1024, "Shuffle buffer (examples).", check=AT_LEAST_ONE,
                                   defines=True)
     optimizer: str = setting(  # None: the model file's compiled one, else the default
-        None, "Optimizer: " + ", ".join(f"{name}: {optimizers.describe(name)}"
-                                        for name in optimizers.OPTIMIZER_NAMES)
+        None, "Optimizer: " + ", ".join(f"{name}: {info.describe()}"
+                                        for name, info in catalog.OPTIMIZER_INFO.items())
         + ". With --model_file, default: the file's compiled optimizer.",
-        choices=optimizers.OPTIMIZER_NAMES, defines=True, flag_default=optimizers.DEFAULT)
+        choices=catalog.OPTIMIZER_NAMES, defines=True,
+        flag_default=catalog.DEFAULT_OPTIMIZER)
     learning_rate: float = setting(  # None: the optimizer's own default
         None, "Learning rate; default: the optimizer's Keras default.", check=POSITIVE,
         defines=True)
@@ -139,14 +141,14 @@ class RunConfig:
         "runs/mymodel-mnist-numpy-dtype=float64 (a --model_file's name and content hash "
         "stand for the model).")
     device: str = setting("auto", "gpu fails when no GPU is visible; cpu hides GPUs.",
-                          choices=distribute.DEVICES)
+                          choices=catalog.DEVICES)
     mixed_precision: bool = setting(False, "mixed_float16 compute with float32 softmax and "
                                     "loss scaling.", defines=True)
     dtype: str = setting("float32", "Weights, losses and metrics in this dtype, on either "
                          "backend; float64 makes the two backends agree to rounding.",
                          choices=DTYPES, defines=True)
     distribution_strategy: str = setting("off", "tf.distribute strategy for the custom loop.",
-                                         choices=distribute.STRATEGIES)
+                                         choices=catalog.STRATEGIES)
     jit_compile: str = setting(
         "auto", "--backend=tensorflow: compile the train and test steps with XLA. auto: on for "
         "a float32 stack of Dense layers at --batch_size below 512 without --mixed_precision "
@@ -170,15 +172,15 @@ class RunConfig:
             for field in REPLACED:
                 self._set(field.name, field.metadata["with_model_file"])
         elif self.optimizer is None:
-            self._set("optimizer", optimizers.DEFAULT)
-        kind = models.MODELS.get(self.model)
+            self._set("optimizer", catalog.DEFAULT_OPTIMIZER)
+        kind = catalog.MODEL_INFO.get(self.model)
         units = ((kind.hidden_units if kind else ()) if self.hidden_units is None
                  else self.hidden_units)
         self._set("hidden_units", tuple(int(u) for u in units))
         if self.activation is None and self.model_file is None:
             self._set("activation", kind.activation if kind else "relu")
-        if self.learning_rate is None and self.optimizer in optimizers.OPTIMIZERS:
-            self._set("learning_rate", optimizers.default_learning_rate(self.optimizer))
+        if self.learning_rate is None and self.optimizer in catalog.OPTIMIZER_INFO:
+            self._set("learning_rate", catalog.OPTIMIZER_INFO[self.optimizer].learning_rate)
         if self.model_dir is None:
             self._set("model_dir", default_model_dir(self))
         for name in ("model_dir", "data_dir"):
@@ -230,6 +232,8 @@ class RunConfig:
         return self
 
     def _validate_model(self):
+        # Keras's models: the kind's own size check (check_units) lives beside its layers.
+        from tfmodels import models  # pylint: disable=import-outside-toplevel
         kind = models.MODELS[self.model]
         depth = kind.fixed_depth
         if depth is not None and len(self.hidden_units) != depth:
@@ -293,7 +297,7 @@ def _check(field, value):
 
 def _takers(option):
     """The model kinds that take the model option ``option``."""
-    return [name for name, kind in models.MODELS.items() if option in kind.options]
+    return [name for name, kind in catalog.MODEL_INFO.items() if option in kind.options]
 
 
 _DEFAULTS = {field.name: field.default for field in FIELDS}

@@ -75,6 +75,24 @@ def requested_verbosity(argv):
         return None
 
 
+def asks_for_help(argv):
+    """Whether absl will print the script's own flags and exit: the first help flag on the
+    command line is ``--help``, ``--helpshort`` or ``-?``. A script then need not import
+    TensorFlow before parsing (seconds); it does for ``--helpfull`` and ``--helpxml``,
+    which list TensorFlow's absl flags too, and for every run."""
+    for arg in argv[1:]:
+        if arg == "--":
+            break
+        name, has_value, value = arg.lstrip("-").partition("=")
+        if not arg.startswith("-") or name not in ("help", "helpshort", "?", "helpfull",
+                                                   "helpxml"):
+            continue
+        if has_value and value.lower() not in ("true", "t", "1"):
+            continue  # --help=false prints nothing
+        return name in ("help", "helpshort", "?")
+    return False
+
+
 def is_verbose(verbosity):
     """Whether absl's verbosity asks for everything (TensorFlow's lines, absl's prefix)."""
     return verbosity is not None and verbosity >= VERBOSE

@@ -29,13 +29,13 @@ import numpy as np
 from PIL import Image as PILImage, UnidentifiedImageError
 
 from numpy_ref.fast import threads
-from tfmodels import data
+from tfmodels import catalog, data
 from tfmodels.errors import DatasetError, RunDirError
 from tfmodels.parity import twins
 from tfmodels.run import backends, evaluation, experiment, lock, manifest, names, rundir
 from tfmodels.run.keras_model import load_keras_model
 
-INVERT_CHOICES = ("auto", "yes", "no")
+INVERT_CHOICES = catalog.INVERT_CHOICES  # --invert's values (the flag reads them there)
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
