@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import shutil
 import socket
 import subprocess
 import sys
@@ -95,3 +96,32 @@ def assert_fails_with(proc, code, *fragments):
     for fragment in fragments:
         assert fragment in errors[0], errors[0]
     return errors[0]
+
+
+def fresh_clone(dest):
+    """A `git clone` of this checkout at ``dest``, plus the working tree's uncommitted
+    changes to tracked files and its untracked files that git does not ignore: what
+    `git add -A` would commit (on a clean checkout, exactly a clone of HEAD; ignored
+    things such as .venv/ and runs/ stay out). Skips when the repository root is not a
+    git checkout."""
+    def git(*args, **kwargs):
+        return subprocess.run(["git", *args], capture_output=True, check=False, **kwargs)
+
+    top = git("-C", str(ROOT), "rev-parse", "--show-toplevel", text=True) if shutil.which(
+        "git") else None
+    if top is None or top.returncode != 0 or pathlib.Path(top.stdout.strip()) != ROOT:
+        pytest.skip(f"{ROOT} is not the root of a git checkout (or git is missing): "
+                    "nothing to clone")
+    cloned = git("clone", "--quiet", str(ROOT), str(dest), text=True)
+    assert cloned.returncode == 0, cloned.stderr
+    changes = git("-C", str(ROOT), "diff", "HEAD", "--binary").stdout
+    if changes:
+        applied = git("-C", str(dest), "apply", "--whitespace=nowarn", input=changes)
+        assert applied.returncode == 0, applied.stderr.decode(errors="replace")
+    untracked = git("-C", str(ROOT), "ls-files", "--others", "--exclude-standard", "-z",
+                    text=True).stdout
+    for name in filter(None, untracked.split("\0")):
+        target = pathlib.Path(dest) / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, target)
+    return pathlib.Path(dest)
