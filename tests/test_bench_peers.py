@@ -221,3 +221,39 @@ def test_the_jax_peer_starts_like_keras_glorot_uniform_and_zero_biases():
         limit = np.sqrt(6 / (fan_in + fan_out))
         assert np.abs(w).max() <= limit and np.abs(w).max() > 0.9 * limit
         assert w.dtype == np.float32 and not np.any(b)
+
+
+def _importorskip(peer):
+    for module in peers.MODULES[peer]:
+        pytest.importorskip(module, reason=f"{peer} peer: {peers.INSTALL_HINT}")
+
+
+def test_the_jax_scan_peer_trains_exactly_as_the_one_step_per_call_peer():
+    """Blocks of K steps in one call change where the steps run, not what they compute:
+    the same batches in the same order, so the same losses and weights. XLA compiles the
+    scanned step as its own program, which may reorder float32 sums (1e-6 relative)."""
+    _importorskip("jax_scan")
+    x, y = _tiny_data(n=70)  # 4 full batches of 16 and a partial one of 6
+    one = peers.JaxRunner(x, y, batch_size=16, seed=0)
+    scan = peers.JaxScanRunner(x, y, batch_size=16, seed=0, steps_per_execution=3)
+    for i in range(3):  # blocks of 3 and 1 steps, then the partial batch
+        a, b = one.epoch(i), scan.epoch(i)
+        np.testing.assert_allclose(b["train_loss"], a["train_loss"], rtol=1e-6)
+        assert b["train_accuracy"] == a["train_accuracy"]
+    for (wa, ba), (wb, bb) in zip(one.params, scan.params):
+        np.testing.assert_allclose(np.asarray(wb), np.asarray(wa), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(np.asarray(bb), np.asarray(ba), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow  # torch.compile generates and compiles C++ kernels: about a minute
+def test_the_compiled_torch_peer_trains_as_the_eager_one():
+    """The same model, Adam and batches; Inductor's fused kernels round float32 sums in
+    another order, so the losses agree to float32 rounding, not bit for bit."""
+    _importorskip("torch_compile")
+    x, y = _tiny_data(n=70)
+    eager = peers.TorchRunner(x, y, batch_size=16, seed=0)
+    compiled = peers.TorchCompiledRunner(x, y, batch_size=16, seed=0)
+    for i in range(3):
+        a, b = eager.epoch(i), compiled.epoch(i)
+        np.testing.assert_allclose(b["train_loss"], a["train_loss"], rtol=1e-5)
+    np.testing.assert_array_equal(compiled.predict(x[:8]), eager.predict(x[:8]))

@@ -27,7 +27,8 @@ HIDDEN_UNITS = (32, 64, 128, 256)
 NUM_CLASSES = 10
 LEARNING_RATE, BETA_1, BETA_2, EPSILON = 1e-3, 0.9, 0.999, 1e-7  # keras.optimizers.Adam()
 INSTALL_HINT = "not installed (pip install -e '.[peers]')"
-MODULES = {"jax": ("jax", "optax"), "torch": ("torch",)}  # what each peer imports
+MODULES = {"jax": ("jax", "optax"), "jax_scan": ("jax", "optax"), "torch": ("torch",),
+           "torch_compile": ("torch",)}  # what each peer imports
 
 
 def missing(peer):
@@ -113,6 +114,7 @@ class _JaxPeer(_Peer):
                       totals[3] + labels.shape[0])
             return optax.apply_updates(params, updates), opt_state, totals
 
+        self._step_fn = step  # unjitted: `JaxScanRunner` scans it
         self._jit_step = jax.jit(step, donate_argnums=(0, 1, 2))
         self._predict = jax.jit(lambda params, images: jnp.argmax(logits(params, images), -1))
         self._zeros = lambda: (jnp.float32(0), jnp.int32(0), jnp.int32(0), jnp.int32(0))
@@ -156,6 +158,47 @@ class JaxRunner(_JaxPeer):
         self._compile(logits)
 
 
+class JaxScanRunner(JaxRunner):
+    """JAX at its best on this loop: the images and labels put on the device once, and one
+    `jax.jit` call per block of `steps_per_execution` steps, a `jax.lax.scan` of the step
+    over the block's index batches, each batch gathered on the device (what train.py's
+    TensorFlow loop does with the same K: one call per K steps, batches gathered in the
+    graph). An epoch is its full batches in blocks of K, the last block shorter, then the
+    partial batch if any (three compiled shapes, all compiled in the warm-up epoch)."""
+
+    def __init__(self, x, y, batch_size, seed, steps_per_execution=100,
+                 hidden_units=HIDDEN_UNITS):
+        # pylint: disable=import-outside-toplevel
+        import jax
+        super().__init__(x, y, batch_size, seed, hidden_units)
+        self.steps_per_execution = steps_per_execution
+        self.images, self.labels = jax.device_put(x), jax.device_put(self.y)
+        step = self._step_fn
+
+        def block(params, opt_state, totals, images, labels, indices):  # indices (S, B)
+            def body(carry, batch):
+                return step(*carry, images[batch], labels[batch]), None
+            carry, _ = jax.lax.scan(body, (params, opt_state, totals), indices)
+            return carry
+
+        self._jit_block = jax.jit(block, donate_argnums=(0, 1, 2))
+
+    def _run_block(self, indices):
+        self.params, self.opt_state, self.totals = self._jit_block(
+            self.params, self.opt_state, self.totals, self.images, self.labels, indices)
+
+    def epoch(self, i):
+        order = training.epoch_order(len(self.x), self.seed + i, 1).astype(np.int32)
+        self._reset()
+        full = len(order) // self.batch_size
+        batches = order[:full * self.batch_size].reshape(full, self.batch_size)
+        for start in range(0, full, self.steps_per_execution):
+            self._run_block(batches[start:start + self.steps_per_execution])
+        if len(order) > full * self.batch_size:
+            self._run_block(order[full * self.batch_size:][None])
+        return self.results()
+
+
 class _TorchPeer(_Peer):
     """A PyTorch peer: eager steps of `F.cross_entropy` on `self._logits(xb)` (a subclass
     defines it and `self.model`) and `torch.optim.Adam`, the running totals as tensors."""
@@ -173,6 +216,7 @@ class _TorchPeer(_Peer):
     def _adam(self):
         self.optimizer = self.torch.optim.Adam(self.model.parameters(), lr=LEARNING_RATE,
                                                betas=(BETA_1, BETA_2), eps=EPSILON)
+        self._optimizer_step = self.optimizer.step
 
     def _reset(self):
         self.totals = [self.torch.zeros(()), 0, self.torch.zeros((), dtype=self.torch.int64), 0]
@@ -182,7 +226,7 @@ class _TorchPeer(_Peer):
         loss = self.loss_fn(z, yb)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        self.optimizer.step()
+        self._optimizer_step()
         self.totals[0] += loss.detach()
         self.totals[1] += 1
         self.totals[2] += (z.detach().argmax(dim=-1) == yb).sum()
@@ -216,6 +260,22 @@ class TorchRunner(_TorchPeer):
 
     def _logits(self, xb):
         return self.model(xb.float().div_(255))  # (B, 10)
+
+
+class TorchCompiledRunner(TorchRunner):
+    """PyTorch at its best on the CPU: the same `nn.Sequential` and Adam, the model and the
+    optimizer's step each through `torch.compile` (TorchInductor's generated C++ kernels;
+    needs a C++ compiler). The batch's shape is marked static, so the epoch's last,
+    partial batch compiles once more in the warm-up epoch."""
+
+    def __init__(self, x, y, batch_size, seed, hidden_units=HIDDEN_UNITS):
+        super().__init__(x, y, batch_size, seed, hidden_units)
+        self.eager_model = self.model
+        self.compiled_model = self.torch.compile(self.model, dynamic=False)
+        self._optimizer_step = self.torch.compile(self.optimizer.step, dynamic=False)
+
+    def _logits(self, xb):
+        return self.compiled_model(xb.float().div_(255))  # (B, 10)
 
 
 class NumpyByHandRunner(_Peer):
@@ -292,7 +352,8 @@ class NumpyByHandRunner(_Peer):
         return self._forward(xb)[-1].argmax(axis=1)
 
 
-RUNNERS = {"jax": JaxRunner, "torch": TorchRunner}
+RUNNERS = {"jax": JaxRunner, "jax_scan": JaxScanRunner, "torch": TorchRunner,
+           "torch_compile": TorchCompiledRunner}
 CHECKED = {**RUNNERS, "numpy_by_hand": NumpyByHandRunner}  # what check_accuracy trains
 
 

@@ -7,7 +7,13 @@
 - `numpy_ref`: `numpy_ref.training.fit` of `tfmodels.parity.twin(Mymodel)` with the twin
   of Keras's Adam, float32, uint8 batches scaled as the NumPy backend does;
 - `jax`, `torch`: the peers (`peers`), the same network and Adam written idiomatically in
-  JAX and PyTorch, reading the batches numpy_ref reads.
+  JAX and PyTorch, reading the batches numpy_ref reads, one call per step;
+- `jax_scan`, `torch_compile`: the peers at their best: JAX with one `jax.jit` call per
+  `steps_per_execution` steps (`lax.scan`, batches gathered on the device: the trick
+  train.py's loop plays), PyTorch with `torch.compile` of the model and of Adam's step.
+
+The ratios judge against the fastest custom loop (`custom`) and the fastest peer (`peer`)
+at each batch size, by median rate.
 
 All read the same uint8 arrays in memory, scale each batch to float32 [0, 1], track the
 loss and accuracy, and run one epoch per timed call (the first epoch, with tracing and
@@ -31,6 +37,7 @@ NUM_CLASSES = peers.NUM_CLASSES
 OK = "ok"
 CUSTOM = "custom"  # in ratios: the faster custom loop at that batch size
 CUSTOM_LOOPS = ("custom_loop", "custom_loop_xla")
+PEER = "peer"  # in ratios: the fastest peer at that batch size
 
 
 def training_macs_per_example(input_size, hidden_units=HIDDEN_UNITS, num_classes=NUM_CLASSES):
@@ -164,11 +171,19 @@ VARIANTS = {
     "numpy_ref_1_blas_thread": Variant("numpy_ref, told 1 BLAS thread", _NumpyRefOneThread),
     "numpy_ref_library_threads": Variant("numpy_ref, OpenBLAS's own thread count",
                                          _NumpyRefLibraryThreads),
-    "jax": Variant("JAX (peer)", peers.JaxRunner, peer=True),
-    "torch": Variant("PyTorch (peer)", peers.TorchRunner, peer=True),
+    "jax": Variant("JAX (peer), one jit call per step", peers.JaxRunner, peer=True),
+    "jax_scan": Variant("JAX (peer), lax.scan of K steps per jit call", peers.JaxScanRunner,
+                        peer=True, options=("steps_per_execution",)),
+    "torch": Variant("PyTorch (peer), eager", peers.TorchRunner, peer=True),
+    "torch_compile": Variant("PyTorch (peer), torch.compile", peers.TorchCompiledRunner,
+                             peer=True),
 }
-# (key, numerator, denominator) of each run's ratios; CUSTOM is the faster custom loop.
-RATIOS = (("custom/keras_fit", CUSTOM, "keras_fit"), ("custom/jax", CUSTOM, "jax"),
+PEERS = tuple(name for name, v in VARIANTS.items() if v.peer)
+# (key, numerator, denominator) of each run's ratios; CUSTOM is the faster custom loop,
+# PEER the fastest peer.
+RATIOS = (("custom/keras_fit", CUSTOM, "keras_fit"), ("custom/peer", CUSTOM, PEER),
+          ("custom/jax", CUSTOM, "jax"), ("custom/jax_scan", CUSTOM, "jax_scan"),
+          ("numpy_ref/peer", "numpy_ref", PEER), ("numpy_ref/jax_scan", "numpy_ref", "jax_scan"),
           ("numpy_ref/jax", "numpy_ref", "jax"), ("numpy_ref/custom", "numpy_ref", CUSTOM),
           ("numpy_ref/torch", "numpy_ref", "torch"), ("jax/torch", "jax", "torch"),
           ("numpy_ref/numpy_by_hand", "numpy_ref", "numpy_by_hand"),
@@ -214,16 +229,23 @@ def _runners(variants, x, y, batch_size, seed, status):
     return epochs
 
 
+def _fastest(rates, among):
+    """The one of `among` with the highest median rate, or None when none ran."""
+    ran = [v for v in among if v in rates]
+    return max(ran, key=lambda v: np.median(rates[v])) if ran else None
+
+
 def _best_custom_loop(rates):
     """The custom loop with the higher median rate, or None when neither ran."""
-    customs = [v for v in CUSTOM_LOOPS if v in rates]
-    return max(customs, key=lambda v: np.median(rates[v])) if customs else None
+    return _fastest(rates, CUSTOM_LOOPS)
 
 
-def _ratios(rates, best_custom_loop):
+def _ratios(rates, best_custom_loop, fastest_peer=None):
     """RATIOS of one batch size's per-repeat rates (those whose variants both ran)."""
     if best_custom_loop is not None:
         rates = {**rates, CUSTOM: rates[best_custom_loop]}
+    if fastest_peer is not None:
+        rates = {**rates, PEER: rates[fastest_peer]}
     return {key: stats.paired_ratio(rates[a], rates[b]) for key, a, b in RATIOS
             if a in rates and b in rates}
 
@@ -236,7 +258,8 @@ def measure(x, y, batch_sizes, repeats, seed=0, steps_per_execution=50):
         {"examples": n, "variants": {name: {"label", "peer", "status"}},
          "examples_per_s" and "cores_used": {name: {str(batch): summary}} (of those
          measured), "rates": {name: {str(batch): per-repeat ex/s}}, "ratios":
-         {str(batch): {key: paired ratio}}, "best_custom_loop": {str(batch): name},
+         {str(batch): {key: paired ratio}}, "best_custom_loop" and "fastest_peer":
+         {str(batch): name},
          "gflops": {...}, "gemm_gflops": {"numpy": ., "tensorflow": .},
          "macs_per_example", "flops_per_example", "ceiling_examples_per_s"}
     """
@@ -254,7 +277,7 @@ def measure(x, y, batch_sizes, repeats, seed=0, steps_per_execution=50):
               "gemm_gflops": gemm, "ceiling_examples_per_s": ceiling * 1e9 / (2 * macs),
               "steps_per_execution": steps_per_execution,
               "examples_per_s": {}, "cores_used": {}, "rates": {}, "gflops": {},
-              "ratios": {}, "best_custom_loop": {}}
+              "ratios": {}, "best_custom_loop": {}, "fastest_peer": {}}
     for batch_size in batch_sizes:
         keras.utils.set_random_seed(seed)
         epochs = _runners(makers, x, y, batch_size, seed, status)
@@ -272,7 +295,9 @@ def measure(x, y, batch_sizes, repeats, seed=0, steps_per_execution=50):
             result["gflops"].setdefault(name, {})[key] = {
                 "gflops": gflops, "fraction_of_ceiling": gflops / ceiling}
         result["best_custom_loop"][key] = _best_custom_loop(rates)
-        result["ratios"][key] = _ratios(rates, result["best_custom_loop"][key])
+        result["fastest_peer"][key] = _fastest(rates, PEERS)
+        result["ratios"][key] = _ratios(rates, result["best_custom_loop"][key],
+                                        result["fastest_peer"][key])
     result["variants"] = {name: {"label": v.label, "peer": v.peer, "status": status[name]}
                           for name, v in VARIANTS.items()}
     return result
