@@ -12,6 +12,13 @@ and ``dataset`` (``dataset.mnist``, which reads the MNIST idx files of
 A chapter network the script's folder lacks (``simple_convnet``) comes from
 ``numpy_ref.book`` too.
 
+Pickles: the book keeps weights in pickles of a dict of NumPy arrays (ch03's
+``sample_weight.pkl``, the ``params.pkl`` its ``save_params`` writes). While the script
+runs, ``pickle.load``, ``pickle.loads`` and ``pickle.Unpickler`` are
+``numpy_ref.book.safe_pickle``'s: they unpickle arrays, dtypes, dicts, lists, tuples,
+strings and numbers, and refuse a pickle that names any other global (a crafted file
+would run it) before anything it names is imported or run.
+
 Figures: each figure the script shows (``plt.show()``) is saved as
 ``<script>_fig<N>.png`` (N counts the figures shown, from 1) in ``--figures_dir``, by
 default the script's own folder, and the path is printed. With a display (Linux's
@@ -28,8 +35,9 @@ threads against 11-19 s with one.
 Flags before the script's path are this runner's; everything after it is the
 script's. Exit codes: the script's own, else (tfmodels/run/cli.py) 2 for no such
 script, a bad flag or a --figures_dir that cannot be written to, 3 when the MNIST files
-or a params file are missing, unreadable or refused (a pickle), 4 when a figure could
-not be saved (disk full), each with one line on stderr.
+or a params file are missing, unreadable or refused (a pickle that is damaged or names
+what the book's files do not), 4 when a figure could not be saved (disk full), each
+with one line on stderr.
 """
 
 import importlib
@@ -45,6 +53,7 @@ from absl import app, flags
 import numpy_ref.book
 from numpy_ref.book.dataset import mnist as book_mnist
 from numpy_ref.book.dataset.idx import MnistFileError
+from numpy_ref.book.safe_pickle import PickleFileError, standing_in_for_pickle
 from numpy_ref.fast import threads
 from numpy_ref.network.serialization import NpzFileError
 from tfmodels.data import location
@@ -176,9 +185,9 @@ def main(argv):
     sys.path[0] = str(script.parent)
     os.chdir(script.parent)
     try:
-        with threads.blas_threads():  # one thread unless the environment sets a count
+        with threads.blas_threads(), standing_in_for_pickle():  # one BLAS thread unless set
             runpy.run_path(str(script), run_name="__main__")
-    except (MnistFileError, NpzFileError) as e:
+    except (MnistFileError, NpzFileError, PickleFileError) as e:
         cli.fail(program, cli.EXIT_DATA, e)
     except FigureSaveError as e:
         cli.fail(program, cli.EXIT_MODEL_DIR, e)

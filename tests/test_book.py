@@ -11,6 +11,7 @@ quotient straddling one is wrong by up to the gradient itself).
 """
 
 import pickle
+from collections import OrderedDict
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ from numpy_ref.book import functions as BF
 from numpy_ref.book import gradient as BG
 from numpy_ref.book import layers as BL
 from numpy_ref.book import deep_convnet, multi_layer_net, multi_layer_net_extend
-from numpy_ref.book import optimizer as O, simple_convnet, trainer, util
+from numpy_ref.book import optimizer as O, safe_pickle, simple_convnet, trainer, util
 from numpy_ref.book.dataset import mnist as book_mnist
 from numpy_ref.book.dataset.idx import MnistFileError
 from numpy_ref.network.serialization import NpzFileError
@@ -558,6 +559,108 @@ def test_load_params_refuses_pickles_and_foreign_files(tmp_path):
     np.savez(tmp_path / "few.npz", W1=net.params["W1"])
     with pytest.raises(NpzFileError, match="holds"):
         net.load_params(str(tmp_path / "few.npz"))
+
+
+# --- safe_pickle: the book's pickled weights, nothing else ------------------------------
+
+
+def _book_like_weights():
+    """What ch03's sample_weight.pkl and the book's save_params hold: float arrays by name
+    (and here some more of what such files may carry)."""
+    rng = np.random.default_rng(3)
+    return {"W1": rng.normal(size=(6, 4)).astype(np.float32), "b1": np.zeros(4, np.float32),
+            "W2": rng.normal(size=(4, 3)), "t": np.arange(5), "lr": np.float64(0.1),
+            "dtype": np.dtype(">f4"), "names": ["W1", "b1"], "shape": (6, 4), "ok": True,
+            "none": None, "raw": b"\x00\xff", "big": 2 ** 70,
+            "ordered": OrderedDict(a=np.ones((2, 2), np.float16))}
+
+
+def _assert_same(loaded, original):
+    assert type(loaded) is type(original)
+    if isinstance(original, np.ndarray):
+        assert loaded.dtype == original.dtype and loaded.shape == original.shape
+        np.testing.assert_array_equal(loaded, original)
+    elif isinstance(original, dict):
+        assert list(loaded) == list(original)
+        for key, value in original.items():
+            _assert_same(loaded[key], value)
+    elif isinstance(original, (list, tuple)):
+        assert len(loaded) == len(original)
+        for a, b in zip(loaded, original):
+            _assert_same(a, b)
+    else:
+        assert loaded == original
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_safe_pickle_loads_a_dict_of_arrays_in_every_protocol(protocol, tmp_path):
+    weights = _book_like_weights()
+    path = tmp_path / "sample_weight.pkl"
+    path.write_bytes(pickle.dumps(weights, protocol=protocol))
+    with open(path, "rb") as f:
+        _assert_same(safe_pickle.load(f), weights)
+    _assert_same(safe_pickle.loads(path.read_bytes()), weights)
+    with open(path, "rb") as f:
+        _assert_same(safe_pickle.Unpickler(f).load(), weights)
+
+
+class _System:
+    """Unpickling it would run a shell command (``touch <marker>``)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os  # pylint: disable=import-outside-toplevel
+        return (os.system, (f"touch '{self.marker}'",))
+
+
+@pytest.mark.parametrize("payload", [_System, _Boom])
+def test_safe_pickle_refuses_any_other_global_without_running_it(payload, tmp_path):
+    marker = tmp_path / "ran"
+    path = tmp_path / "sample_weight.pkl"
+    path.write_bytes(pickle.dumps({"W1": np.zeros(3), "b1": payload(str(marker))}))
+    function = payload("x").__reduce__()[0]  # os.system is posix.system, open io.open
+    expected = f"{function.__module__}.{function.__name__}"
+    with open(path, "rb") as f, pytest.raises(safe_pickle.PickleFileError) as refused:
+        safe_pickle.load(f)
+    message = str(refused.value)
+    assert message.startswith(f"{path}: refused: ") and expected in message
+    assert "\n" not in message
+    with pytest.raises(safe_pickle.PickleFileError, match=f"the pickled bytes: .*{expected}"):
+        safe_pickle.loads(path.read_bytes())
+    assert not marker.exists()
+    # A global of the allowed modules that is no array reconstruction is refused too.
+    for module, name in (("numpy", "load"), ("collections", "namedtuple"),
+                         ("numpy.core.multiarray", "frombuffer")):
+        data = b"\x80\x04c" + f"{module}\n{name}\n".encode() + b"."
+        with pytest.raises(safe_pickle.PickleFileError, match=f"{module}.{name};"):
+            safe_pickle.loads(data)
+
+
+def test_safe_pickle_names_the_file_of_a_damaged_pickle(tmp_path):
+    path = tmp_path / "params.pkl"
+    path.write_bytes(pickle.dumps({"W1": np.zeros((30, 30))})[:500])
+    with open(path, "rb") as f, pytest.raises(safe_pickle.PickleFileError,
+                                               match=f"^{path}: could not be unpickled"):
+        safe_pickle.load(f)
+    codec = b"\x80\x02c_codecs\nencode\nX\x01\x00\x00\x00xX\x05\x00\x00\x00rot13\x86R."
+    with pytest.raises(safe_pickle.PickleFileError, match="latin1"):
+        safe_pickle.loads(codec)  # bytes are rebuilt for Latin-1 only, no other codec
+
+
+def test_standing_in_for_pickle_covers_the_module_and_is_undone():
+    originals = pickle.load, pickle.loads, pickle.Unpickler
+    data = pickle.dumps({"W1": np.ones(2)})
+    with safe_pickle.standing_in_for_pickle():
+        from pickle import load, loads, Unpickler  # pylint: disable=import-outside-toplevel
+        assert (load, loads, Unpickler) == (safe_pickle.load, safe_pickle.loads,
+                                            safe_pickle.Unpickler)
+        assert pickle._Unpickler is safe_pickle.Unpickler  # pylint: disable=protected-access
+        np.testing.assert_array_equal(pickle.loads(data)["W1"], [1, 1])
+        with pytest.raises(safe_pickle.PickleFileError, match="io.open"):
+            pickle.loads(pickle.dumps(_Boom("never")))
+    assert (pickle.load, pickle.loads, pickle.Unpickler) == originals
 
 
 # --- Trainer --------------------------------------------------------------------------

@@ -7,6 +7,8 @@ without them; iteration counts are cut down through their arguments. No display 
 test sets the environment otherwise.
 """
 
+import os
+import pickle
 import re
 import shutil
 
@@ -186,6 +188,90 @@ def test_a_pickled_params_file_is_refused_without_unpickling(scripts, tmp_path):
         "SimpleConvNet().load_params('params.pkl')\n")
     assert_fails_with(run_book(scripts / "ch07" / "load.py"), 3, "params.pkl", "not a readable")
     assert not marker.exists()
+
+
+PICKLE_WAYS = """\
+import io, os, pickle
+from pickle import load
+import numpy as np
+
+weights = {"W1": np.arange(6, dtype=np.float32).reshape(2, 3), "b1": np.ones(3)}
+good = pickle.dumps(weights)
+
+class Shell:
+    def __reduce__(self):
+        return (os.system, ("touch " + os.path.join(os.getcwd(), "ran"),))
+
+bad = pickle.dumps({"W1": Shell()})
+ways = {"pickle.load": lambda data: pickle.load(io.BytesIO(data)),
+        "imported load": lambda data: load(io.BytesIO(data)),
+        "pickle.loads": pickle.loads,
+        "pickle.Unpickler": lambda data: pickle.Unpickler(io.BytesIO(data)).load()}
+for name, way in ways.items():
+    back = way(good)
+    same = all(np.array_equal(back[k], v) and back[k].dtype == v.dtype
+               for k, v in weights.items())
+    try:
+        way(bad)
+        refused = "no"
+    except pickle.UnpicklingError as e:
+        refused = "refused" if "system" in str(e) else str(e)
+    print(name + ":" + str(same) + "," + refused)
+"""
+
+
+def test_pickles_load_arrays_and_refuse_code_every_way_a_script_unpickles(tmp_path):
+    (tmp_path / "ways.py").write_text(PICKLE_WAYS)
+    values = printed(run_book(tmp_path / "ways.py"))
+    assert values == {way: "True,refused" for way in ("pickle.load", "imported load",
+                                                      "pickle.loads", "pickle.Unpickler")}
+    assert not (tmp_path / "ran").exists()  # the crafted pickle's command never ran
+
+
+def _sample_weights():
+    """A dict of float32 arrays as ch03's sample_weight.pkl holds (random values)."""
+    rng = np.random.default_rng(0)
+    shapes = {"W1": (784, 50), "b1": (50,), "W2": (50, 100), "b2": (100,), "W3": (100, 10),
+              "b3": (10,)}
+    return {name: rng.normal(0, 0.5, shape).astype(np.float32)
+            for name, shape in shapes.items()}
+
+
+def test_ch03_reads_its_pickled_weights(scripts, mnist_dir):
+    from numpy_ref.book.dataset.mnist import load_mnist  # pylint: disable=import-outside-toplevel
+    from numpy_ref.book.functions import sigmoid, softmax  # pylint: disable=import-outside-toplevel
+
+    weights = _sample_weights()
+    with open(scripts / "ch03" / "sample_weight.pkl", "wb") as f:
+        pickle.dump(weights, f)  # NumPy's own reduce, as the book's file was written
+    values = printed(run_book(scripts / "ch03" / "neuralnet_mnist.py", 500,
+                              data_dir=mnist_dir))
+    _, (x, t) = load_mnist(data_dir=str(mnist_dir))
+    hidden = x[:500]
+    for n in (1, 2):
+        hidden = sigmoid(hidden @ weights[f"W{n}"] + weights[f"b{n}"])
+    y = softmax(hidden @ weights["W3"] + weights["b3"])
+    assert float(values["Accuracy"]) == np.mean(np.argmax(y, axis=1) == t[:500])
+
+
+def test_ch03_refuses_a_crafted_weights_pickle_without_running_it(scripts, mnist_dir):
+    marker = scripts / "ran"
+    weights = {**_sample_weights(), "W2": _ShellCommand(f"touch '{marker}'")}
+    path = scripts / "ch03" / "sample_weight.pkl"
+    path.write_bytes(pickle.dumps(weights))
+    proc = run_book(scripts / "ch03" / "neuralnet_mnist.py", 10, data_dir=mnist_dir)
+    assert_fails_with(proc, 3, f"{path}: refused", f"{os.system.__module__}.system")
+    assert not marker.exists()
+
+
+class _ShellCommand:
+    """Unpickling it would run ``command`` in a shell."""
+
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        return (os.system, (self.command,))
 
 
 # --- chapter by chapter ----------------------------------------------------------------
