@@ -8,13 +8,18 @@ PyTorch peers when installed: pip install -e '.[peers]'), backprop against numer
 gradients on the study notes' DNN, the input pipeline on a full-size SVHN file, the
 book's SimpleConvNet (numpy_ref against the custom loop, one thread), and the LSTM of
 `--model=lstm` (numpy_ref against the custom loops and the peers, one thread, batch 128).
+
+--output_dir is made and tried before anything is measured: one that cannot take the
+report (or an empty one) fails at once with one line and exit 2. Should a report file
+still fail to be written after measuring (a full disk), the results are printed on stdout
+as the JSON of latest.json, then one line names the file, exit 4 (tfmodels/run/cli.py).
 """
 
 import os
 import pathlib
 import sys
 
-from tfmodels.run import console
+from tfmodels.run import cli, console
 
 if __name__ == "__main__":  # first: TensorFlow, if this process loads it, stays quiet
     console.quiet_start(sys.argv)
@@ -39,8 +44,17 @@ def main(argv):
     logging.set_verbosity(logging.INFO)
     data_dir = DATA_DIR.value or os.environ.get("TFMODELS_DATA_DIR")
     config = runner.QUICK if QUICK.value else runner.FULL
-    runner.run(config, pathlib.Path(OUTPUT_DIR.value), mnist_dir=data_dir, quick=QUICK.value)
+    if not OUTPUT_DIR.value:
+        cli.fail("bench.py", cli.EXIT_USAGE, "--output_dir is empty: give a folder (by "
+                                             f"default {runner.REPO_ROOT})")
+    try:
+        runner.run(config, pathlib.Path(OUTPUT_DIR.value), mnist_dir=data_dir,
+                   quick=QUICK.value)
+    except runner.OutputDirError as e:
+        cli.fail("bench.py", cli.EXIT_USAGE, f"{e} (give a writable --output_dir)")
+    except runner.ReportWriteError as e:
+        cli.fail("bench.py", cli.EXIT_MODEL_DIR, e)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=cli.parse_flags)

@@ -4,6 +4,7 @@ Nothing here asserts a speed: performance goals are judged in BENCHMARKS.md, fro
 """
 
 import json
+import pathlib
 import subprocess
 import sys
 
@@ -90,6 +91,79 @@ def test_quick_run_writes_every_section_to_the_markdown(quick_run):
                      "load_svhn_mat", "peak RSS", "kernel", "SimpleConvNet, batch 100",
                      "Where a numpy_ref step goes"):
         assert fragment in text, fragment
+
+
+def _never_measure(*args, **kwargs):
+    raise AssertionError("measured before the output folder was checked")
+
+
+@pytest.mark.parametrize("where, message", [
+    ("file/x", "cannot be made: {tmp}/file is a file, not a folder"),
+    ("file", "{tmp}/file is a file, not a folder"),
+    ("taken", "{tmp}/taken/BENCHMARKS.md is a folder"),
+])
+def test_an_output_dir_that_cannot_take_the_report_fails_before_measuring(
+        where, message, tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("not a folder")
+    (tmp_path / "taken" / "BENCHMARKS.md").mkdir(parents=True)
+    monkeypatch.setattr(runner, "_throughput", _never_measure)
+    monkeypatch.setattr(runner.machine, "describe", _never_measure)
+    with pytest.raises(runner.OutputDirError) as refused:
+        runner.run(runner.QUICK, tmp_path / where)
+    assert message.format(tmp=tmp_path) in str(refused.value)
+
+
+def test_a_usable_output_dir_is_made_and_left_clean(tmp_path):
+    runner.check_output_dir(tmp_path / "new" / "out")
+    assert [p.relative_to(tmp_path) for p in sorted(tmp_path.rglob("*"))] == [
+        pathlib.Path("new"), pathlib.Path("new/out"), pathlib.Path("new/out/benchmarks")]
+
+
+RESULTS = {"quick": True, "throughput": {"numpy_ref": {"32": 1234.5}}}
+
+
+def test_a_failed_report_write_prints_the_results_first(tmp_path, capsys):
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(runner.ReportWriteError) as failed:
+        runner.write_report(RESULTS, tmp_path / "file" / "out")
+    assert json.loads(capsys.readouterr().out) == RESULTS
+    assert f"{tmp_path}/file/out/benchmarks/latest.json: could not be written" in str(
+        failed.value)
+    assert "printed above" in str(failed.value)
+
+
+def test_a_failed_markdown_write_keeps_the_json_and_prints_the_results(tmp_path, capsys,
+                                                                        monkeypatch):
+    monkeypatch.setattr(report, "render", lambda results, notes: "# Benchmarks\n")
+    (tmp_path / "BENCHMARKS.md").mkdir()  # appeared after the check: the rename fails
+    with pytest.raises(runner.ReportWriteError, match=r"BENCHMARKS.md: could not be written "
+                                                      r".*latest.json was written"):
+        runner.write_report(RESULTS, tmp_path)
+    assert json.loads(capsys.readouterr().out) == RESULTS
+    assert json.loads((tmp_path / "benchmarks" / "latest.json").read_text()) == RESULTS
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["BENCHMARKS.md", "benchmarks"]
+    assert not any((tmp_path / "BENCHMARKS.md").iterdir())  # no temporary file left
+
+    def broken(results, notes):
+        raise KeyError("a bug in the report")
+
+    monkeypatch.setattr(report, "render", broken)
+    with pytest.raises(KeyError):
+        runner.write_report(RESULTS, tmp_path / "fresh")
+    assert json.loads(capsys.readouterr().out) == RESULTS  # a bug loses nothing either
+
+
+@pytest.mark.integration
+def test_bench_refuses_an_unusable_output_dir_at_once(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    for flag, fragments in ((f"--output_dir={tmp_path}/file/x", (
+            f"{tmp_path}/file is a file, not a folder", "--output_dir")),
+                            ("--output_dir=", ("--output_dir is empty",)),
+                            ("--repeats=3", ("Unknown command line flag 'repeats'",))):
+        proc = procs.run_script("bench.py", "--quick", flag, cwd=tmp_path, timeout=60)
+        procs.assert_fails_with(proc, 2, *fragments)
+        assert proc.stdout == ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # nothing written
 
 
 def test_training_multiply_adds_of_mymodel():

@@ -1,4 +1,11 @@
-"""Runs every section and writes `BENCHMARKS.md` and `benchmarks/latest.json`."""
+"""Runs every section and writes `BENCHMARKS.md` and `benchmarks/latest.json`.
+
+The output folder is made and tried (a file written and removed in it and in its
+`benchmarks/`) before anything is measured: `OutputDirError` if it cannot take the
+report. Each report file is written whole or not at all (`tfmodels.files.atomic_write`);
+should a write still fail after measuring, the results are printed on stdout as the JSON
+of `latest.json` before `ReportWriteError` is raised, so nothing measured is lost.
+"""
 
 import dataclasses
 import json
@@ -13,6 +20,7 @@ import time
 from absl import logging
 
 from benchmarking import gradients, machine, peers, pipeline, report, stats
+from tfmodels import files
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 SCRIPTS_DIR = pathlib.Path(__file__).resolve().parents[1]  # holds this package
@@ -64,6 +72,79 @@ QUICK = BenchConfig(throughput_examples=2048, throughput_repeats=3, thread_setti
 # Set in this environment to force OpenBLAS's Haswell kernels (slower on AVX-512 CPUs);
 # the convnet section runs without them, with the kernel OpenBLAS picks for the CPU.
 FORCED_BLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+class OutputDirError(Exception):
+    """The output folder cannot take the report (found before measuring); the message
+    names the folder or file and why."""
+
+
+class ReportWriteError(Exception):
+    """A report file could not be written after measuring (the results were printed on
+    stdout); the message names the file and why."""
+
+
+def report_files(output_dir):
+    """The files `run` writes into `output_dir`, JSON first."""
+    output_dir = pathlib.Path(output_dir)
+    return output_dir / "benchmarks" / "latest.json", output_dir / "BENCHMARKS.md"
+
+
+def check_output_dir(output_dir):
+    """Makes `output_dir` and its `benchmarks/` (as `run` would) and writes and removes a
+    file in each, so that a folder that cannot take the report is found before the
+    minutes of measuring; a report file there that is a folder is refused too.
+
+    Raises:
+        OutputDirError: naming the folder (or file) and what is wrong.
+    """
+    json_path, markdown_path = report_files(output_dir)
+    for folder in (pathlib.Path(output_dir), json_path.parent):
+        existing = next(p for p in (folder, *folder.parents) if p.exists() or p == p.parent)
+        if existing.exists() and not existing.is_dir():
+            where = "" if existing == folder else f"{folder}: cannot be made: "
+            raise OutputDirError(f"{where}{existing} is a file, not a folder")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(dir=folder, prefix=".bench-probe-")
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as e:
+            raise OutputDirError(f"{folder}: cannot be made or written to "
+                                 f"({e.strerror or e})") from None
+    for path in (json_path, markdown_path):
+        if path.is_dir():
+            raise OutputDirError(f"{path} is a folder; the report writes a file there")
+
+
+def write_report(results, output_dir):
+    """Writes `latest.json` and `BENCHMARKS.md` (with `benchmarks/notes.md`, when there)
+    into `output_dir`, each file whole or not at all. Should that fail, the results are
+    printed on stdout first (`latest.json`'s JSON): a failed write raises
+    `ReportWriteError` naming the file, anything else propagates."""
+    output_dir = pathlib.Path(output_dir)
+    json_path, markdown_path = report_files(output_dir)
+    notes_path = output_dir / report.NOTES_FILE
+    text = json.dumps(results, indent=1) + "\n"
+    doing, done = f"{json_path}: could not be written", ""
+    try:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        _write(json_path, text)
+        doing, done = f"{notes_path}: could not be read", f"; {json_path} was written"
+        notes = notes_path.read_text() if notes_path.is_file() else None
+        doing = f"{markdown_path}: could not be written"
+        _write(markdown_path, report.render(results, notes))
+    except Exception as e:
+        print(text, end="", flush=True)  # whatever happened, nothing measured is lost
+        if not isinstance(e, OSError):
+            raise
+        raise ReportWriteError(f"{doing} ({e.strerror or e}){done}; the results are "
+                               f"printed above, as {json_path.name} would hold them") from None
+
+
+def _write(path, text):
+    with files.atomic_write(path, "w") as f:
+        f.write(text)
 
 
 def threads_label(threads):
@@ -257,8 +338,14 @@ def run(config, output_dir, mnist_dir=None, quick=False):
 
     Returns:
         The results dict written to `latest.json`.
+
+    Raises:
+        OutputDirError: before measuring, `output_dir` cannot take the report.
+        ReportWriteError: after measuring, a report file could not be written (the
+            results were printed on stdout first).
     """
     output_dir = pathlib.Path(output_dir)
+    check_output_dir(output_dir)
     started = time.perf_counter()
     results = {"quick": quick, "machine": machine.describe(),
                "config": dataclasses.asdict(config)}
@@ -295,11 +382,7 @@ def run(config, output_dir, mnist_dir=None, quick=False):
     results["convnet_goal"] = convnet_goal(results["convnet"])
     results["lstm_goal"] = lstm_goal(results["lstm"])
     results["elapsed_s"] = time.perf_counter() - started
-    (output_dir / "benchmarks").mkdir(parents=True, exist_ok=True)
-    (output_dir / "benchmarks" / "latest.json").write_text(json.dumps(results, indent=1) + "\n")
-    notes_path = output_dir / report.NOTES_FILE
-    notes = notes_path.read_text() if notes_path.is_file() else None
-    (output_dir / "BENCHMARKS.md").write_text(report.render(results, notes))
-    logging.info("Wrote %s and %s in %.0f s", output_dir / "BENCHMARKS.md",
-                 output_dir / "benchmarks" / "latest.json", results["elapsed_s"])
+    write_report(results, output_dir)
+    logging.info("Wrote %s and %s in %.0f s", *reversed(report_files(output_dir)),
+                 results["elapsed_s"])
     return results
