@@ -25,6 +25,8 @@ BACKEND = flags.DEFINE_enum("backend", "tensorflow", catalog.BACKEND_NAMES,
 DATA_DIR = flags.DEFINE_string("data_dir", None,
                                "Data directory; default: the run's, else $TFMODELS_DATA_DIR.")
 flags.mark_flag_as_required("model_dir")
+flags.register_validator("model_dir", lambda value: value != "",  # else: this folder
+                         message="--model_dir must name a training run's folder, not be empty")
 
 
 def evaluation():

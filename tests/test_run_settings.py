@@ -26,6 +26,7 @@ import pytest
 import runs
 from fakes import tiny_digits
 from procs import assert_fails_with, run_script
+from tfmodels import files
 from tfmodels.errors import RunDirError
 from tfmodels.run import backends, evaluation, experiment, manifest, names
 from tfmodels.run.config import DEFINING, NAME_LIMIT, SESSION, RunConfig
@@ -230,9 +231,15 @@ def test_a_model_file_edited_since_the_run_started_is_refused(tmp_path, tiny_dat
     with pytest.raises(RunDirError) as refused:
         experiment.run(model_file_config(user_file, model_dir, epochs=2),
                        datasets_override=tiny_data)
-    assert re.search(r"holds a run with other settings: --model_file content \(SHA-256\) "
-                     rf"[0-9a-f]{{12}} -> [0-9a-f]{{12}}: {user_file} is not the file the run "
-                     r"started from; pass --noresume", str(refused.value)), refused.value
+    copy = model_dir / names.MODEL_FILE
+    now, then = (files.sha256(path)[:12] for path in (user_file, copy))
+    # Issue 21 (6): the content and the run's copy are named, and the three ways out.
+    assert str(refused.value).startswith(
+        f"--model_dir={model_dir} holds a run with other settings: --model_file={user_file} "
+        f"is not the model file the run started from: its content (SHA-256 {now}...) differs "
+        f"from the run's copy {copy} (SHA-256 {then}...); pass --model_file={copy} to go on "
+        f"with the model the run started from, or pass --noresume to start anew in "
+        f"{model_dir} (it removes that run's files), or another --model_dir"), refused.value
     assert snapshot(model_dir) == before
     # The same content under another name resumes, and restores a lost copy.
     moved = tmp_path / "elsewhere" / "renamed.keras"
@@ -291,8 +298,8 @@ def test_evaluate_falls_back_to_model_keras_without_weights_npz(run_copy, tiny_d
     # The console shows the per-class accuracy, not only the JSON.
     assert "Per-class accuracy:\nclass  images  correct  accuracy\n" in caplog.text
     counts = np.array(without["confusion_matrix"])
-    for k, accuracy in enumerate(without["per_class_accuracy"]):
-        row = f"{k:>5}  {counts[k].sum():>6}  {counts[k, k]:>7}  " + (
+    for k, (name, accuracy) in enumerate(without["per_class_accuracy"].items()):
+        row = f"{name:>5}  {counts[k].sum():>6}  {counts[k, k]:>7}  " + (
             "       -" if accuracy is None else f"{100 * accuracy:>7.2f}%")
         assert row in caplog.text.splitlines(), row
 

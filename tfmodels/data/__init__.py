@@ -25,21 +25,30 @@ from tfmodels.data.svhn import SVHN_CLASS_NAMES, SVHN_IMAGE_SHAPE, load_svhn, lo
 from tfmodels.errors import DatasetError
 
 
+MNIST_CLASS_NAMES = tuple(str(digit) for digit in range(10))  # class k is the digit k
+
+
 @dataclasses.dataclass(frozen=True)
 class DatasetKind:
-    """What `--dataset=<name>` loads: `load(data_dir)` and the images' shape."""
+    """What `--dataset=<name>` loads: `load(data_dir)`, the images' shape, and the name of
+    each class index (what a person calls it: SVHN's class 9 is the digit "0")."""
 
     load: object
     input_shape: tuple
-    num_classes: int = 10
+    class_names: tuple
+
+    @property
+    def num_classes(self):
+        return len(self.class_names)
 
 
 DATASETS = {
-    "mnist": DatasetKind(load_mnist, (28, 28)),
-    "svhn": DatasetKind(load_svhn, SVHN_IMAGE_SHAPE),
+    "mnist": DatasetKind(load_mnist, (28, 28), MNIST_CLASS_NAMES),
+    "svhn": DatasetKind(load_svhn, SVHN_IMAGE_SHAPE, SVHN_CLASS_NAMES),
 }
 
-__all__ = ["BatchCursor", "DATASETS", "DATA_DIR_ENV", "DatasetError", "DatasetKind", "ImageBatches",
-           "buffered_order", "scale_images", "OrderedBatches", "MNIST_NPZ_SHA256", "MNIST_NPZ_URL",
-           "SVHN_CLASS_NAMES", "SVHN_IMAGE_SHAPE", "load_mnist", "load_mnist_npz",
-           "load_svhn", "load_svhn_mat", "make_dataset", "resolve_data_dir"]
+__all__ = ["BatchCursor", "DATASETS", "DATA_DIR_ENV", "DatasetError", "DatasetKind",
+           "ImageBatches", "buffered_order", "scale_images", "OrderedBatches",
+           "MNIST_CLASS_NAMES", "MNIST_NPZ_SHA256", "MNIST_NPZ_URL", "SVHN_CLASS_NAMES",
+           "SVHN_IMAGE_SHAPE", "load_mnist", "load_mnist_npz", "load_svhn", "load_svhn_mat",
+           "make_dataset", "resolve_data_dir"]

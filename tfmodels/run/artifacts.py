@@ -1,6 +1,10 @@
 """What a run leaves in its ``--model_dir``, each file written atomically.
 
-    history.json   {"flags": {...}, "epochs": [{"epoch": 1, "train_loss": ..}, ..]}
+    history.json   {"flags": {...}, "sessions": [{"started": .., "flags": {...},
+                   "epochs": [1, 2]}, ..], "epochs": [{"epoch": 1, "train_loss": ..}, ..]}:
+                   the last session's flags, and which epochs each session trained with
+                   which settings (as manifest.json lists them; files written before
+                   "sessions" existed have none)
     history.csv    the same epochs as a table
     curves.png     loss and accuracy (%), train and test, per epoch, titled with the run
     checkpoints/   ckpt-0001.npz ... after every epoch (weights, optimizer, epoch)
@@ -49,13 +53,27 @@ def read_json(path):
         raise RunDirError(f"{path}: not a readable JSON file ({e})") from None
 
 
+def valid_sessions(sessions):
+    """Whether ``sessions`` is a list of sessions as manifest.json and history.json hold
+    them: each {"started": time, "flags": {...}, "epochs": [whole numbers]}."""
+    return isinstance(sessions, list) and all(
+        isinstance(s, dict) and isinstance(s.get("started"), str)
+        and isinstance(s.get("flags"), dict) and isinstance(s.get("epochs"), list)
+        and all(type(e) is int for e in s["epochs"]) for s in sessions)
+
+
 def read_history(path):
-    """(flags, epochs) of a history.json; RunDirError naming the first thing wrong."""
+    """(flags, epochs, sessions) of a history.json (sessions: None in a file written before
+    they were recorded); RunDirError naming the first thing wrong."""
     saved = read_json(path)
     if not (isinstance(saved, dict) and isinstance(saved.get("flags"), dict)
             and isinstance(saved.get("epochs"), list)):
         raise RunDirError(f"{path}: not a history this project wrote (it needs a \"flags\" "
                           "object and an \"epochs\" list)")
+    sessions = saved.get("sessions")
+    if sessions is not None and not valid_sessions(sessions):
+        raise RunDirError(f"{path}: \"sessions\" is not a list of sessions as this project "
+                          "writes them (each with \"started\", \"flags\" and \"epochs\")")
     for number, entry in enumerate(saved["epochs"], start=1):
         where = f"{path}: entry {number} of \"epochs\""
         if not isinstance(entry, dict):
@@ -70,13 +88,15 @@ def read_history(path):
         for key in HISTORY_FIELDS[1:]:
             if type(entry[key]) not in (int, float):
                 raise RunDirError(f"{where} has {key} {entry[key]!r}, not a number")
-    return saved["flags"], saved["epochs"]
+    return saved["flags"], saved["epochs"], sessions
 
 
-def write_history(model_dir, flags, epochs):
-    """history.json (with the run's flags), history.csv and curves.png."""
+def write_history(model_dir, flags, epochs, sessions):
+    """history.json (with the last session's flags and every session's settings and
+    epochs, ``sessions``), history.csv and curves.png."""
     model_dir = pathlib.Path(model_dir)
-    write_json(model_dir / names.HISTORY_JSON, {"flags": flags, "epochs": epochs})
+    write_json(model_dir / names.HISTORY_JSON,
+               {"flags": flags, "sessions": sessions, "epochs": epochs})
     table = io.StringIO()
     writer = csv.DictWriter(table, fieldnames=HISTORY_FIELDS, lineterminator="\n")
     writer.writeheader()

@@ -4,7 +4,8 @@ A field is a setting: its name (the flag's), type and default, and in ``setting(
 its help text, choices or bound, whether it defines the run and how ``--model_file``
 treats it. Everything else derives from the fields: ``scripts/train.py``'s absl flags
 (``define_flags``), the ``RunConfig`` of a command line (``from_flags``), ``validate`` (one
-line naming the setting, before any work), the default ``--model_dir``
+line naming the setting, before any work; every float setting must also be finite,
+``checks``), the default ``--model_dir``
 (``default_model_dir``), the resume check (``changed_settings``, ``DEFINING``) and what
 manifest.json and history.json record (``to_dict``). Choices come from
 ``tfmodels.catalog`` (models, activations, optimizers, backends, devices, strategies) and
@@ -22,6 +23,7 @@ and manifest.json records each session's (``tfmodels.run.manifest``).
 
 import dataclasses
 import hashlib
+import math
 import os
 from typing import Callable, NamedTuple
 
@@ -44,6 +46,16 @@ class Check(NamedTuple):
 
 
 AT_LEAST_ONE = Check(lambda v: v >= 1, "must be >= 1", lower_bound=1)
+# Every float setting passes FINITE first (``checks``): inf passes "> 0", nan fails it
+# only to be called "not > 0", and neither is a value a run can train with.
+FINITE = Check(math.isfinite, "must be a finite number", flag_text="must be a finite number")
+SEED_LIMIT = 2 ** 32  # NumPy's and Keras's seeds are unsigned 32-bit integers
+SEED = Check(lambda v: 0 <= v < SEED_LIMIT, "must be in [0, 2**32-1] (0 to 4294967295)",
+             flag_text="must be in [0, 2**32-1] (0 to 4294967295)")
+# An empty --model_dir would be the current folder: the run's files among the user's.
+NAMED_FOLDER = Check(lambda v: v != "", "must name a folder (leave the flag out for the "
+                     "default)", flag_text="must name a folder, not be empty (leave the flag "
+                     "out for the default)")
 POSITIVE = Check(lambda v: v > 0, "must be > 0", flag_text="must be > 0")
 RATE = Check(lambda v: 0 <= v < 1, "must be a rate in [0, 1)")
 NON_NEGATIVE = Check(lambda v: v >= 0, "must be >= 0")
@@ -133,13 +145,14 @@ class RunConfig:
         1.0, "After every epoch the learning rate is multiplied by this (Keras's "
         "ExponentialDecay, staircase, one epoch of steps; the NumPy backend steps with its "
         "twin); 1 keeps it constant.", check=DECAY, defines=True)
-    seed: int = setting(0, "Seeds the initial weights and the shuffling.", defines=True)
+    seed: int = setting(0, "Seeds the initial weights and the shuffling; 0 to 2**32-1.",
+                        check=SEED, defines=True)
     data_dir: str = setting(None, "Data directory; default $TFMODELS_DATA_DIR.")
     model_dir: str = setting(
         None, "Output directory; default: runs/<model>-<dataset>-<backend>, followed by each "
         "setting that defines the run and differs from the model's default, e.g. "
         "runs/mymodel-mnist-numpy-dtype=float64 (a --model_file's name and content hash "
-        "stand for the model).")
+        "stand for the model).", check=NAMED_FOLDER)
     device: str = setting("auto", "gpu fails when no GPU is visible; cpu hides GPUs.",
                           choices=catalog.DEVICES)
     mixed_precision: bool = setting(False, "mixed_float16 compute with float32 softmax and "
@@ -282,17 +295,26 @@ REPLACED = tuple(f for f in FIELDS if f.metadata["with_model_file"] is not _NOT_
 ARCHITECTURE = tuple(f.name for f in FIELDS if f in REPLACED or f.name in MODEL_OPTIONS)
 
 
+def checks(field):
+    """The ``Check``s a setting's value passes, in order: FINITE for every float setting,
+    then the setting's own."""
+    own = field.metadata["check"]
+    return [*([FINITE] if field.type is float else []), *([own] if own is not None else [])]
+
+
 def _check(field, value):
     """ConfigError naming the setting unless ``value`` is one of its choices and passes
-    its check."""
-    choices, check = field.metadata["choices"], field.metadata["check"]
+    its checks."""
+    choices = field.metadata["choices"]
     if value is None:
         return
     if choices is not None and value not in choices:
         raise ConfigError(f"--{field.name} must be one of {', '.join(choices)}; got {value!r}")
-    if check is not None and not check.test(value):
-        shown = list(value) if isinstance(value, tuple) else value
-        raise ConfigError(f"--{field.name} {check.text}; got {shown}")
+    for check in checks(field):
+        if not check.test(value):
+            shown = (list(value) if isinstance(value, tuple)
+                     else repr(value) if isinstance(value, str) else value)
+            raise ConfigError(f"--{field.name} {check.text}; got {shown}")
 
 
 def _takers(option):
@@ -405,10 +427,11 @@ def define_flags(flag_values=flags.FLAGS):
             flags.DEFINE_list(name, default, help_text, **common)
         else:
             flags.DEFINE_string(name, default, help_text, **common)
-        if check is not None and check.flag_text:
-            flags.register_validator(name, lambda v, test=check.test: v is None or test(v),
-                                     message=f"--{name} {check.flag_text}",
-                                     flag_values=flag_values)
+        for each in checks(field):
+            if each.flag_text:
+                flags.register_validator(name, lambda v, test=each.test: v is None or test(v),
+                                         message=f"--{name} {each.flag_text}",
+                                         flag_values=flag_values)
 
 
 def from_flags(flag_values=flags.FLAGS):

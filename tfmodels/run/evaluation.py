@@ -16,14 +16,21 @@ from absl import logging
 import numpy as np
 
 from numpy_ref.network.serialization import load_npz
-from tfmodels import parity
+from tfmodels import data, parity
 from tfmodels.errors import RunDirError, WeightsFileError
 from tfmodels.run import artifacts, backends, experiment, lock, manifest, names, rundir
 from tfmodels.run.keras_model import build_model, load_keras_model
 
 
 def load_run(model_dir):
-    """(RunConfig, numpy_ref network) of the finished run saved in ``model_dir``.
+    """(RunConfig, numpy_ref network) of the finished run saved in ``model_dir``
+    (``load_finished_run`` without the manifest)."""
+    _, config, net = load_finished_run(model_dir)
+    return config, net
+
+
+def load_finished_run(model_dir):
+    """(manifest, RunConfig, numpy_ref network) of the finished run saved in ``model_dir``.
 
     The settings come from the manifest (a ``--model_file`` then names the run's own
     copy, ``rundir.own_model_file``); history.json and the final weights must be the
@@ -43,7 +50,7 @@ def load_run(model_dir):
                           "rerun train.py with its flags (without --noresume) to finish it")
     name, net = _final_net(model_dir, config)
     manifest.check_sha256(model_dir / name, saved["final"]["files"][name], "file")
-    return config, net
+    return saved, config, net
 
 
 def _not_a_run(model_dir):
@@ -114,24 +121,42 @@ def per_class_accuracy(counts):
     return [float(counts[k, k] / totals[k]) if totals[k] else None for k in range(len(counts))]
 
 
-def format_per_class(counts):
-    """Per-class accuracy as a small table: class, test images, correct, accuracy."""
+def class_names(dataset, num_classes):
+    """What each class index of ``dataset`` stands for (SVHN's class 9 is the digit "0"),
+    as ``data.DATASETS`` names them; the index itself past the names it has."""
+    known = data.DATASETS[dataset].class_names if dataset in data.DATASETS else ()
+    return [known[k] if k < len(known) else str(k) for k in range(num_classes)]
+
+
+def _names(counts, names_):
+    return [str(k) for k in range(len(counts))] if names_ is None else list(names_)
+
+
+def format_per_class(counts, names_=None):
+    """Per-class accuracy as a small table: class (its name, e.g. SVHN's "0" for index 9),
+    test images, correct, accuracy."""
     rows = ["class  images  correct  accuracy"]
-    for k, (row, accuracy) in enumerate(zip(counts, per_class_accuracy(counts))):
+    for k, (name, row, accuracy) in enumerate(zip(_names(counts, names_), counts,
+                                                  per_class_accuracy(counts))):
         shown = "-" if accuracy is None else f"{100 * accuracy:.2f}%"
-        rows.append(f"{k:>5}  {row.sum():>6}  {row[k]:>7}  {shown:>8}")
+        rows.append(f"{name:>5}  {row.sum():>6}  {row[k]:>7}  {shown:>8}")
     return "\n".join(rows)
 
 
-def format_confusion(counts):
-    """The matrix as text: rows are true classes, columns predictions."""
-    width = max(5, len(str(counts.max())) + 1)
-    header = "true\\pred" + "".join(f"{k:>{width}}" for k in range(len(counts)))
-    rows = [f"{k:>9}" + "".join(f"{n:>{width}}" for n in row) for k, row in enumerate(counts)]
+def format_confusion(counts, names_=None):
+    """The matrix as text: rows are true classes, columns predictions, each headed by the
+    class's name."""
+    names_ = _names(counts, names_)
+    width = max(5, len(str(counts.max())) + 1, *(len(n) + 1 for n in names_))
+    header = "true\\pred" + "".join(f"{name:>{width}}" for name in names_)
+    rows = [f"{name:>9}" + "".join(f"{n:>{width}}" for n in row)
+            for name, row in zip(names_, counts)]
     return "\n".join([header, *rows])
 
 
-def plot_confusion(counts, path, title):
+def plot_confusion(counts, path, title, names_=None):
+    """The matrix as a figure, its rows and columns labelled with the classes' names."""
+    names_ = _names(counts, names_)
     fig, ax = artifacts.new_figure(figsize=(6, 5))
     image = ax.imshow(counts, cmap="Blues")
     for (i, j), n in np.ndenumerate(counts):
@@ -139,6 +164,8 @@ def plot_confusion(counts, path, title):
                 color="white" if n > counts.max() / 2 else "black")
     ax.set(xlabel="predicted class", ylabel="true class", title=title,
            xticks=range(len(counts)), yticks=range(len(counts)))
+    ax.set_xticklabels(names_)
+    ax.set_yticklabels(names_)
     fig.colorbar(image)
     artifacts.save_figure(fig, path)
 
@@ -155,8 +182,11 @@ def test_loss(runner, x, y):
 def evaluate_run(model_dir, backend="tensorflow", data_dir=None, test_data=None):
     """Test loss, accuracy, per-class accuracy and confusion matrix of a run.
 
-    Writes ``evaluation_<backend>.json`` and ``confusion_<backend>.png`` into
-    ``model_dir`` and returns the JSON's content.
+    Writes ``evaluation_<backend>.json`` (with the epoch whose weights it evaluated, and
+    the classes' names: the per-class accuracies are keyed by them, the confusion
+    matrix's rows and columns are in their order) and ``confusion_<backend>.png`` into
+    ``model_dir`` and returns the JSON's content. A later training session that changes
+    the weights removes both (``rundir``): they would describe older weights.
 
     Args:
         test_data: (x_test, y_test) uint8 images and labels to use instead of
@@ -171,7 +201,7 @@ def evaluate_run(model_dir, backend="tensorflow", data_dir=None, test_data=None)
 
 
 def _evaluate_locked(model_dir, backend, data_dir, test_data):
-    config, net = load_run(model_dir)
+    saved, config, net = load_finished_run(model_dir)
     if test_data is None:
         if data_dir is not None:
             config = dataclasses.replace(config, data_dir=data_dir)
@@ -182,22 +212,27 @@ def _evaluate_locked(model_dir, backend, data_dir, test_data):
     with runner.threads():
         loss = test_loss(runner, x_test, y_test)
         predictions = np.argmax(runner.predict_proba(x_test, experiment.EVAL_BATCH), axis=1)
-    counts = confusion_matrix(np.asarray(y_test), predictions)
+    counts = confusion_matrix(np.asarray(y_test), predictions, config.num_classes)
+    classes = class_names(config.dataset, len(counts))
     # Accuracy from the counts, not a float32 metric: both backends then report
     # the identical number whenever they agree on every prediction.
-    results = {"backend": backend, "num_examples": int(len(y_test)),
+    results = {"backend": backend, "epoch": saved["final"]["epoch"],
+               "num_examples": int(len(y_test)),
                "test_loss": loss,
                "test_accuracy": float(np.trace(counts) / counts.sum()),
-               "per_class_accuracy": per_class_accuracy(counts),
+               "class_names": classes,
+               "per_class_accuracy": dict(zip(classes, per_class_accuracy(counts))),
                "confusion_matrix": counts.tolist()}
-    logging.info("%s on %d test images: loss %.4f, accuracy %.2f%%\nPer-class accuracy:\n%s\n"
-                 "Confusion matrix (rows: true class, columns: predicted):\n%s", backend,
-                 len(y_test), results["test_loss"], 100 * results["test_accuracy"],
-                 format_per_class(counts), format_confusion(counts))
+    logging.info("%s on %d test images, the weights of epoch %d: loss %.4f, accuracy %.2f%%\n"
+                 "Per-class accuracy:\n%s\nConfusion matrix (rows: true class, columns: "
+                 "predicted):\n%s", backend, len(y_test), results["epoch"],
+                 results["test_loss"], 100 * results["test_accuracy"],
+                 format_per_class(counts, classes), format_confusion(counts, classes))
     try:
         artifacts.write_json(model_dir / names.evaluation(backend), results)
         plot_confusion(counts, model_dir / names.confusion(backend),
-                       f"{config.model} on {config.dataset} ({backend})")
+                       f"{config.model} on {config.dataset} ({backend}), epoch "
+                       f"{results['epoch']}", classes)
     except OSError as e:
         raise RunDirError(f"could not write {names.evaluation(backend)} and "
                           f"{names.confusion(backend)} in --model_dir={model_dir} "

@@ -69,11 +69,15 @@ def run(config, datasets_override=None):
     if config.max_train_examples:
         x_train, y_train = x_train[:config.max_train_examples], y_train[:config.max_train_examples]
     steps = -(-len(x_train) // config.batch_size)  # the last batch may be partial
-    backend = backends.for_training(config, steps)
+    # --model_file is read once: the model is built from those bytes, and the run's copy
+    # holds (a new run) or is compared with (a resumed one) the same bytes.
+    model_file = rundir.read_model_file(config.model_file) if config.model_file else None
+    with rundir.building_from(config, model_file) as build_config:
+        backend = backends.for_training(build_config, steps)
     if not backend.is_chief:  # another worker of a multi-worker run: keep its files apart
         model_dir = model_dir / names.worker(backend.worker_index)
     # Locked; failures keep the last state. The backend's compute in its thread setting.
-    with rundir.opened(config, model_dir) as run_dir, backend.threads():
+    with rundir.opened(config, model_dir, model_file) as run_dir, backend.threads():
         completed, history = run_dir.start(backend)
         write_summaries = backend.summary_writer(model_dir / names.TENSORBOARD)
         train, test = backend.source(x_train, y_train), backend.source(x_test, y_test)

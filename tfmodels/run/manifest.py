@@ -11,6 +11,7 @@ vouch for::
      "sessions": [{"started": "2025-01-02T10:00:00+01:00", "flags": {...}, "epochs": [1, 2]},
                   {"started": ..., "flags": {...}, "epochs": [3]}],
                               each session (process) that completed epochs, with its settings
+                              (history.json holds the same list)
      "epoch": 3,              completed epochs
      "history": "<sha256>",   of those epochs' entries in history.json
      "checkpoint": {"file": "checkpoints/ckpt-0003.npz", "sha256": "...",
@@ -68,27 +69,33 @@ def sessions(manifest):
     return manifest.get("sessions", [])
 
 
-def after_epoch(manifest, flags, epochs, checkpoint_path, model_dir, arrays, session):
-    """``manifest`` advanced to the last of ``epochs``, saved in ``checkpoint_path`` by the
-    session ``session`` = (its start time, whether this is its first epoch; if not, the
-    last of the manifest's sessions is it).
+def sessions_through(sessions_, epoch):
+    """``sessions_`` as they stood after epoch ``epoch``: later epochs left out, and the
+    sessions that then trained none."""
+    kept = ({**s, "epochs": [e for e in s["epochs"] if e <= epoch]} for s in sessions_)
+    return [s for s in kept if s["epochs"]]
+
+
+def after_epoch(manifest, flags, epochs, checkpoint_path, model_dir, arrays, sessions_):
+    """``manifest`` advanced to the last of ``epochs``, saved in ``checkpoint_path``;
+    ``sessions_``: the sessions so far, this one's epoch included (``with_epoch``).
 
     A final weights record of an earlier epoch is kept: it says the weights
     files are older than the history, so the run is not finished.
     """
     relative = pathlib.Path(checkpoint_path).relative_to(model_dir).as_posix()
-    return {**manifest, "flags": flags, "epoch": epochs[-1]["epoch"],
-            "sessions": _with_epoch(sessions(manifest), flags, epochs[-1]["epoch"], *session),
+    return {**manifest, "flags": flags, "epoch": epochs[-1]["epoch"], "sessions": sessions_,
             "history": history_digest(epochs),
             "checkpoint": {"file": relative, "sha256": files.sha256(checkpoint_path),
                            "arrays": array_record(arrays)},
             "finished": False}
 
 
-def _with_epoch(sessions_, flags, epoch, started, first):
-    """``sessions_`` with ``epoch`` recorded as trained by the session started at
-    ``started`` with ``flags``: a new one if ``first``, else the last one."""
-    sessions_ = list(sessions_)
+def with_epoch(manifest, flags, epoch, started, first):
+    """The sessions of ``manifest`` with ``epoch`` recorded as trained by the session
+    started at ``started`` with ``flags``: a new one if ``first`` (its first epoch), else
+    the last one. What manifest.json and history.json then record."""
+    sessions_ = list(sessions(manifest))
     if first or not sessions_:
         sessions_.append({"started": started, "flags": flags, "epochs": []})
     sessions_[-1] = {**sessions_[-1], "flags": flags, "epochs": [*sessions_[-1]["epochs"], epoch]}
@@ -115,7 +122,7 @@ def _valid(manifest):
             and isinstance(manifest.get("finished"), bool)):
         return False
     if not (_valid_model_file(manifest.get("model_file"))
-            and _valid_sessions(manifest.get("sessions", []))):
+            and artifacts.valid_sessions(manifest.get("sessions", []))):
         return False
     epoch, checkpoint, final = (manifest.get(k) for k in ("epoch", "checkpoint", "final"))
     if type(epoch) is not int or epoch < 0 or (checkpoint is None) != (epoch == 0):
@@ -139,14 +146,6 @@ def _valid_model_file(record):
     """Whether ``record`` is None or the record of a copy of --model_file ``new`` takes."""
     return record is None or (isinstance(record, dict) and record.get("file") == names.MODEL_FILE
                               and isinstance(record.get("sha256"), str))
-
-
-def _valid_sessions(sessions_):
-    """Whether ``sessions_`` is a list of sessions as ``after_epoch`` writes them."""
-    return isinstance(sessions_, list) and all(
-        isinstance(s, dict) and isinstance(s.get("started"), str)
-        and isinstance(s.get("flags"), dict) and isinstance(s.get("epochs"), list)
-        and all(type(e) is int for e in s["epochs"]) for s in sessions_)
 
 
 def _is_array_record(record):

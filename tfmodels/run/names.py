@@ -57,11 +57,17 @@ EVENTS = re.compile(r"^events\.out\.tfevents\.[^/]+$")  # what tf.summary writer
 FOLDERS = {CHECKPOINTS: CHECKPOINT, TENSORBOARD: EVENTS}
 
 
+def evaluations(backends):
+    """What ``evaluate.py`` writes for each of ``backends`` (their ``--backend`` names):
+    files that describe the final weights of one epoch, stale once training goes on."""
+    return (*map(evaluation, backends), *map(confusion, backends))
+
+
 def files(backends):
     """The files at the top of a run directory (the lock aside): what a run leaves, the
-    evaluations of each of ``backends`` (their ``--backend`` names) included."""
+    evaluations of each of ``backends`` included."""
     return (MANIFEST, HISTORY_JSON, HISTORY_CSV, CURVES, WEIGHTS, KERAS_MODEL, MODEL_FILE,
-            *map(evaluation, backends), *map(confusion, backends))
+            *evaluations(backends))
 
 
 def is_own_file(folder, name, backends):

@@ -20,10 +20,16 @@ and ``evaluate.py`` reads inside ``lock.held``. Guarantees:
 - A resumed run has the settings that define the run (``config.DEFINING``) and,
   with ``--model_file``, a file of the same content as the run's own copy of it
   (``names.MODEL_FILE``, taken when the run started); else it is refused in one
-  line naming each setting that differs (old -> new) and the ways out. The other
-  settings (the epochs to reach, ...) a session may change; the manifest records
-  each session's. A finished run asked for as many epochs as it has trains
-  nothing and says so; asked for fewer, it is refused (exit 4).
+  line naming each setting that differs (old -> new; the model file by the SHA-256
+  of its content and of the copy) and the ways out. The other settings (the epochs
+  to reach, ...) a session may change; the manifest and the history record each
+  session's, with the epochs it trained. A finished run asked for as many epochs
+  as it has trains nothing and says so; asked for fewer, it is refused (exit 4).
+- ``--model_file`` is read once per session (``read_model_file``): the model is
+  built from those bytes (``building_from``) and the run's copy is written from
+  (or compared with) the same bytes, so an edit meanwhile cannot split the two.
+- The session that trains an epoch on removes the evaluations of the weights it
+  replaces (``names.evaluations``: what evaluate.py wrote), and says so.
 - A failed write (disk full, permissions) stops the run with RunDirError
   and leaves the last state the manifest records intact; Ctrl-C or SIGTERM
   becomes one ``Interrupted`` line saying which epoch to resume.
@@ -37,6 +43,8 @@ import hashlib
 import os
 import pathlib
 import signal
+import tempfile
+from typing import NamedTuple
 
 from absl import logging
 
@@ -147,7 +155,7 @@ def checked_history(model_dir, manifest_):
             return []
         raise RunDirError(f"{path} is missing, but {names.MANIFEST} records {epoch} completed "
                           f"epoch(s); {manifest.RETRAIN}")
-    flags, epochs = artifacts.read_history(path)
+    flags, epochs, sessions = artifacts.read_history(path)
     # One epoch more than recorded: a run stopped between writing the history
     # and the manifest. That epoch is not complete; it is trained again.
     if not epoch <= len(epochs) <= epoch + 1:
@@ -161,6 +169,11 @@ def checked_history(model_dir, manifest_):
     if manifest.history_digest(epochs[:epoch]) != manifest_["history"]:
         raise RunDirError(f"{path}: epochs 1-{epoch} are not those the run recorded in "
                           f"{names.MANIFEST}: edited or replaced since; {manifest.RETRAIN}")
+    if sessions is not None and (manifest.sessions_through(sessions, epoch)
+                                 != manifest.sessions(manifest_)):
+        raise RunDirError(f"{path}: its \"sessions\" (which settings trained which epochs) "
+                          f"are not those of {names.MANIFEST}: edited since the run wrote "
+                          f"them?; {manifest.RETRAIN}")
     return epochs[:epoch]
 
 
@@ -206,17 +219,58 @@ def ways_out(config, path):
     return out
 
 
-def copy_model_file(source, model_dir):
-    """Copies ``--model_file`` (``source``) into the run directory; returns its record for
-    the manifest ({"file": names.MODEL_FILE, "sha256": ...})."""
+class ModelFileSnapshot(NamedTuple):
+    """``--model_file`` as a session read it, once: the content its model is built from
+    (``building_from``) and the run's copy holds or is compared with, so that an edit of
+    the user's file meanwhile cannot make a run train one model and record another."""
+
+    path: str  # the user's --model_file
+    content: bytes
+    sha256: str
+
+
+def read_model_file(path):
+    """The ``ModelFileSnapshot`` of the file at ``path``; WeightsFileError naming the flag
+    if it cannot be read."""
     try:
-        content = pathlib.Path(source).read_bytes()
+        content = pathlib.Path(path).read_bytes()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise WeightsFileError(f"--model_file={path}: no such file") from None
     except OSError as e:
-        raise WeightsFileError(f"--model_file={source}: cannot be read "
+        raise WeightsFileError(f"--model_file={path}: cannot be read "
                                f"({e.strerror or e})") from None
-    with atomic_write(pathlib.Path(model_dir) / names.MODEL_FILE) as f:
-        f.write(content)
-    return {"file": names.MODEL_FILE, "sha256": hashlib.sha256(content).hexdigest()}
+    return ModelFileSnapshot(str(path), content, hashlib.sha256(content).hexdigest())
+
+
+@contextlib.contextmanager
+def building_from(config, snapshot):
+    """``config`` to build the run's model with: with a ``snapshot`` of --model_file, one
+    whose ``model_file`` is a private file of the snapshot's content (removed after the
+    block, before the run directory is locked); an error naming that file names the
+    user's instead, whose content it is."""
+    if snapshot is None:
+        yield config
+        return
+    with tempfile.TemporaryDirectory(prefix="tfmodels-model-file-") as folder:
+        private = pathlib.Path(folder) / (pathlib.Path(snapshot.path).name or "model.keras")
+        private.write_bytes(snapshot.content)
+        try:
+            yield dataclasses.replace(config, model_file=str(private))
+        except (ConfigError, WeightsFileError) as e:
+            raise type(e)(str(e).replace(str(private), snapshot.path)) from None
+
+
+def _write_model_file_copy(snapshot, model_dir):
+    """Writes ``snapshot``'s content as the run's copy (atomically), reads the copy back
+    and returns its record for the manifest ({"file": names.MODEL_FILE, "sha256": ...})."""
+    copy = pathlib.Path(model_dir) / names.MODEL_FILE
+    with atomic_write(copy) as f:
+        f.write(snapshot.content)
+    digest = sha256(copy)
+    if digest != snapshot.sha256:
+        raise RunDirError(f"{copy}: reads back with another SHA-256 than the --model_file "
+                          f"content written to it ({digest[:12]} vs {snapshot.sha256[:12]})")
+    return {"file": names.MODEL_FILE, "sha256": digest}
 
 
 def own_model_file(model_dir, saved, config):
@@ -246,8 +300,11 @@ def _epochs(n):
 class RunDir:
     """The run directory of one training session, held under its lock."""
 
-    def __init__(self, config, path):
+    def __init__(self, config, path, model_file=None):
         self.config, self.path = config, pathlib.Path(path)
+        # --model_file as this session read it (``read_model_file``), once.
+        self.model_file = (model_file if model_file is not None or config.model_file is None
+                           else read_model_file(config.model_file))
         self.manifest = None
         # This session, as the manifest records it: its start, and whether it has saved
         # an epoch yet (its first starts a new entry in the manifest's sessions).
@@ -285,27 +342,34 @@ class RunDir:
         if arrays is not None:
             backend.restore(arrays)
         self._log_resumed(saved)
+        if not saved["finished"]:  # left by a session stopped before it removed them
+            self._remove_evaluations(f"they evaluated older weights than the run's "
+                                     f"{_epochs(saved['epoch'])}")
         return saved["epoch"], history
 
     def _check_same_run(self, saved):
         """RunDirError naming each setting that defines the run and differs from the saved
         run's (old -> new; --model_file: its content), and the ways out."""
         problems = changed_settings(saved["flags"], self.config.to_dict())
-        record = manifest.model_file_record(saved)
+        record, ways = manifest.model_file_record(saved), ways_out(self.config, self.path)
         if self.config.model_file is not None and saved["flags"].get("model_file"):
             if record is None:
                 raise RunDirError(
                     f"--model_dir={self.path} holds a --model_file run saved without a copy "
                     "of its model file, so the content of --model_file cannot be compared "
-                    f"with the one it started from; {ways_out(self.config, self.path)}")
-            now = sha256(self.config.model_file)
+                    f"with the one it started from; {ways}")
+            now, copy = self.model_file.sha256, self.path / record["file"]
             if now != record["sha256"]:
-                problems.append(f"--model_file content (SHA-256) {record['sha256'][:12]} -> "
-                                f"{now[:12]}: {self.config.model_file} is not the file the run "
-                                "started from")
+                problems.append(
+                    f"--model_file={self.config.model_file} is not the model file the run "
+                    f"started from: its content (SHA-256 {now[:12]}...) differs from the "
+                    f"run's copy {copy} (SHA-256 {record['sha256'][:12]}...)")
+                if copy.is_file() and sha256(copy) == record["sha256"]:
+                    ways = (f"pass --model_file={copy} to go on with the model the run "
+                            f"started from, or {ways}")
         if problems:
             raise RunDirError(f"--model_dir={self.path} holds a run with other settings: "
-                              f"{'; '.join(problems)}; {ways_out(self.config, self.path)}")
+                              f"{'; '.join(problems)}; {ways}")
 
     def _check_epochs(self, saved):
         """RunDirError if the run has more epochs than --epochs asks for."""
@@ -317,15 +381,31 @@ class RunDir:
                 f"more to train on), or {ways_out(self.config, self.path)}")
 
     def _keep_model_file_copy(self):
-        """Restores the run's copy of --model_file from the user's file (whose content
-        ``_check_same_run`` found to be the recorded one) if it is missing or changed."""
+        """Restores the run's copy of --model_file from this session's reading of the
+        user's file (whose content ``_check_same_run`` found to be the recorded one) if the
+        copy is missing or changed."""
         record = manifest.model_file_record(self.manifest)
         if record is None:
             return
         copy = self.path / record["file"]
         if not (copy.is_file() and sha256(copy) == record["sha256"]):
-            copy_model_file(self.config.model_file, self.path)
+            _write_model_file_copy(self.model_file, self.path)
             logging.info("Restored %s from --model_file=%s", copy, self.config.model_file)
+
+    def _remove_evaluations(self, why):
+        """Removes what evaluate.py wrote (``names.evaluations``), stale now, saying ``why``."""
+        removed = [name for name in names.evaluations(backends.BACKENDS)
+                   if (self.path / name).is_file()]
+        try:
+            for name in removed:
+                (self.path / name).unlink(missing_ok=True)
+        except OSError as e:
+            logging.warning("Could not remove %s, stale now (%s), in %s: %s",
+                            ", ".join(removed), why, self.path, e.strerror or e)
+            return
+        if removed:
+            logging.info("Removed %s from %s: %s; run evaluate.py again once the run is "
+                         "finished", ", ".join(removed), self.path, why)
 
     def _log_resumed(self, saved):
         """Where the resumed run stands, what this session will do, and the settings it
@@ -352,8 +432,8 @@ class RunDir:
         """The manifest of a run with no epoch yet (and, with --model_file, the run's copy
         of it), written first so that even a run stopped in its first epoch leaves a
         directory it can resume in."""
-        record = (copy_model_file(self.config.model_file, self.path)
-                  if self.config.model_file is not None else None)
+        record = (_write_model_file_copy(self.model_file, self.path)
+                  if self.model_file is not None else None)
         self._write_manifest(manifest.new(self.config.to_dict(), record))
         logging.info("New run in %s", self.path)
         return 0, []
@@ -369,18 +449,24 @@ class RunDir:
 
     def save_epoch(self, history, backend):
         """history.json/csv, curves.png, the checkpoint, then the manifest; a failed
-        write becomes a RunDirError and leaves the previous epoch's state be."""
+        write becomes a RunDirError and leaves the previous epoch's state be. The session's
+        first epoch then removes the evaluations of the weights it replaces."""
         epoch, arrays, flags = history[-1]["epoch"], backend.state_arrays(), self.config.to_dict()
+        first, final = not self.saved_an_epoch, self.manifest["final"]
+        sessions = manifest.with_epoch(self.manifest, flags, epoch, self.started, first)
         try:
-            artifacts.write_history(self.path, flags, history)
+            artifacts.write_history(self.path, flags, history, sessions)
             checkpoint = artifacts.save_checkpoint(self.path, epoch, arrays)
             self._write_manifest(manifest.after_epoch(
-                self.manifest, flags, history, checkpoint, self.path, arrays,
-                (self.started, not self.saved_an_epoch)))
+                self.manifest, flags, history, checkpoint, self.path, arrays, sessions))
             self.saved_an_epoch = True
         except OSError as e:
             raise RunDirError(f"could not save epoch {epoch} in --model_dir={self.path} "
                               f"({e.strerror or e}); {self.kept()}") from None
+        if first:
+            evaluated = f"the final weights of epoch {final['epoch']}" if final else "other weights"
+            self._remove_evaluations(f"they evaluated {evaluated}, and the run has trained on "
+                                     f"to epoch {epoch}")
         try:
             artifacts.prune_checkpoints(self.path, epoch)
         except OSError as e:  # the epoch is saved; old checkpoints only take space
@@ -421,10 +507,12 @@ class RunDir:
 
 
 @contextlib.contextmanager
-def opened(config, model_dir):
+def opened(config, model_dir, model_file=None):
     """A RunDir for ``config`` at ``model_dir``, created if needed and locked
     for the block; failed writes in the block become RunDirError and
-    interruptions one ``Interrupted`` line naming the epoch."""
+    interruptions one ``Interrupted`` line naming the epoch. ``model_file``: the
+    ``ModelFileSnapshot`` the run's model was built from (None: --model_file is read
+    when the RunDir is made)."""
     model_dir = pathlib.Path(model_dir)
     check_writable(model_dir)
     created = not model_dir.exists()
@@ -434,7 +522,7 @@ def opened(config, model_dir):
         raise RunDirError(f"--model_dir={model_dir} cannot be created "
                           f"({e.strerror or e})") from None
     try:
-        with _locked(config, model_dir) as run_dir:
+        with _locked(config, model_dir, model_file) as run_dir:
             yield run_dir
     finally:
         if created:  # a run refused or stopped before it began leaves no folder behind
@@ -443,11 +531,11 @@ def opened(config, model_dir):
 
 
 @contextlib.contextmanager
-def _locked(config, model_dir):
+def _locked(config, model_dir, model_file):
     """The body of ``opened``, under the lock; a folder without a manifest (a
     run that never began) keeps no lock file either."""
     with lock.held(model_dir, keep_file=(model_dir / names.MANIFEST).exists):
-        run_dir = RunDir(config, model_dir)
+        run_dir = RunDir(config, model_dir, model_file)
         try:
             yield run_dir
         except (Interrupted, KeyboardInterrupt) as e:
