@@ -33,6 +33,7 @@ from tfmodels import catalog, data
 from tfmodels.errors import DatasetError, RunDirError
 from tfmodels.parity import twins
 from tfmodels.run import backends, evaluation, experiment, lock, manifest, names, rundir
+from tfmodels.run.evaluation import class_names  # what scripts/predict.py prints
 from tfmodels.run.keras_model import load_keras_model
 
 INVERT_CHOICES = catalog.INVERT_CHOICES  # --invert's values (the flag reads them there)
@@ -215,13 +216,6 @@ def as_probabilities(outputs):
         return outputs, False
     shifted = np.exp(outputs - outputs.max(axis=1, keepdims=True))
     return shifted / shifted.sum(axis=1, keepdims=True), True
-
-
-def class_names(dataset, num_classes):
-    """The printed name of each class: the digit it stands for (SVHN's class 9 is 0)."""
-    if dataset == "svhn":
-        return list(data.SVHN_CLASS_NAMES)
-    return [str(k) for k in range(num_classes)]
 
 
 def format_prediction(image, probabilities, labels):
