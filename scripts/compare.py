@@ -6,6 +6,17 @@ Prints a table (per layer: output, dL/d output and weight-gradient differences),
 writes compare.json and compare.png into --output_dir (and prints their paths), and
 exits 0 when every layer agrees, 6 when the two part (the table names the first layer
 that does).
+
+NaN and inf: where both sides compute the same non-finite value in the same place (NaN
+and NaN, or the same infinity) they agree, so a model whose weights hold NaN exits 0
+when its twin computes exactly the same; "warning:" lines before the verdict name the
+layer whose output first holds them and every layer whose weights do (with their
+counts), and compare.json lists the same under "nonfinite". A NaN or inf on one side
+only is a difference: exit 6, naming where.
+
+The model file is a .keras file or a legacy .h5 one (loaded by Keras in safe mode; a
+model holding Python code, such as a Lambda layer, is refused). --num_examples beyond
+the data set's test images is refused (exit 2).
 Other exit codes: tfmodels/run/cli.py.
 """
 
@@ -22,10 +33,12 @@ from tfmodels import data  # pylint: disable=wrong-import-position
 from tfmodels.run import cli  # pylint: disable=wrong-import-position
 from tfmodels.run.config import DTYPES  # no TensorFlow: --help prints in a moment
 
-MODEL_FILE = flags.DEFINE_string("model_file", None, "A Keras model file (.keras), loaded in "
-                                 "safe mode.")
+MODEL_FILE = flags.DEFINE_string("model_file", None, "A Keras model file (.keras, or a legacy "
+                                 ".h5), loaded in safe mode.")
 DATASET = flags.DEFINE_enum("dataset", "mnist", tuple(data.DATASETS), "Test images to run it on.")
-NUM_EXAMPLES = flags.DEFINE_integer("num_examples", 64, "How many test images.", lower_bound=1)
+NUM_EXAMPLES = flags.DEFINE_integer("num_examples", None, "How many test images (at most the "
+                                    "data set's test set); default 64, or all of a smaller "
+                                    "test set.", lower_bound=1)
 DTYPE = flags.DEFINE_enum("dtype", "float64", DTYPES,
                           "Compare a copy of the model in this dtype (float64 shows only what "
                           "the twin gets wrong, not float32 rounding).")

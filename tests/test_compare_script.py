@@ -5,13 +5,17 @@ TensorFlow), on saved models and a tiny MNIST-like data set
 (``$TFMODELS_DATA_DIR``): a model that agrees with its twin (float64 and
 float32), one whose custom layer has a deliberately wrong twin, one with a custom layer
 that has no twin, one with a Lambda layer (refused by safe mode), an output
-directory that is a file, and a bad flag.
+directory that is a file, and a bad flag; a legacy .h5 file, a config nested 5,000
+deep, a model whose weights hold NaN (on both sides alike), a missing SVHN file and more
+examples than the test set holds.
 """
 
 import concurrent.futures
 import json
+import zipfile
 
 import keras
+import numpy as np
 import pytest
 
 from procs import ROOT, assert_fails_with, run_python, run_script
@@ -56,7 +60,16 @@ def runs(folder, agreeing, tiny_data_dir):
     save(folder, "shifted", keras.layers.Dense(16, activation="tanh"), Shift(name="shift"),
          keras.layers.Dense(10, activation="softmax"))
     save(folder, "unsupported", Cube(name="norm"), keras.layers.Dense(10))
-    save(folder, "lambda", keras.layers.Lambda(lambda t: 2 * t), keras.layers.Dense(10))
+    save(folder, "lambda", keras.layers.Lambda(lambda t: 2 * t, name="doubler"),
+         keras.layers.Dense(10))
+    agreeing.save(folder / "agreeing.h5")
+    nested_config(folder / "agreeing.keras", folder / "deep.keras")
+    with_nan = save(folder, "nan", keras.layers.Dense(16, activation="relu", name="dense_16"),
+                    keras.layers.Dense(10, activation="softmax"))
+    kernel = with_nan.get_layer("dense_16").kernel.numpy()
+    kernel[0, :3] = np.nan  # NaN in 3 of its 16 outputs for every image (NaN * 0 is NaN)
+    with_nan.get_layer("dense_16").kernel.assign(kernel)
+    with_nan.save(folder / "nan.keras")
     (folder / "a_file").write_text("not a directory")
     wrapper = folder / "compare_with_wrong_twin.py"
     wrapper.write_text(WRAPPER.format(tests=str(ROOT / "tests"),
@@ -76,6 +89,13 @@ def runs(folder, agreeing, tiny_data_dir):
         "lambda": ("compare.py", model("lambda"), out("lambda")),
         "output_file": ("compare.py", model("agreeing"), out("a_file")),
         "bad_flag": ("compare.py", model("agreeing"), "--dtype=float16"),
+        "h5": ("compare.py", f"--model_file={folder / 'agreeing.h5'}", out("h5"),
+               "--num_examples=8"),
+        "deep": ("compare.py", model("deep"), out("deep")),
+        "nan": ("compare.py", model("nan"), out("nan"), "--num_examples=8"),
+        "no_svhn": ("compare.py", model("agreeing"), out("no_svhn"), "--dataset=svhn"),
+        "too_many": ("compare.py", model("agreeing"), out("too_many"),
+                     "--num_examples=100000000"),
     }
 
     def start(program, *args):
@@ -85,6 +105,19 @@ def runs(folder, agreeing, tiny_data_dir):
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         yield {name: pool.submit(start, *command) for name, command in commands.items()}
+
+
+def nested_config(source, target, depth=5000):
+    """A copy of the .keras archive ``source`` whose config holds a value nested ``depth``
+    lists deep."""
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        for name in old.namelist():
+            data = old.read(name)
+            if name == "config.json":
+                config = json.loads(data)
+                config["config"]["deep"] = "@"
+                data = json.dumps(config).replace('"@"', "[" * depth + "]" * depth)
+            new.writestr(name, data)
 
 
 def report(folder, name):
@@ -127,8 +160,51 @@ def test_a_layer_without_a_twin_is_one_line(runs, folder):
 
 def test_safe_mode_refuses_a_lambda_layer(runs, folder):
     assert_fails_with(runs["lambda"].result(), 3, "lambda.keras",
-                      "refused or unreadable Keras model file", "Lambda", "safe_mode")
+                      "lambda.keras: refused: the Lambda layer 'doubler' holds Python code "
+                      "(a lambda, saved as bytecode), and safe mode loads no code from a "
+                      "model file: replace the Lambda by built-in Keras layers")
     assert not (folder / "lambda").exists()
+
+
+def test_a_legacy_h5_model_file_is_compared(runs, folder):
+    proc = runs["h5"].result()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "verdict: all layers agree" in proc.stdout
+    assert report(folder, "h5")["ok"] is True
+
+
+def test_a_deeply_nested_config_is_one_line(runs, folder):
+    assert_fails_with(runs["deep"].result(), 3, f"{folder / 'deep.keras'}: config.json "
+                      "nests 5002 levels deep; a Keras model's config may nest at most 100")
+    assert not (folder / "deep").exists()
+
+
+def test_nan_weights_computed_alike_on_both_sides_agree_with_a_warning(runs, folder):
+    """It said they "part at dense_16" although both compute the same NaNs."""
+    proc = runs["nan"].result()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert ("warning: dense_16: both compute NaN in 24 of 128 output values (its weights "
+            "hold 3 NaN values)") in proc.stdout
+    assert "verdict: all layers agree, NaN and inf included" in proc.stdout
+    saved = report(folder, "nan")
+    assert saved["ok"] is True and saved["nonfinite"][0].startswith("dense_16: both compute")
+    row, = (row for row in saved["layers"] if row["name"] == "dense_16")
+    assert row["forward"]["nonfinite"] == 24
+    assert list(row["nonfinite_weights"].values()) == [{"nan": 3, "inf": 0}]
+
+
+def test_a_missing_data_file_is_its_own_line_not_the_models(runs, folder):
+    """The DatasetError was prefixed with the model file's path."""
+    line = assert_fails_with(runs["no_svhn"].result(), 3, "SVHN")
+    assert "agreeing.keras" not in line
+    assert not (folder / "no_svhn").exists()
+
+
+def test_more_examples_than_the_test_set_is_refused(runs, folder):
+    """--num_examples=100000000 used the 64 test images silently."""
+    assert_fails_with(runs["too_many"].result(), 2, "--num_examples=100000000 is more than "
+                      "the 64 test images of --dataset=mnist")
+    assert not (folder / "too_many").exists()
 
 
 def test_an_output_dir_that_is_a_file(runs):

@@ -21,7 +21,8 @@ from tfmodels.optimizers import OPTIMIZERS
 from tfmodels.run import artifacts, experiment
 from tfmodels.run.backend_numpy import NumpyBackend
 from tfmodels.run.config import RunConfig
-from tfmodels.run.keras_model import compiled, portable, save_keras_model
+from tfmodels.run.keras_model import (build_model, checked_twin, compiled, portable,
+                                      save_keras_model, training_setup)
 
 
 # --- in this process (the fast tier) --------------------------------------------------------
@@ -106,6 +107,27 @@ def test_the_numpy_backend_hands_its_optimizer_state_to_the_keras_file(tmp_path,
                                                             sorted(expected.items())):
         assert key.split("/")[-2:] == expected_key.split("/")[-2:]  # loaded paths: no model
         np.testing.assert_array_equal(value, expected_value)
+
+
+def test_a_legacy_h5_model_file_is_built_set_up_and_twinned(tmp_path):
+    """``model.save("m.h5")`` (Keras's legacy HDF5 format) was "not a complete .keras
+    archive ... truncated or damaged"; it loads (safe mode), with its compiled optimizer
+    and loss, and its twin computes what it does."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(),
+                              keras.layers.Dense(8, activation="relu"),
+                              keras.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.SGD(0.05), loss="sparse_categorical_crossentropy")
+    model.save(tmp_path / "m.h5")
+    config = RunConfig(model_file=str(tmp_path / "m.h5"), seed=0)
+    built = build_model(config)
+    optimizer, loss = training_setup(config, built)
+    assert type(optimizer).__name__ == "SGD"
+    assert float(optimizer.learning_rate) == pytest.approx(0.05)
+    x = np.random.default_rng(0).random((4, 28, 28)).astype(np.float32)
+    np.testing.assert_array_equal(built(x), model(x))
+    np.testing.assert_allclose(checked_twin(config, built, loss).predict(x), model(x),
+                               rtol=1e-5, atol=1e-7)
 
 
 # --- fresh processes: what a user's own script sees ---------------------------------------

@@ -16,6 +16,7 @@ import tensorflow as tf
 from numpy_ref import training as np_training
 from tfmodels import data, models, parity
 from tfmodels import training as tf_training
+from tfmodels.parity.compare import Difference
 
 TOL = {"float64": dict(rtol=0, atol=1e-12), "float32": dict(rtol=1e-4, atol=1e-6)}
 INPUT_SHAPES = {"mnist": (28, 28), "svhn": (32, 32, 3)}
@@ -218,6 +219,45 @@ def test_compare_reports_every_layer_and_finds_a_changed_weight():
     net.params[f"{model.name}/classifier/kernel"][0, 3] += 0.5
     report = parity.compare(model, x, t, net=net)
     assert (report.first_divergence, report.divergence) == ("classifier", "forward")
+
+
+def nan_in(variable, *index):
+    value = variable.numpy()
+    value[index] = np.nan
+    variable.assign(value)
+
+
+def test_nan_computed_alike_on_both_sides_is_agreement_with_a_warning():
+    """A NaN weight, copied to the twin: both compute the same NaNs, which is no divergence
+    (it was "they part at 'dense_0'"); the report says where they come from."""
+    model, _, x, t = twins("two_layer_net", "relu", (28, 28), "float64", 5)
+    nan_in(model.blocks[0][0].kernel, 0, 2)
+    report = parity.compare(model, x, t)
+    assert report.ok and report.first_divergence is None
+    row, = (row for row in report.rows if row.name == "dense_0")
+    assert row.forward.nonfinite == 5 and row.forward.ok  # column 2, for each example
+    assert list(row.nonfinite_weights.values()) == [{"nan": 1, "inf": 0}]
+    assert report.nonfinite_notes()[0] == (
+        f"dense_0: both compute NaN in 5 of {np.prod(row.output_shape)} output values "
+        "(its weights hold 1 NaN value)")
+    assert "verdict: all layers agree, NaN and inf included" in str(report)
+    assert report.to_dict()["nonfinite"] == report.nonfinite_notes()
+
+
+def test_nan_on_one_side_only_is_a_divergence():
+    model, net, x, t = twins("two_layer_net", "relu", (28, 28), "float64", 5)
+    net.params[f"{model.name}/dense_0/kernel"][0, 2] = np.nan
+    report = parity.compare(model, x, t, net=net)
+    assert (report.first_divergence, report.divergence) == ("dense_0", "forward")
+    assert not report.rows[1].forward.ok and report.rows[1].forward.nonfinite == 0
+
+
+def test_the_same_infinity_agrees_and_opposite_ones_do_not():
+    tolerance, inf = (1e-9, 1e-12), np.inf
+    same = Difference.of([1.0, inf, -inf, np.nan], [1.0, inf, -inf, np.nan], tolerance)
+    assert same.ok and same.nonfinite == 3 and same.abs == 0
+    assert not Difference.of([inf], [-inf], tolerance).ok
+    assert not Difference.of([1.0], [np.nan], tolerance).ok
 
 
 @GRID

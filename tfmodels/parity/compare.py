@@ -5,7 +5,11 @@ layer's output recorded as it is made), the twin with every gradient kept.
 Each row compares one layer call: its output (forward), the loss gradient with
 respect to that output (backward), and the gradients of its weights. A
 difference counts when ``max|keras - numpy| > atol + rtol * max|keras|`` for
-the tensor, with tolerances chosen per dtype (``TOLERANCES``).
+the tensor, with tolerances chosen per dtype (``TOLERANCES``). Where both sides
+hold the same non-finite value (NaN and NaN, or the same infinity) they agree and the
+difference is that of the other elements; a NaN or inf on one side only is a
+difference. ``Report.nonfinite_notes`` says where such values come from (the layer
+whose output first holds them, the layers whose weights do).
 
 The first divergence is the layer that introduced a difference: going forward,
 the first layer whose output parts while its inputs agree; else, going back
@@ -92,7 +96,11 @@ class Difference:
 
     ``keras_self`` is Keras's own largest difference for the tensor when the input moves
     by a few ulps (None where it was not measured); ``by_sensitivity`` says the tensor
-    passed only because of it (it exceeds the fixed tolerance).
+    passed only because of it (it exceeds the fixed tolerance). ``nonfinite`` counts the
+    elements where both sides hold the same non-finite value (NaN and NaN, or the same
+    infinity): they agree there, and the differences are those of the other elements. A
+    non-finite value on one side only is a difference (an infinite one, or NaN), so the
+    tensor differs.
     """
 
     abs: float
@@ -100,6 +108,7 @@ class Difference:
     ok: bool
     keras_self: float = None
     by_sensitivity: bool = False
+    nonfinite: int = 0
 
     @classmethod
     def of(cls, keras_value, numpy_value, tolerance, keras_self=None):
@@ -107,19 +116,29 @@ class Difference:
         b = np.asarray(numpy_value, np.float64)
         if a.shape != b.shape:
             return cls(float("inf"), float("inf"), False, keras_self)
+        same = _same_nonfinite(a, b)
+        nonfinite = int(np.count_nonzero(same))
+        a, b = a[~same], b[~same]
         diff = np.abs(a - b)
-        largest = float(np.max(np.abs(a))) if a.size else 0.0
+        finite_a = np.abs(a[np.isfinite(a)])
+        largest = float(np.max(finite_a)) if finite_a.size else 0.0
         worst = float(np.max(diff)) if diff.size else 0.0
         rtol, atol = tolerance
         finite = bool(np.all(np.isfinite(diff)))
         within_fixed = finite and worst <= atol + rtol * largest
-        within_self = (finite and keras_self is not None and np.isfinite(keras_self)
-                       and worst <= SENSITIVITY_FACTOR * keras_self)
+        within_self = bool(finite and keras_self is not None and np.isfinite(keras_self)
+                           and worst <= SENSITIVITY_FACTOR * keras_self)
         return cls(worst, worst / largest if largest else worst, within_fixed or within_self,
-                   keras_self, within_self and not within_fixed)
+                   keras_self, within_self and not within_fixed, nonfinite)
 
     def to_dict(self):
         return dataclasses.asdict(self)
+
+
+def _same_nonfinite(a, b):
+    """Where ``a`` and ``b`` (float64 arrays of one shape) hold the same non-finite value:
+    both NaN, or the same infinity."""
+    return ~np.isfinite(a) & ((a == b) | (np.isnan(a) & np.isnan(b)))
 
 
 @dataclasses.dataclass
@@ -137,6 +156,9 @@ class Row:
     backward: Difference = None
     weights: dict = dataclasses.field(default_factory=dict)  # variable path -> Difference
     inputs: list = dataclasses.field(default_factory=list)  # names of the values it reads
+    # variable path -> {"nan": count, "inf": count}, for the layer's weights holding any
+    nonfinite_weights: dict = dataclasses.field(default_factory=dict)
+    nonfinite_kinds: str = ""  # "NaN", "inf" or "NaN and inf": what the Keras output holds
 
     @property
     def ok(self):
@@ -156,7 +178,9 @@ class Row:
                 "output_shape": list(self.output_shape), "forward": self.forward.to_dict(),
                 "backward": None if self.backward is None else self.backward.to_dict(),
                 "weights": {k: d.to_dict() for k, d in self.weights.items()},
-                "inputs": self.inputs, "ok": self.ok, "by_sensitivity": self.by_sensitivity}
+                "inputs": self.inputs, "ok": self.ok, "by_sensitivity": self.by_sensitivity,
+                "nonfinite_weights": self.nonfinite_weights,
+                "nonfinite_kinds": self.nonfinite_kinds}
 
 
 @dataclasses.dataclass
@@ -191,7 +215,33 @@ class Report:
                 "loss": {**{k: v for k, v in self.loss.items() if k != "difference"},
                          "difference": self.loss["difference"].to_dict()},
                 "input_gradients": {k: d.to_dict() for k, d in self.input_gradients.items()},
-                "layers": [row.to_dict() for row in self.rows]}
+                "layers": [row.to_dict() for row in self.rows],
+                "nonfinite": self.nonfinite_notes()}
+
+    def nonfinite_notes(self):
+        """Lines saying where both sides compute NaN or inf alike (each layer whose
+        weights hold such values, and the first layer whose output does), and how many
+        layers after it carry them on; empty when every value is finite."""
+        notes = []
+        first = next((row for row in self.rows if row.forward.nonfinite), None)
+        for row in self.rows:
+            if row is first or row.nonfinite_weights:
+                held = _nonfinite_weights(row.nonfinite_weights)
+                size = int(np.prod(row.output_shape))
+                what = (f"both compute {row.nonfinite_kinds} in {row.forward.nonfinite} of "
+                        f"{size} output values" if row.forward.nonfinite else
+                        "its outputs are finite")
+                notes.append(f"{row.name}: {what}" + (f" (its weights hold {held})"
+                                                      if held else ""))
+        if first is not None:
+            later = sum(1 for row in self.rows[self.rows.index(first) + 1:]
+                        if row.forward.nonfinite)
+            if later:
+                notes.append(f"{later} layer(s) after {first.name!r} carry them on; "
+                             "there the two sides are compared where their values are finite")
+        if self.loss["difference"].nonfinite:
+            notes.append(f"loss: both compute {_nonfinite_kinds(self.loss['keras'])}")
+        return notes
 
     def to_json(self, indent=2):
         return json.dumps(self.to_dict(), indent=indent)
@@ -220,9 +270,50 @@ class Report:
                      f"|difference| {loss['difference'].abs:.3g}"
                      + ("" if loss["difference"].keras_self is None else
                         f", Keras's own {loss['difference'].keras_self:.3g}"))
-        lines.append("verdict: all layers agree" if self.ok else
-                     f"verdict: they part at {self.first_divergence!r} ({self.divergence})")
+        notes = self.nonfinite_notes()
+        lines += [f"warning: {note}" for note in notes]
+        lines.append(f"verdict: they part at {self.first_divergence!r} ({self.divergence})"
+                     if not self.ok else
+                     "verdict: all layers agree, NaN and inf included: both sides compute "
+                     "them in the same places (the model's weights or values are not finite)"
+                     if notes else "verdict: all layers agree")
         return "\n".join(lines)
+
+
+def _nonfinite_kinds(values):
+    """"NaN", "inf", "NaN and inf" or "": the non-finite values ``values`` holds."""
+    values = np.asarray(values)
+    if not np.issubdtype(values.dtype, np.floating):
+        return ""
+    kinds = [kind for kind, found in (("NaN", np.isnan(values).any()),
+                                      ("inf", np.isinf(values).any())) if found]
+    return " and ".join(kinds)
+
+
+def _nonfinite_counts(layer, seen):
+    """{variable path: {"nan": n, "inf": m}} of the layer's weights holding either (each
+    variable once over the calls of a shared layer)."""
+    counts = {}
+    for variable in getattr(layer, "weights", ()):  # keras.ops have none
+        if variable.path in seen:
+            continue
+        seen.add(variable.path)
+        value = np.asarray(variable.numpy())
+        if not np.issubdtype(value.dtype, np.floating):
+            continue
+        nan, inf = int(np.isnan(value).sum()), int(np.isinf(value).sum())
+        if nan or inf:
+            counts[variable.path] = {"nan": nan, "inf": inf}
+    return counts
+
+
+def _nonfinite_weights(counts):
+    """"12 NaN values and 1 inf value" over the layer's weights ({path: counts})."""
+    nan = sum(c["nan"] for c in counts.values())
+    inf = sum(c["inf"] for c in counts.values())
+    parts = [f"{n} {kind} value{'s' if n != 1 else ''}" for n, kind in ((nan, "NaN"),
+                                                                       (inf, "inf")) if n]
+    return " and ".join(parts)
 
 
 def _fmt(difference):
@@ -427,8 +518,11 @@ def _apart(first, second):
             continue
         a = np.zeros(np.shape(b)) if a is None else np.asarray(a, np.float64)
         b = np.zeros(np.shape(a)) if b is None else np.asarray(b, np.float64)
-        result.append(None if a.shape != b.shape else
-                      float(np.max(np.abs(a - b))) if a.size else 0.0)
+        if a.shape != b.shape:
+            result.append(None)
+            continue
+        apart = np.abs(a - b)[~_same_nonfinite(a, b)]  # NaN and NaN: not apart
+        result.append(float(np.max(apart)) if apart.size else 0.0)
     return result
 
 
@@ -449,7 +543,7 @@ def _report(model, built, keras_side, numpy_loss, numpy_grads, tolerance, dtype,
                     "output_grads": [None] * len(keras_side["outputs"]), "weight_grads": {},
                     "input_grads": [None] * len(keras_side["input_grads"]), "loss": None}
     rows = []
-    seen_weights = set()
+    seen_weights, counted = set(), set()
     visible = set(net.inputs) | {name for _, name in built.layer_nodes if name is not None}
     for (layer, node_name), k_out, k_grad, self_out, self_grad in zip(
             built.layer_nodes, keras_side["outputs"], keras_side["output_grads"],
@@ -472,7 +566,8 @@ def _report(model, built, keras_side, numpy_loss, numpy_grads, tolerance, dtype,
                                                    own["weight_grads"].get(variable.path))
         rows.append(Row(node_name, type(layer).__name__, np.shape(k_out),
                         Difference.of(k_out, net.values[node_name], tolerance, self_out),
-                        backward, weights, _layer_inputs(node, nodes, visible)))
+                        backward, weights, _layer_inputs(node, nodes, visible),
+                        _nonfinite_counts(layer, counted), _nonfinite_kinds(k_out)))
     input_grads = {}
     for name, k, self_k in zip(net.inputs, keras_side["input_grads"], own["input_grads"]):
         n = net.value_grads.get(name)

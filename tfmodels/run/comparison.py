@@ -13,7 +13,7 @@ from typing import NamedTuple
 import numpy as np
 
 from tfmodels import data, parity
-from tfmodels.errors import ConfigError, RunDirError, WeightsFileError
+from tfmodels.errors import ConfigError, DatasetError, RunDirError, WeightsFileError
 from tfmodels.files import atomic_write
 from tfmodels.parity import cast, losses, twins
 from tfmodels.run import artifacts
@@ -22,10 +22,19 @@ from tfmodels.run.keras_model import load_model_file
 OUTPUT_FILES = ("compare.json", "compare.png")
 
 
+DEFAULT_EXAMPLES = 64  # test images compared when --num_examples is not given
+
+
 def example_batch(model, dataset, data_dir, num_examples, dtype):
-    """The first ``num_examples`` test images of ``dataset``, scaled to [0, 1] in ``dtype``
+    """The first ``num_examples`` test images of ``dataset`` (None: ``DEFAULT_EXAMPLES``, or
+    all of a smaller test set; more than it has is refused), scaled to [0, 1] in ``dtype``
     and shaped like the model's input; and their integer labels."""
     _, (x, y) = data.DATASETS[dataset].load(data_dir)
+    if num_examples is None:  # not asked for: DEFAULT_EXAMPLES, or all a smaller set has
+        num_examples = min(DEFAULT_EXAMPLES, len(x))
+    if num_examples > len(x):
+        raise ConfigError(f"--num_examples={num_examples} is more than the {len(x)} test "
+                          f"images of --dataset={dataset}")
     x, y = data.scale_images(x[:num_examples], np.dtype(dtype)), y[:num_examples]
     specs = twins.input_specs(model)
     if len(specs) != 1:
@@ -77,7 +86,7 @@ class Comparison(NamedTuple):
     files: tuple
 
 
-def compare_model_file(model_file, dataset="mnist", num_examples=64, dtype="float64",
+def compare_model_file(model_file, dataset="mnist", num_examples=None, dtype="float64",
                        output_dir=None, data_dir=None, training=False):
     """Compares the saved model with its twin; writes the JSON and PNG; returns a
     ``Comparison``."""
@@ -96,8 +105,8 @@ def compare_model_file(model_file, dataset="mnist", num_examples=64, dtype="floa
         y = targets(keras_loss, labels, classes or int(labels.max()) + 1)
         report = parity.compare(copy, x, y, loss=keras_loss, training=training)
     except ValueError as e:  # no twin for a layer, an op outside layers, a bad loss ...
-        if isinstance(e, (ConfigError, WeightsFileError)):
-            raise
+        if isinstance(e, (ConfigError, DatasetError, RunDirError, WeightsFileError)):
+            raise  # says what is wrong on its own
         raise WeightsFileError(f"{model_file}: {str(e).splitlines()[0]}") from None
     json_path, png_path = (output_dir.absolute() / name for name in OUTPUT_FILES)
     try:

@@ -10,10 +10,12 @@ numpy_ref twin (``tfmodels.parity``).
 optimizer (its state included) and loss, the dense stacks as the ``keras.Sequential`` of
 their own layers (``portable``), so that plain ``keras.models.load_model`` reads it.
 
-``--model_file`` is loaded in Keras's safe mode. Its compiled loss must take integer
-class labels (sparse categorical cross-entropy; a compiled categorical cross-entropy is
-trained as its integer-label form, the same loss for one-hot targets); its compiled
-optimizer is copied fresh (its configuration, not its state) unless ``--optimizer`` is given.
+``--model_file`` (a ``.keras`` file, or a legacy ``.h5`` one) is loaded in Keras's safe
+mode, after ``keras_file`` has bounded what it may make Keras read. Its compiled loss
+must take integer class labels (sparse categorical cross-entropy; a compiled categorical
+cross-entropy is trained as its integer-label form, the same loss for one-hot targets);
+its compiled optimizer is copied fresh (its configuration, not its state) unless
+``--optimizer`` is given.
 """
 
 import math
@@ -24,32 +26,50 @@ import zipfile
 
 from absl import logging
 import keras
+from keras.src.legacy.saving import legacy_h5_format
+from keras.src.saving import serialization_lib
 
 from tfmodels import models, optimizers, parity
 from tfmodels.errors import ConfigError, WeightsFileError
 from tfmodels.parity import cast, losses, twins
-from tfmodels.run import names
-
-
-def _check_keras_archive(path):
-    """WeightsFileError naming ``path`` unless it is a complete zip archive, as
-    every .keras file is (Keras calls a truncated one "File not found")."""
-    if not zipfile.is_zipfile(path):
-        raise WeightsFileError(f"{path}: not a complete .keras archive (no zip directory "
-                               "at its end): truncated or damaged")
+from tfmodels.run import keras_file, names
 
 
 def load_keras_model(path):
-    """A ``.keras`` file loaded in Keras's safe mode: code (a Lambda layer's
-    function, say) is refused instead of being run."""
-    _check_keras_archive(path)
+    """The model of a Keras model file, loaded in Keras's safe mode: code (a Lambda
+    layer's function, say) is refused instead of being run.
+
+    A ``.keras`` archive, or a legacy HDF5 file (``model.save("m.h5")``), told apart by
+    content; ``keras_file.checked_config`` first bounds what the file may make Keras
+    read (config size and nesting, inflation) and refuses code, each with one line."""
+    file_kind = keras_file.kind(path)
+    config = keras_file.checked_config(path, file_kind)
+    if file_kind == "keras" and not str(path).endswith(".keras"):
+        raise WeightsFileError(f"{path}: a zip archive, as a .keras file is, but Keras "
+                               "reads one only under a name ending in .keras: rename it")
     try:
-        with warnings.catch_warnings():  # an optimizer state it cannot restore: irrelevant here
+        with warnings.catch_warnings(), serialization_lib.SafeModeScope(True):
+            # An optimizer state it cannot restore: irrelevant here.
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            if file_kind == "hdf5":
+                return _load_hdf5(path)
             return keras.models.load_model(path, safe_mode=True)
+    except RecursionError:  # bounded above; a backstop for what the bound lets through
+        raise WeightsFileError(f"{path}: nested too deeply for Keras to load "
+                               "(RecursionError)") from None
+    except MemoryError:
+        raise WeightsFileError(f"{path}: too large to load into memory") from None
     except (ValueError, TypeError, KeyError, OSError, zipfile.BadZipFile) as e:
-        raise WeightsFileError(f"{path}: refused or unreadable Keras model file: "
-                               f"{str(e).splitlines()[0] if str(e) else e!r}") from None
+        raise WeightsFileError(keras_file.explain(path, config, e)) from None
+
+
+def _load_hdf5(path):
+    """A legacy HDF5 model file, by Keras's own loader (whatever the file's name: the
+    public ``load_model`` goes by the name's ending), in safe mode."""
+    import h5py  # pylint: disable=import-outside-toplevel  # Keras's own dependency
+
+    with h5py.File(path, "r") as f:
+        return legacy_h5_format.load_model_from_hdf5(f, safe_mode=True)
 
 
 def load_model_file(path):
