@@ -15,6 +15,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import warnings
@@ -102,7 +103,17 @@ def test_the_import_hook_filters_its_package_once(tmp_path, monkeypatch, capfd):
     assert type(module.__loader__).__name__ == "SourceFileLoader"  # the package's own
 
 
-def test_quiet_start_sets_tensorflows_level_unless_the_user_did(monkeypatch):
+@pytest.fixture
+def stop_handlers():
+    """SIGINT's and SIGTERM's handlers in this process, restored afterwards (quiet_start
+    sets its own until absl calls a main)."""
+    handlers = {signum: signal.getsignal(signum) for signum in console.STOP_SIGNALS}
+    yield handlers
+    for signum, handler in handlers.items():
+        signal.signal(signum, handler)
+
+
+def test_quiet_start_sets_tensorflows_level_unless_the_user_did(monkeypatch, stop_handlers):
     tf_logger = py_logging.getLogger("tensorflow")
     monkeypatch.setattr(tf_logger, "level", tf_logger.level)  # restored afterwards
     monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
@@ -172,6 +183,34 @@ def test_a_users_own_tf_cpp_min_log_level_wins(fake_tensorflow, level, lines):
     proc = start_with(fake_tensorflow, env_level=level)
     assert proc.stderr.splitlines() == [*lines, "python stderr while importing"]
     assert proc.stdout.split()[:2] == ["False", level]
+
+
+EARLY_THEN_MAIN = """import os, signal, sys
+from tfmodels.run import console
+console.quiet_start(["bench.py"])
+early = signal.getsignal(signal.SIGINT)
+from absl import app
+
+def main(argv):
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+    except KeyboardInterrupt:
+        print("KeyboardInterrupt in main", early is not signal.default_int_handler)
+
+app.run(main)
+"""
+
+
+@pytest.mark.integration  # a fresh Python: a process
+def test_the_start_up_handlers_end_where_main_begins():
+    """What ``quiet_start`` sets for SIGINT and SIGTERM is absl's no more once it calls
+    ``main`` (bench.py has no ``cli.guarded``): Python's own handling is back."""
+    proc = subprocess.run([sys.executable, "-c", EARLY_THEN_MAIN], env=procs.child_env(),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout == "KeyboardInterrupt in main True\n"
 
 
 @pytest.mark.integration  # a fresh Python: a process
@@ -343,7 +382,7 @@ def test_a_run_prints_only_our_lines_without_prefix(user_runs):
 def test_the_printed_evaluation_command_works_pasted_elsewhere(user_runs):
     proc = user_runs["pasted"]
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "test images: loss" in proc.stderr
+    assert re.search(r"^\w+ on \d+ test images.*: loss \d", proc.stderr, re.MULTILINE)
     assert noise(proc.stderr) == []  # quiet without the tests' TF_CPP_MIN_LOG_LEVEL too
 
 
@@ -362,3 +401,20 @@ def test_train_help_exits_0_and_lists_the_flags(user_runs):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "--epochs" in proc.stdout and "--model_dir" in proc.stdout
     assert noise(proc.stderr) == []
+
+
+@pytest.mark.integration
+def test_a_float64_convnet_run_prints_no_onednn_type_warnings(tmp_path, tiny_data_dir):
+    """Grappler's remapper asks oneDNN about every float64 op it could fuse, and each
+    answer is a C++ warning ("util.cc:163] Not handling type DT_DOUBLE", about 20 a run):
+    below the level quiet_start sets; -v 1 shows them, as it shows all of TensorFlow's."""
+    def run(name, *args):
+        return procs.run_script("train.py", "--model=simple_convnet", "--dtype=float64",
+                                "--epochs=1", f"--model_dir={tmp_path / name}", *args,
+                                env=quiet_env(tiny_data_dir))
+
+    quiet, verbose = run("quiet"), run("verbose", "-v", "1")
+    assert quiet.returncode == 0 and verbose.returncode == 0, quiet.stderr[-3000:]
+    assert "DT_DOUBLE" not in quiet.stderr and noise(quiet.stderr) == []
+    if "oneDNN custom operations are on" in verbose.stderr:  # x86 CPUs: the remapper asks
+        assert "Not handling type DT_DOUBLE" in verbose.stderr

@@ -2,8 +2,11 @@
 
 import errno
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -88,9 +91,9 @@ def test_disk_full_while_saving_keeps_the_last_good_checkpoint(tmp_path, tiny_da
     disk_full = {"on": False}
     write_history, fsync = artifacts.write_history, files.os.fsync
 
-    def write_history_fills_disk(model_dir, flags_, epochs):
+    def write_history_fills_disk(model_dir, flags_, epochs, *rest):
         disk_full["on"] = len(epochs) == 2  # the disk fills up while saving epoch 2
-        write_history(model_dir, flags_, epochs)
+        write_history(model_dir, flags_, epochs, *rest)
 
     def fsync_or_enospc(fd):
         if disk_full["on"]:
@@ -122,3 +125,51 @@ def test_same_seed_gives_identical_histories_and_weights(tmp_path, tiny_data_dir
         runs.append((experiment.run(cfg)["epochs"], weights(tmp_path / name)))
     assert runs[0][0] == runs[1][0]  # every loss and accuracy, bit for bit
     assert_same_weights(runs[0][1], runs[1][1])
+
+
+def test_the_tensorboard_folder_honours_the_umask(tmp_path, tiny_data_dir):
+    """TensorFlow makes its folders 0755 whatever the umask: the run makes its own."""
+    model_dir = tmp_path / "run"
+    old = os.umask(0o002)
+    try:
+        experiment.run(RunConfig(backend="tensorflow", epochs=1, hidden_units=(8,),
+                                 data_dir=str(tiny_data_dir), model_dir=str(model_dir)))
+    finally:
+        os.umask(old)
+    entries = [model_dir, *model_dir.rglob("*")]
+    folders = {p.relative_to(model_dir).as_posix(): p.stat().st_mode & 0o777
+               for p in entries if p.is_dir()}
+    assert set(folders) == {".", names.CHECKPOINTS, names.TENSORBOARD}
+    assert folders == dict.fromkeys(folders, 0o775)
+    events = list((model_dir / names.TENSORBOARD).glob("events.out.tfevents.*"))
+    assert len(events) == 1 and events[0].stat().st_mode & 0o777 == 0o664
+
+
+@pytest.mark.integration
+def test_ctrl_c_while_a_finished_run_exits_means_exit_0(tmp_path, tiny_data_dir):
+    """The run's last line printed, the process still exiting (Python's and TensorFlow's
+    teardown, most of a second here): SIGINT there is no failure."""
+    model_dir = tmp_path / "run"
+    env = procs.child_env(TFMODELS_DATA_DIR=str(tiny_data_dir))
+    proc = subprocess.Popen([sys.executable, TRAIN, "--epochs=1", "--hidden_units=8",
+                             f"--model_dir={model_dir}"], env=env, cwd=procs.ROOT,
+                            stderr=subprocess.PIPE, text=True)
+    lines = []
+    try:
+        for line in proc.stderr:
+            lines.append(line)
+            if line.startswith("Evaluate them with: "):  # log_summary's last line
+                break
+        time.sleep(0.05)  # main has returned
+        proc.send_signal(signal.SIGINT)
+        lines += proc.stderr.readlines()
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    stderr = "".join(lines)
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "Traceback" not in stderr and ": error: " not in stderr, stderr[-3000:]
+    assert [line for line in lines if "interrupted" in line] in (
+        [], ["train.py: interrupted (SIGINT) after it had finished: its work is complete, "
+             "nothing was lost\n"])
+    assert manifest.read(model_dir)["finished"]

@@ -6,6 +6,8 @@ come from the per-epoch order both backends share (``tfmodels.data.buffered_orde
 through tf.data, distributed under a ``tf.distribute`` strategy if one is set.
 """
 
+import os
+
 import numpy as np
 import tensorflow as tf
 
@@ -108,10 +110,18 @@ class TensorflowBackend(Backend):
         parity.to_keras(net, self.model)
 
     def summary_writer(self, folder):
-        """Loss and accuracy per split, as ``<metric>/<split>`` scalars, in TensorBoard files."""
-        writer = tf.summary.create_file_writer(str(folder))
+        """Loss and accuracy per split, as ``<metric>/<split>`` scalars, in TensorBoard files.
+
+        The folder and the writer are made at the first epoch's write, the folder by us:
+        TensorFlow makes folders 0755 whatever the umask (its event files do honour it),
+        and a run stopped before its first epoch leaves no folder behind."""
+        writer = None
 
         def write(epoch, logs):
+            nonlocal writer
+            if writer is None:
+                os.makedirs(folder, exist_ok=True)  # 0777 less the umask, as every folder
+                writer = tf.summary.create_file_writer(str(folder))
             with writer.as_default():
                 for key, value in logs.items():
                     split, metric = key.split("_", 1)

@@ -7,6 +7,7 @@ adding a backend is one class and one entry here.
 import dataclasses
 
 from tfmodels import distribute
+from tfmodels.run import memory
 from tfmodels.run.backend_numpy import NumpyBackend
 from tfmodels.run.backend_tf import TensorflowBackend
 
@@ -16,7 +17,10 @@ BACKENDS = {backend.name: backend for backend in (TensorflowBackend, NumpyBacken
 
 def for_training(config, steps_per_epoch):
     """The backend ``config.backend`` names, with this process set up for it (device,
-    precision, strategy); ``steps_per_epoch`` paces a decaying learning rate."""
+    precision, strategy); ``steps_per_epoch`` paces a decaying learning rate. A model
+    that cannot fit in this machine's memory is refused before it is built
+    (``memory.check_fits``: ConfigError naming --hidden_units)."""
+    memory.check_fits(config)
     return BACKENDS[config.backend].create(config, steps_per_epoch)
 
 

@@ -13,14 +13,24 @@
     5  the training loss became NaN or infinite (names the epoch and step);
        the checkpoints of the completed epochs are kept
     6  (compare.py) the model and its NumPy twin part: the report names where
+    7  out of memory (a MemoryError, or TensorFlow's ResourceExhaustedError) while
+       building or training; a model too big for this machine's memory by
+       its parameter count alone is refused before it is built (2)
     130, 143  interrupted by SIGINT (Ctrl-C) or SIGTERM (128 + the signal):
-       says the epoch; rerunning the same command resumes
+       says the epoch; rerunning the same command resumes. While starting
+       (importing TensorFlow, before ``main``): "interrupted while starting;
+       nothing was written" (``console.quiet_start``). After ``main`` returned
+       (the run is complete, the process is exiting): no failure, the status
+       stays main's (exit 0 for a finished run); a line says so while Python
+       still runs, and TensorFlow's teardown after that ignores the signal
 
 Expected failures never print a traceback; nothing is written after them.
 ``--help`` prints the flags and exits 0.
 """
 
+import atexit
 import pathlib
+import re
 import shlex
 import signal
 import sys
@@ -32,6 +42,7 @@ from tfmodels.errors import (ConfigError, DatasetError, Interrupted, NonFiniteLo
 from tfmodels.run import console
 
 EXIT_USAGE, EXIT_DATA, EXIT_MODEL_DIR, EXIT_NONFINITE, EXIT_DIVERGED = 2, 3, 4, 5, 6
+EXIT_OUT_OF_MEMORY = 7
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 SCRIPTS = pathlib.Path(__file__).resolve().parents[2] / "scripts"
 
@@ -70,18 +81,72 @@ def _raise_interrupted(signum, _):
     raise Interrupted(signum)
 
 
+def out_of_memory(error):
+    """Whether ``error`` is running out of memory: a MemoryError, or TensorFlow's
+    ResourceExhaustedError (known by its class, so that this module needs no TensorFlow)."""
+    return isinstance(error, MemoryError) or any(
+        cls.__name__ == "ResourceExhaustedError" and cls.__module__.startswith("tensorflow")
+        for cls in type(error).__mro__)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_TF_NODE = re.compile(r"^\{\{[^}]*\}\}\s*")  # "{{function_node __wrapped__Mul_device_...}} "
+
+
+def memory_detail(error):
+    """What ran out, in one line: the line of ``error``'s message that names the failed
+    allocation (TensorFlow's "OOM when allocating tensor with shape[784,1000000] and type
+    float", which Keras wraps in lines of its own), else its first line, else its type."""
+    lines = [_TF_NODE.sub("", _ANSI.sub("", line)).strip() for line in str(error).splitlines()]
+    lines = [line for line in lines if line]
+    if not lines:
+        return type(error).__name__
+    line = next((line for line in lines if "allocat" in line.lower()), lines[0])
+    return line.split(" on /job:", 1)[0]
+
+
+def _stop_signals(handler):
+    """``handler`` for SIGINT and SIGTERM, except where they are ignored (e.g. nohup)."""
+    for signum in STOP_SIGNALS:
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, handler)
+
+
+def _ignore_stop_signals():
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+
+
+_teardown_registered = []
+
+
+def _after_completion(program):
+    """What SIGINT and SIGTERM do once ``main`` has returned: the work is complete and the
+    process is exiting, so one line says so and the exit status stays ``main``'s (0 for a
+    finished run), not 128 + the signal. Python runs no handler in its own teardown and
+    TensorFlow's (about a second), where the default action would kill the process with
+    130 or 143: an exit function, run first, makes the signals ignored there."""
+    def handler(signum, _):
+        _ignore_stop_signals()
+        sys.stderr.write(f"{program}: interrupted ({signal.Signals(signum).name}) after it "
+                         "had finished: its work is complete, nothing was lost\n")
+        sys.stderr.flush()
+
+    _stop_signals(handler)
+    if not _teardown_registered:
+        atexit.register(_ignore_stop_signals)  # the last registered runs first
+        _teardown_registered.append(True)
+
+
 def guarded(main):
     """Wraps a script's ``main(argv)`` so expected failures exit per the table above."""
     def wrapped(argv):
         program = argv[0].rsplit("/", 1)[-1]
-        for signum in STOP_SIGNALS:
-            if signal.getsignal(signum) is not signal.SIG_IGN:  # e.g. nohup: stay ignored
-                signal.signal(signum, _raise_interrupted)
+        _stop_signals(_raise_interrupted)
         try:
-            return main(argv)
+            result = main(argv)
         except Interrupted as e:
-            for signum in STOP_SIGNALS:  # a second Ctrl-C must not cut the message short
-                signal.signal(signum, signal.SIG_IGN)
+            _ignore_stop_signals()  # a second Ctrl-C must not cut the message short
             fail(program, 128 + e.signum, e.message)
         except ConfigError as e:
             fail(program, EXIT_USAGE, e)
@@ -93,5 +158,12 @@ def guarded(main):
             kept = (f"the checkpoint of epoch {e.epoch - 1} is kept" if e.epoch > 1
                     else "no epoch was completed, so no checkpoint was saved")
             fail(program, EXIT_NONFINITE, f"{e}; {kept}")
+        except Exception as e:  # pylint: disable=broad-except
+            if not out_of_memory(e):
+                raise
+            fail(program, EXIT_OUT_OF_MEMORY, f"out of memory ({type(e).__name__}): "
+                 f"{memory_detail(e)}")
+        _after_completion(program)
+        return result
 
     return wrapped

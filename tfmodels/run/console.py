@@ -15,6 +15,12 @@ for absl's ``--verbosity=1`` (``-v 1``) or more, ``quiet_start``
 * sets TensorFlow's Python logger to ERROR and ignores the deprecation warnings
   TensorFlow and Keras raise from their own code.
 
+Whatever the verbosity, ``quiet_start`` also makes Ctrl-C (SIGINT) or SIGTERM before the
+script's ``main`` begins (seconds of importing TensorFlow, then the flags) end the process
+with one line, ``train.py: error: interrupted while starting; nothing was written``, and
+exit 130 or 143 (``exit_on_early_signals``), not a KeyboardInterrupt traceback. absl
+restores the usual handling just before ``main``; ``cli.guarded`` takes over there.
+
 After absl parsed the flags, ``cli.parse_flags`` calls ``use_plain_lines``: our own log
 lines lose absl's ``I1207 13:38:43.55 139863894895488 experiment.py:102]`` prefix; a
 warning or an error says so (``train.py: warning: ...``). ``--verbosity=1`` keeps the
@@ -30,10 +36,13 @@ import importlib.util
 import logging
 import os
 import re
+import signal
 import sys
 import tempfile
+import threading
 import warnings
 
+from absl import app
 from absl import logging as absl_logging
 
 LEVEL_VARIABLE = "TF_CPP_MIN_LOG_LEVEL"
@@ -47,6 +56,8 @@ _SEVERITY = {"I": 0, "W": 1, "E": 2, "F": 3}
 _CPP_LINE = re.compile(r"([IWEF])\d{4} \d\d:\d\d:[\d.]+ +\d+ \S+:\d+\] "
                        r"|\d{4}-\d\d-\d\d \d\d:\d\d:[\d.]+: ([IWEF]) \S+:\d+\] ")
 _PRE_INIT_BANNER = "WARNING: All log messages before absl::InitializeLog() is called"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+_console_fd = 2  # where stderr really goes: the saved descriptor while filtered_stderr runs
 
 
 def requested_verbosity(argv):
@@ -130,14 +141,17 @@ def filtered_stderr(keep):
     except (AttributeError, OSError, ValueError):
         yield
         return
+    global _console_fd  # pylint: disable=global-statement
     with tempfile.TemporaryFile() as sink:
         os.dup2(sink.fileno(), 2)
+        _console_fd = saved
         try:
             yield
         finally:
             with contextlib.suppress(AttributeError, OSError, ValueError):
                 sys.stderr.flush()
             os.dup2(saved, 2)
+            _console_fd = 2
             os.close(saved)
             sink.seek(0)
             lines = sink.read().decode(errors="replace").splitlines(keepends=True)
@@ -183,10 +197,44 @@ class QuietImport(importlib.abc.MetaPathFinder):
         return spec
 
 
+def exit_on_early_signals(program):
+    """Until absl is about to call ``main``: SIGINT or SIGTERM writes ``<program>: error:
+    interrupted while starting; nothing was written`` (to the console even while
+    ``filtered_stderr`` holds descriptor 2) and ends the process at once with 128 + the
+    signal, wherever the import was. Signals that are ignored (nohup) stay ignored; the
+    handlers absl finds are restored by ``app.call_after_init``. Only in the main thread
+    (the only one that may set handlers). Returns the handler, or None."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, _):
+        line = f"{program}: error: interrupted while starting; nothing was written\n"
+        with contextlib.suppress(OSError):
+            os.write(_console_fd, line.encode())
+        os._exit(128 + signum)  # pylint: disable=protected-access
+
+    previous = {}
+    for signum in STOP_SIGNALS:
+        current = signal.getsignal(signum)
+        if current not in (signal.SIG_IGN, None):  # None: set outside Python, left alone
+            previous[signum] = current
+            signal.signal(signum, handler)
+
+    def restore():
+        for signum, old in previous.items():
+            if signal.getsignal(signum) is handler:  # nobody else took it over
+                signal.signal(signum, old)
+
+    app.call_after_init(restore)
+    return handler
+
+
 def quiet_start(argv):
     """Keeps TensorFlow's start-up lines off the console, unless ``argv`` asks for
-    ``--verbosity=1`` or more; see the module docstring. Call it before anything imports
-    TensorFlow. Returns whether the run is verbose."""
+    ``--verbosity=1`` or more, and an interrupt before ``main`` to one line
+    (``exit_on_early_signals``); see the module docstring. Call it before anything
+    imports TensorFlow. Returns whether the run is verbose."""
+    exit_on_early_signals(os.path.basename(argv[0]) if argv else "python")
     if is_verbose(requested_verbosity(argv)):
         return True
     os.environ.setdefault(LEVEL_VARIABLE, QUIET_LEVEL)  # a user's own setting wins
