@@ -39,6 +39,7 @@ DATA_DIR = flags.DEFINE_string("data_dir", None, "Directory with MNIST (as for "
                                "the throughput runs on random MNIST-shaped images.")
 
 
+@cli.guarded
 def main(argv):
     del argv
     logging.set_verbosity(logging.INFO)

@@ -5,8 +5,10 @@ Nothing here asserts a speed: performance goals are judged in BENCHMARKS.md, fro
 
 import json
 import pathlib
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -235,3 +237,24 @@ def test_images_first_reorders_in_chunks_like_moveaxis():
     x = np.asfortranarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3, 20), np.uint8))
     expected = np.ascontiguousarray(np.moveaxis(x, 3, 0))
     np.testing.assert_array_equal(data.svhn._images_first(x, chunk=7), expected)  # 7 + 7 + 6
+
+
+@pytest.mark.integration
+def test_ctrl_c_while_measuring_is_one_line(tmp_path):
+    """bench.py's main ran unguarded: a Ctrl-C while measuring printed a traceback."""
+    proc = subprocess.Popen(
+        [sys.executable, str(procs.ROOT / "scripts" / "bench.py"), "--quick",
+         f"--output_dir={tmp_path}/out"], env=procs.script_env(), cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    for line in proc.stderr:  # its log lines; the first section starts a worker
+        lines.append(line)
+        if "Throughput" in line:
+            break
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, rest = proc.communicate(timeout=60)
+    stderr = "".join(lines) + rest
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr[-2000:]
+    assert stderr.rstrip().splitlines()[-1] == "bench.py: error: interrupted; rerun the same command"

@@ -241,3 +241,48 @@ def test_an_interrupt_after_main_returned_says_so_and_changes_no_exit_status(sig
     assert line == (f"train.py: interrupted ({signal.Signals(signum).name}) after it had "
                     "finished: its work is complete, nothing was lost\n")
     assert ignored == [signal.SIG_IGN, signal.SIG_IGN]
+
+
+def test_an_interrupt_once_the_work_is_saved_says_so_and_changes_no_exit_status(monkeypatch):
+    """A Ctrl-C after train.py saved its last files but before main returned (the summary
+    lines) said "interrupted; rerun the same command", exit 130, of a complete run."""
+    stderr = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stderr)
+    handlers = {s: signal.getsignal(s) for s in cli.STOP_SIGNALS}
+
+    def main(argv):
+        del argv
+        cli.work_complete()  # what experiment.run calls once save_final has written
+        os.kill(os.getpid(), signal.SIGINT)  # the handler runs before the next line
+        return 0
+
+    try:
+        assert cli.guarded(main)(["train.py"]) == 0
+    finally:
+        for s, handler in handlers.items():
+            signal.signal(s, handler)
+    assert stderr.getvalue() == ("train.py: interrupted (SIGINT) after it had finished: its "
+                                 "work is complete, nothing was lost\n")
+
+
+def test_work_complete_outside_a_guarded_main_changes_no_handler():
+    before = {s: signal.getsignal(s) for s in cli.STOP_SIGNALS}
+    cli.work_complete()
+    assert {s: signal.getsignal(s) for s in cli.STOP_SIGNALS} == before
+
+
+def test_a_run_is_complete_for_an_interrupt_right_after_its_last_files(monkeypatch, tmp_path):
+    """experiment.run says the work is complete just after save_final, not later."""
+    from tfmodels.run import experiment, rundir  # pylint: disable=import-outside-toplevel
+    from tfmodels.run.config import RunConfig  # pylint: disable=import-outside-toplevel
+    events = []
+    save_final = rundir.RunDir.save_final
+    monkeypatch.setattr(rundir.RunDir, "save_final",
+                        lambda self, backend: (save_final(self, backend),
+                                               events.append("save_final")))
+    monkeypatch.setattr(cli, "work_complete", lambda: events.append("work_complete"))
+    monkeypatch.setattr(experiment, "log_summary", lambda *a: events.append("log_summary"))
+    config = RunConfig(epochs=1, max_train_examples=64, model_dir=str(tmp_path / "run"),
+                       backend="numpy", hidden_units=(8,))
+    experiment.run(config.validate())
+    assert events == ["save_final", "work_complete", "log_summary"]

@@ -138,32 +138,54 @@ def _after_completion(program):
         _teardown_registered.append(True)
 
 
+_guarded_program = []  # the program `guarded` runs, while it runs
+
+
+def work_complete():
+    """Says, from inside a guarded ``main``, that its work is saved and complete (a run's
+    last files written): an interrupt from then on is reported as after completion and
+    does not change the exit status, as once ``main`` has returned. Elsewhere (no
+    ``guarded`` handler installed: a test or a notebook calling the code) it does nothing."""
+    if _guarded_program and signal.getsignal(signal.SIGINT) is _raise_interrupted:
+        _after_completion(_guarded_program[-1])
+
+
 def guarded(main):
     """Wraps a script's ``main(argv)`` so expected failures exit per the table above."""
     def wrapped(argv):
         program = argv[0].rsplit("/", 1)[-1]
-        _stop_signals(_raise_interrupted)
+        _guarded_program.append(program)
         try:
-            result = main(argv)
-        except Interrupted as e:
-            _ignore_stop_signals()  # a second Ctrl-C must not cut the message short
-            fail(program, 128 + e.signum, e.message)
-        except ConfigError as e:
-            fail(program, EXIT_USAGE, e)
-        except (DatasetError, WeightsFileError) as e:
-            fail(program, EXIT_DATA, e)
-        except RunDirError as e:
-            fail(program, EXIT_MODEL_DIR, e)
-        except NonFiniteLossError as e:
-            kept = (f"the checkpoint of epoch {e.epoch - 1} is kept" if e.epoch > 1
-                    else "no epoch was completed, so no checkpoint was saved")
-            fail(program, EXIT_NONFINITE, f"{e}; {kept}")
-        except Exception as e:  # pylint: disable=broad-except
-            if not out_of_memory(e):
-                raise
-            fail(program, EXIT_OUT_OF_MEMORY, f"out of memory ({type(e).__name__}): "
-                 f"{memory_detail(e)}")
-        _after_completion(program)
-        return result
+            return _run_guarded(main, argv, program)
+        finally:
+            _guarded_program.pop()
 
     return wrapped
+
+
+def _run_guarded(main, argv, program):
+    """``main(argv)`` with the stop signals raising ``Interrupted``, each expected
+    failure one line and its exit code."""
+    _stop_signals(_raise_interrupted)
+    try:
+        result = main(argv)
+    except Interrupted as e:
+        _ignore_stop_signals()  # a second Ctrl-C must not cut the message short
+        fail(program, 128 + e.signum, e.message)
+    except ConfigError as e:
+        fail(program, EXIT_USAGE, e)
+    except (DatasetError, WeightsFileError) as e:
+        fail(program, EXIT_DATA, e)
+    except RunDirError as e:
+        fail(program, EXIT_MODEL_DIR, e)
+    except NonFiniteLossError as e:
+        kept = (f"the checkpoint of epoch {e.epoch - 1} is kept" if e.epoch > 1
+                else "no epoch was completed, so no checkpoint was saved")
+        fail(program, EXIT_NONFINITE, f"{e}; {kept}")
+    except Exception as e:  # pylint: disable=broad-except
+        if not out_of_memory(e):
+            raise
+        fail(program, EXIT_OUT_OF_MEMORY, f"out of memory ({type(e).__name__}): "
+             f"{memory_detail(e)}")
+    _after_completion(program)
+    return result

@@ -103,7 +103,8 @@ class RunConfig:
         f"{name}: {kind.description}" for name, kind in catalog.MODEL_INFO.items()) + ".",
         choices=catalog.MODEL_NAMES, defines=True, with_model_file="model_file")
     model_file: str = setting(
-        None, "A saved Keras model (.keras, loaded in safe mode) to train instead of --model, "
+        None, "A saved Keras model (.keras, or a legacy .h5; loaded in safe mode) to train "
+        "instead of --model, "
         "with its compiled loss and optimizer if it has them (--optimizer/--learning_rate "
         "override the latter). The run keeps a copy (model_file.keras in --model_dir): "
         "resuming compares the file's content with it, and evaluate.py builds from it.")

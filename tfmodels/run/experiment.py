@@ -103,6 +103,7 @@ def run(config, datasets_override=None):
         run_epochs(backend.stepper, train_batches, lambda: test.batches(EVAL_BATCH),
                    config.epochs, initial_epoch=completed, on_step=on_step, on_epoch=on_epoch)
         run_dir.save_final(backend)  # run_dir.start said if every epoch was already done
+        cli.work_complete()  # a Ctrl-C from here on finds the run complete: exit 0, said so
     log_summary(config, model_dir, history, time.monotonic() - started)
     return {"flags": config.to_dict(), "epochs": history}
 
