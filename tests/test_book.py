@@ -761,3 +761,50 @@ def test_rebound_weights_are_the_ones_a_layer_uses():
     assert out.dtype == np.float64  # as the book's im2col, which fills float64 columns
     expected = BL.Convolution(conv.W.copy(), conv.b.copy()).forward(x16.astype(np.float64))
     np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+
+
+def _book_rows(x, fh, fw, stride, pad):
+    """The book's im2col matrix, built our own way: row (n, p, q) is the window of output
+    (p, q) of image n, (C, fh, fw) flattened; row-major, float64, as the book's."""
+    xp = np.pad(x, [(0, 0), (0, 0), (pad, pad), (pad, pad)]).astype(np.float64)
+    n, c, h, w = xp.shape
+    oh, ow = (h - fh) // stride + 1, (w - fw) // stride + 1
+    rows = [xp[i, :, p * stride:p * stride + fh, q * stride:q * stride + fw].reshape(-1)
+            for i in range(n) for p in range(oh) for q in range(ow)]
+    return np.array(rows), (n, oh, ow)
+
+
+@pytest.mark.parametrize("shape, fn, size, pad", [((100, 1, 28, 28), 30, 5, 0),
+                                                  ((8, 64, 10, 10), 64, 3, 1)],
+                         ids=["ch07-conv", "ch08-conv-K576"])
+def test_book_convolution_rounds_as_the_books_code(shape, fn, size, pad):
+    # The book's forward is np.dot(col, col_W) + b and its db np.sum(dout, axis=0); a bias
+    # folded into the product ([col 1] @ [W; b]) or summed by it rounds otherwise, and the
+    # book's scripts print losses to the last digit.
+    rng = np.random.default_rng(0)
+    x = rng.random(shape).astype(np.float32)  # the book's MNIST images are float32
+    W, b = 0.1 * rng.standard_normal((fn, shape[1], size, size)), rng.standard_normal(fn)
+    col, (n, oh, ow) = _book_rows(x, size, size, 1, pad)
+    col_W = W.reshape(fn, -1).T
+    expected = (np.dot(col, col_W) + b).reshape(n, oh, ow, -1).transpose(0, 3, 1, 2)
+    layer = BL.Convolution(W, b, 1, pad)
+    out = layer.forward(x)
+    assert out.tobytes() == np.ascontiguousarray(expected).tobytes()
+    dout = rng.standard_normal(out.shape)
+    layer.backward(dout)
+    dz = dout.transpose(0, 2, 3, 1).reshape(-1, fn)
+    assert layer.db.tobytes() == np.sum(dz, axis=0).tobytes()
+    assert layer.dW.tobytes() == np.dot(col.T, dz).T.reshape(W.shape).tobytes()
+
+
+@pytest.mark.parametrize("one_hot", [False, True])
+def test_book_softmax_with_loss_divides_its_gradient_by_the_batch_as_the_book(one_hot):
+    rng = np.random.default_rng(1)
+    scores, labels = rng.standard_normal((7, 10)), rng.integers(0, 10, 7)
+    t = np.eye(10)[labels] if one_hot else labels
+    layer = BL.SoftmaxWithLoss()
+    layer.forward(scores, t)
+    expected = layer.y.copy()
+    expected[np.arange(7), labels] -= 1
+    assert layer.backward().tobytes() == (expected / 7).tobytes()  # not * (1 / 7)
+    assert layer.backward(2.0).tobytes() == (expected / 7 * 2.0).tobytes()

@@ -4,14 +4,18 @@
 (so the same ``params`` arrays), where a ``Dense`` used by one node is a
 ``DenseKernel`` writing its gradients into the buffers ``grad_out`` gives, and
 a ``Softmax`` of the logits a sparse cross-entropy reads is computed once for
-both (``SoftmaxCrossentropy``). Its ``loss_and_gradient`` is the network's, bit
-for bit; its forward values are its own (``last_output``).
+both (``SoftmaxCrossentropy``). A ``Conv2D`` is a ``ConvKernel``; one with a plain ReLU
+whose output only a max pooling reads hands the ReLU to that pooling
+(``numpy_ref.fast.conv``). Its ``loss_and_gradient`` is the network's, bit for bit; its
+forward values are its own (``last_output``; a fused convolution's value is its output
+before the ReLU).
 """
 
 import dataclasses
 
 import numpy as np
 
+from numpy_ref.fast import conv as C
 from numpy_ref.fast import flat
 from numpy_ref.fast import kernels as K
 from numpy_ref.layers import activations
@@ -38,11 +42,16 @@ def fast_network(network, grad_out):
     kernel writes the gradient of a weight into (one no other layer shares)."""
     softmax = None
     nodes = []
+    fused = fused_convolutions(network)
     for node in network.nodes:  # each node holds a layer of its own (Network checks it)
         layer = node.layer
         names = node.public_names("params")
         kernel = K.kernel_for(layer, {key: grad_out[name] for key, name in names.items()
                                       if len(network.params.owners(name)) == 1})
+        if type(layer) is C.conv.Conv2D:
+            kernel = C.ConvKernel(layer, fused=node.name in fused)
+        elif node.inputs and node.inputs[0] in fused:
+            kernel = C.MaxPoolKernel(layer)
         if (softmax is None and type(layer) is activations.Softmax and layer.axis == -1
                 and node.inputs == [network.loss_input] and K.fusable(network.last_layer)):
             kernel = softmax = K.SoftmaxKernel(layer)
@@ -52,6 +61,31 @@ def fast_network(network, grad_out):
                                                                           softmax)
     return Network(nodes, network.inputs, network.outputs, loss, network.loss_input,
                    network.input_grad, network.penalties)
+
+
+def fused_convolutions(network):
+    """The names of the nodes whose ``Conv2D`` (with a plain ReLU) hands its ReLU to the
+    max pooling that alone reads its output (``numpy_ref.fast.conv``): not an output,
+    no Keras mask, no activity penalty on it."""
+    readers = {}
+    for node in network.nodes:
+        for name in {*node.inputs, *_mask_sources(node)}:
+            readers.setdefault(name, []).append(node)
+    watched = {*network.outputs, network.loss_input,
+               *(getattr(p, "node", None) for p in network.penalties)}
+    fused = set()
+    for node in network.nodes:
+        after = readers.get(node.name, [])
+        if (C.fusable_conv(node.layer) and node.name not in watched and node.output_mask is None
+                and len(after) == 1 and after[0].inputs == [node.name] and not after[0].masks
+                and C.fusable_pool(after[0].layer)):
+            fused.add(node.name)
+    return fused
+
+
+def _mask_sources(node):
+    return [s for v in (node.masks or {}).values()
+            for s in (v if isinstance(v, list) else [v]) if s is not None]
 
 
 def gradient_buffers(params):

@@ -33,28 +33,42 @@ class _MatrixConv(I.WindowedLayer):
         """im2col of the last input, (M, K) (the book's attribute)."""
         return None if self._col is None else self._col[:, :self.windows(self.x.shape).columns]
 
+    # Keras's twin adds the bias inside the product, [col 1] @ [W; b] (one pass less); the
+    # book's layer adds it after, col @ W + b, and sums dout for db, rounding as the book.
+    bias_in_product = True
+
     def _product(self, x, w_matrix):
-        """z = im2col(x) @ w_matrix + bias, (M, F), as one product [col 1] @ [w; bias];
-        keeps x and the columns for the backward."""
+        """z = im2col(x) @ w_matrix + bias, (M, F) (with ``bias_in_product`` as one product
+        [col 1] @ [w; bias]); keeps x and the columns for the backward."""
         self.x = x
         bias = self.params.get("bias")
+        inside = bias is not None and self.bias_in_product
         # The last batch's buffer is reused: a fresh 5.8 MB one per SimpleConvNet step
         # cost 0.5 ms (of 16) in page faults. Images narrower than the weights (the book's
         # float32 MNIST, float64 filters) give columns of the weights' dtype: a product of
         # mixed dtypes would convert the whole matrix first, forward and backward.
-        self._col = self.windows(x.shape).matrix(x, out=self._col, ones_column=bias is not None,
+        self._col = self.windows(x.shape).matrix(x, out=self._col, ones_column=inside,
                                                  dtype=np.result_type(x.dtype, w_matrix.dtype))
-        if bias is not None:
+        if inside:
             w_matrix = np.concatenate([w_matrix, bias.reshape(1, -1)])  # (K + 1, F)
-        return self._col @ w_matrix  # (M, F)
+        z = self._col @ w_matrix  # (M, F)
+        if bias is None or inside:
+            return z
+        if z.dtype == np.result_type(z, bias):
+            z += bias  # the same sums as z + bias, without a second (M, F) array
+            return z
+        return z + bias
 
     def _weight_grads(self, dz):
-        """dW_matrix = col^T dz (K, F), and dbias = sum(dz) over the rows from the same
-        product (the column of ones), stored."""
+        """dW_matrix = col^T dz (K, F), and dbias = sum(dz) over the rows (with
+        ``bias_in_product`` from the same product, the column of ones), stored."""
         grads = self._col.T @ dz  # (K [+ 1], F)
         if "bias" in self.params:
-            self.grads["bias"] = grads[-1]  # (F,)
-            grads = grads[:-1]
+            if self.bias_in_product:
+                self.grads["bias"] = grads[-1]  # (F,)
+                grads = grads[:-1]
+            else:
+                self.grads["bias"] = np.sum(dz, axis=0)  # (F,)
         return grads
 
     def _input_grad(self, dz, w_matrix):
@@ -76,6 +90,8 @@ class Convolution(L.BookWeightNames, _MatrixConv):
         b: bias (FN,), or None.
         stride, pad: ints, as in the book.
     """
+
+    bias_in_product = False  # out = col @ col_W + b and db = sum(dout), as the book computes
 
     def __init__(self, W, b=None, stride=1, pad=0):
         super().__init__()
