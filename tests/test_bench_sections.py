@@ -30,6 +30,14 @@ def test_the_convnet_section_profiles_each_layer_of_the_twin():
     assert set(result["examples_per_s"]) == {"custom_loop", "numpy_ref"}
     assert result["profile"]["layers"][0]["class"] == "Conv2D"
     assert result["profile"]["step_ms"] > 0
+    deep = result["deep_convnet"]  # issue 22: DeepConvNet measured beside it
+    assert set(deep["examples_per_s"]) == {"custom_loop", "numpy_ref"}
+    assert deep["ratio"]["ratio"] > 0 and deep["batch_size"] == convnet.BATCH_SIZE
+    text = report._convnet({"OpenBLAS picks its kernel": {  # pylint: disable=protected-access
+        **result, "data": "random MNIST-shaped", "blas": {"kernel": "SkylakeX"}}})
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    assert [row.split(" | ")[0] for row in rows[1:3]] == ["| SimpleConvNet", "| DeepConvNet"]
+    assert f"{deep['ratio']['ratio']:.2f}" in rows[2]
 
 
 def test_the_pipeline_section_loads_and_trains_on_an_svhn_file(tmp_path):
