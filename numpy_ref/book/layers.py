@@ -10,7 +10,8 @@ import also brings the functions of ``common.functions`` and ``im2col``/``col2im
 
 They round as the book's code does, so a book script prints the same numbers on either:
 ``Convolution`` adds its bias after the product and sums dout for db (numpy_ref's
-layer, ``bias_in_product = False``), and ``SoftmaxWithLoss`` divides by the batch size.
+layer, ``bias_in_product = False``), and ``SoftmaxWithLoss`` (its 'book' variant) divides
+by the batch size.
 """
 
 import numpy as np  # noqa: F401  (the book's module exports np to star imports)
@@ -19,25 +20,7 @@ from numpy_ref.book.functions import *  # noqa: F401,F403  (the book's layers.py
 from numpy_ref.book.util import col2im, im2col  # noqa: F401
 from numpy_ref.layers.conv import Convolution  # noqa: F401
 from numpy_ref.layers.dropout import Dropout  # noqa: F401
-from numpy_ref import layers as L
-from numpy_ref.layers import Affine, Relu, Sigmoid  # noqa: F401
+from numpy_ref.layers import Affine, Relu, Sigmoid, SoftmaxWithLoss  # noqa: F401
 from numpy_ref.layers.normalization import BatchNormalization  # noqa: F401
 from numpy_ref.layers.pooling import Pooling  # noqa: F401
 
-
-class SoftmaxWithLoss(L.SoftmaxWithLoss):
-    """numpy_ref's ``SoftmaxWithLoss`` (the book's loss), its gradient rounded as the
-    book's: (y - t_onehot) / batch_size, a division (numpy_ref multiplies by dout / N),
-    then times ``dout`` unless it is 1 (the book's ignores it)."""
-
-    def backward(self, dout=1):
-        if self.variant != "book":
-            return super().backward(dout)
-        batch_size = self.t.shape[0]
-        if self.t.size == self.y.size:  # one-hot labels
-            dx = (self.y - self.t) / batch_size
-        else:
-            dx = self.y.copy()
-            dx[np.arange(batch_size), self.t] -= 1
-            dx = dx / batch_size
-        return dx if np.all(np.equal(dout, 1)) else dx * dout

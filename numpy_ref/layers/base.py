@@ -267,7 +267,10 @@ class SoftmaxWithLoss(Layer):
         else:
             dx = y2.copy()
             dx[np.arange(n), labels] -= 1
-        dx *= dout / n
+        if self.variant == "book":  # rounded as the book's code: (y - t) / N, then * dout
+            dx = dx / n * dout
+        else:
+            dx *= dout / n
         return dx.reshape(self.y.shape)
 
     @staticmethod
