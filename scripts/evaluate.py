@@ -27,6 +27,9 @@ DATA_DIR = flags.DEFINE_string("data_dir", None,
 flags.mark_flag_as_required("model_dir")
 flags.register_validator("model_dir", lambda value: value != "",  # else: this folder
                          message="--model_dir must name a training run's folder, not be empty")
+flags.register_validator("data_dir", lambda value: value != "",  # else: this folder
+                         message="--data_dir must name a folder, not be empty (leave the flag "
+                         "out for the run's own, else $TFMODELS_DATA_DIR)")
 
 
 def evaluation():
@@ -35,11 +38,18 @@ def evaluation():
     return module
 
 
+def rundir():
+    """``tfmodels.run.rundir`` (it imports Keras, as evaluation does)."""
+    from tfmodels.run import rundir as module  # pylint: disable=import-outside-toplevel
+    return module
+
+
 @cli.guarded
 def main(argv):
-    del argv  # unused
-    evaluation().evaluate_run(expand_path(MODEL_DIR.value), BACKEND.value,
-                              expand_path(DATA_DIR.value))
+    cli.refuse_arguments(argv)
+    model_dir = expand_path(MODEL_DIR.value)
+    rundir().check_path(model_dir)  # a name too long, ...: one line, not a traceback
+    evaluation().evaluate_run(model_dir, BACKEND.value, expand_path(DATA_DIR.value))
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ def experiment():
 
 @cli.guarded
 def main(argv):
-    del argv  # unused
+    cli.refuse_arguments(argv)
     experiment().run(config.from_flags(flags.FLAGS).validate())
 
 

@@ -15,7 +15,12 @@ def data_dir_from_env():
 
 
 def resolve_data_dir(data_dir=None):
-    """Returns `data_dir`, or `$TFMODELS_DATA_DIR` when None, as a Path."""
+    """Returns `data_dir`, or `$TFMODELS_DATA_DIR` when None, as a Path. An empty
+    `data_dir` is refused: it would be the current folder, not the default."""
+    if data_dir is not None and str(data_dir) == "":
+        raise DatasetError(
+            f"The data directory is empty (''): name a folder, or pass none (None, no "
+            f"--data_dir) for ${DATA_DIR_ENV}.")
     if data_dir is None:
         data_dir = data_dir_from_env()
     if data_dir is None:

@@ -101,9 +101,10 @@ def load_mnist(data_dir=None):
     except idx.MnistFileError as idx_error:
         npz = first_file((data_dir, data_dir / "mnist"), "mnist.npz")
         if npz is None:
+            # idx's sentence names the folders; a path ending it (".") gets no second dot.
             raise DatasetError(
-                f"No MNIST data in {data_dir}. {idx_error} No mnist.npz there "
-                "either. Nothing is downloaded when a directory is given."
+                f"No MNIST data in {data_dir}: {str(idx_error).rstrip('.')}; no mnist.npz "
+                "there either. Nothing is downloaded when a directory is given."
             ) from idx_error
         return load_mnist_npz(npz)
     with _as_dataset_error():

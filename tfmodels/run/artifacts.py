@@ -30,6 +30,11 @@ from tfmodels.files import atomic_write
 from tfmodels.run import names
 
 HISTORY_FIELDS = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy")
+# What a user can do about a run directory that cannot be trusted.
+RETRAIN = "train anew there with --noresume, or use another --model_dir"
+# How deep the run's JSON files may nest: manifest.json's array records nest 5 levels
+# (the manifest, "checkpoint", "arrays", a record, its shape), the sessions' flags as deep.
+MAX_DEPTH = 16
 KEEP_CHECKPOINTS = 3
 # How every .npz (a zip archive) begins: a local file header, or the end
 # record of an empty archive.
@@ -46,11 +51,38 @@ def write_json(path, obj):
 
 
 def read_json(path):
+    """The content of a JSON file the run wrote; RunDirError naming it if it cannot be
+    read, or nests deeper than the run's files do (``MAX_DEPTH``): Python's JSON reader
+    recurses per level, and so would every comparison of what it read."""
     path = pathlib.Path(path)
     try:
-        return json.loads(path.read_text())
+        content = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise RunDirError(f"{path}: not a readable JSON file ({e})") from None
+    except RecursionError:
+        content = None
+        depth = "deeper than Python's JSON reader can follow"
+    else:
+        depth = f"{MAX_DEPTH + 1} or more levels deep" if _deeper(content, MAX_DEPTH) else None
+    if depth is not None:
+        raise RunDirError(f"{path} does not match what the run wrote: it nests {depth}, the "
+                          f"run's files at most {MAX_DEPTH}: edited or damaged since the run "
+                          f"wrote it?; {RETRAIN}")
+    return content
+
+
+def _deeper(content, limit):
+    """Whether the parsed JSON ``content`` nests more than ``limit`` lists and objects
+    deep (looked at without recursion)."""
+    pending = [(content, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, (list, dict)):
+            if depth > limit:
+                return True
+            items = value.values() if isinstance(value, dict) else value
+            pending.extend((item, depth + 1) for item in items)
+    return False
 
 
 def valid_sessions(sessions):

@@ -2,11 +2,13 @@
 
     0  success (also: a finished run asked for the epochs it has; it trains nothing)
     1  an unexpected error (a bug): the traceback is printed
-    2  bad flags or settings (a value, or flags that clash)
+    2  bad flags or settings (a value, or flags that clash), or an argument
+       that is no flag where a script takes flags only
     3  a data or weights file is missing, unreadable or refused (names the
        file and what was wrong; pickled objects and Keras files holding code
        are refused)
-    4  --model_dir unusable: unwritable, in use by another process, holding a
+    4  --model_dir unusable: unwritable, a path the system refuses (a name too
+       long), in use by another process, holding a
        run with other settings (each named, old -> new) or with more epochs
        than --epochs asks for, or files that do not match its manifest, a
        failed write (disk full), or (evaluate) not a finished run
@@ -75,6 +77,18 @@ def parse_flags(argv):
         sys.exit(0 if e.code == 1 else e.code)
     console.use_plain_lines(program, flags.FLAGS["verbosity"].value)
     return remaining
+
+
+def refuse_arguments(argv):
+    """ConfigError (exit 2) naming them if ``argv`` (what ``app.run`` hands ``main``: the
+    program, then what no flag took) holds arguments: a script that takes flags only would
+    otherwise run as if they were not there. (A flag's value after a space, ``--model_dir
+    runs/x``, is the flag's; a word after ``--`` is an argument.)"""
+    extra = list(argv[1:])
+    if extra:
+        raise ConfigError(f"unexpected argument{'s' * (len(extra) > 1)} "
+                          f"{shlex.join(extra)}: this script takes flags only "
+                          "(--name=value; --help lists them)")
 
 
 def _raise_interrupted(signum, _):

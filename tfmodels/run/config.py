@@ -5,7 +5,8 @@ its help text, choices or bound, whether it defines the run and how ``--model_fi
 treats it. Everything else derives from the fields: ``scripts/train.py``'s absl flags
 (``define_flags``), the ``RunConfig`` of a command line (``from_flags``), ``validate`` (one
 line naming the setting, before any work; every float setting must also be finite,
-``checks``), the default ``--model_dir``
+``checks``, and those the computation holds as numbers a normal number of their dtype, or 0,
+``COMPUTED_AS``), the default ``--model_dir``
 (``default_model_dir``), the resume check (``changed_settings``, ``DEFINING``) and what
 manifest.json and history.json record (``to_dict``). Choices come from
 ``tfmodels.catalog`` (models, activations, optimizers, backends, devices, strategies) and
@@ -28,6 +29,7 @@ import os
 from typing import Callable, NamedTuple
 
 from absl import flags
+import numpy as np
 
 from tfmodels import catalog, data, files
 from tfmodels.errors import ConfigError
@@ -52,7 +54,8 @@ FINITE = Check(math.isfinite, "must be a finite number", flag_text="must be a fi
 SEED_LIMIT = 2 ** 32  # NumPy's and Keras's seeds are unsigned 32-bit integers
 SEED = Check(lambda v: 0 <= v < SEED_LIMIT, "must be in [0, 2**32-1] (0 to 4294967295)",
              flag_text="must be in [0, 2**32-1] (0 to 4294967295)")
-# An empty --model_dir would be the current folder: the run's files among the user's.
+# An empty --model_dir would be the current folder: the run's files among the user's;
+# an empty --data_dir the current folder too, not the default ($TFMODELS_DATA_DIR).
 NAMED_FOLDER = Check(lambda v: v != "", "must name a folder (leave the flag out for the "
                      "default)", flag_text="must name a folder, not be empty (leave the flag "
                      "out for the default)")
@@ -60,9 +63,23 @@ POSITIVE = Check(lambda v: v > 0, "must be > 0", flag_text="must be > 0")
 RATE = Check(lambda v: 0 <= v < 1, "must be a rate in [0, 1)")
 NON_NEGATIVE = Check(lambda v: v >= 0, "must be >= 0")
 DECAY = Check(lambda v: 0 < v <= 1, "must be in (0, 1]")
-SIZES = Check(lambda v: len(v) > 0 and all(str(u).isdigit() and int(u) > 0 for u in v),
+# isdecimal, not isdigit: "²" is a digit that int() refuses; "１２" (full-width) int() reads.
+SIZES = Check(lambda v: len(v) > 0 and all(_whole(u) and int(u) > 0 for u in v),
               "must be positive integers", flag_text="must be positive integers, e.g. 512,512")
 _NOT_REPLACED = object()
+# The float settings the computation holds as a number of some dtype: a learning rate is
+# float32 whatever --dtype (Keras makes a Python float a float32 tensor first, and the
+# NumPy backend does as Keras), the others are of the run's --dtype. A nonzero value below
+# that dtype's smallest normal number is 0 there (TensorFlow flushes subnormal numbers to
+# zero), one above its largest infinite: neither is the value asked for (``_as_computed``).
+# A dropout rate stays a Python float (the keep probability 1 - rate), so it is not here.
+COMPUTED_AS = {"learning_rate": "float32", "weight_decay": None, "learning_rate_decay": None}
+
+
+def _whole(value):
+    """Whether ``value`` (an int, or a flag's string) is written in decimal digits only,
+    as ``int()`` reads it."""
+    return str(value).isdecimal()
 
 
 def setting(default, help_text, *, choices=None, check=None, defines=False, model_option=False,
@@ -148,7 +165,8 @@ class RunConfig:
         "twin); 1 keeps it constant.", check=DECAY, defines=True)
     seed: int = setting(0, "Seeds the initial weights and the shuffling; 0 to 2**32-1.",
                         check=SEED, defines=True)
-    data_dir: str = setting(None, "Data directory; default $TFMODELS_DATA_DIR.")
+    data_dir: str = setting(None, "Data directory; default $TFMODELS_DATA_DIR.",
+                            check=NAMED_FOLDER)
     model_dir: str = setting(
         None, "Output directory; default: runs/<model>-<dataset>-<backend>, followed by each "
         "setting that defines the run and differs from the model's default, e.g. "
@@ -190,7 +208,8 @@ class RunConfig:
         kind = catalog.MODEL_INFO.get(self.model)
         units = ((kind.hidden_units if kind else ()) if self.hidden_units is None
                  else self.hidden_units)
-        self._set("hidden_units", tuple(int(u) for u in units))
+        # What is not a whole number is kept as given, for ``validate`` to name it.
+        self._set("hidden_units", tuple(int(u) if _whole(u) else u for u in units))
         if self.activation is None and self.model_file is None:
             self._set("activation", kind.activation if kind else "relu")
         if self.learning_rate is None and self.optimizer in catalog.OPTIMIZER_INFO:
@@ -225,6 +244,9 @@ class RunConfig:
         for field in dataclasses.fields(self):
             if self.model_file is None or field not in REPLACED:
                 _check(field, getattr(self, field.name))
+        for name, dtype in COMPUTED_AS.items():
+            if getattr(self, name) is not None:
+                _as_computed(FIELD[name], getattr(self, name), dtype or self.dtype)
         if self.model_file is None:
             self._validate_model()
         elif any(getattr(self, name) for name in MODEL_OPTIONS):
@@ -281,6 +303,7 @@ class RunConfig:
 
 
 FIELDS = dataclasses.fields(RunConfig)
+FIELD = {field.name: field for field in FIELDS}
 # The settings that define a run: a resumed run must keep them. A key missing from a saved
 # run's settings counts as the field's default (runs saved before it existed).
 DEFINING = tuple(f.name for f in FIELDS if f.metadata["defines"])
@@ -316,6 +339,25 @@ def _check(field, value):
             shown = (list(value) if isinstance(value, tuple)
                      else repr(value) if isinstance(value, str) else value)
             raise ConfigError(f"--{field.name} {check.text}; got {shown}")
+
+
+def _as_computed(field, value, dtype):
+    """ConfigError naming the setting unless ``value`` (a finite float, already checked)
+    is 0 or a normal number of ``dtype``, the dtype the computation holds it in
+    (``COMPUTED_AS``): else the run would compute with 0 or infinity instead."""
+    if not value:
+        return
+    info = np.finfo(dtype)
+    smallest, largest = float(info.tiny), float(info.max)
+    if smallest <= abs(value) <= largest:
+        return
+    why = (f"it is infinite as a {dtype} number" if abs(value) > largest
+           else f"{dtype} holds it as a subnormal number or 0, which TensorFlow computes as 0")
+    held = ("a learning rate is float32 whatever --dtype" if field.name == "learning_rate"
+            else f"--dtype={dtype}")
+    zero = "0 or " if all(check.test(0.0) for check in checks(field)) else ""
+    raise ConfigError(f"--{field.name} must be {zero}a normal {dtype} number ({held}), of "
+                      f"magnitude {smallest:.8g} to {largest:.8g}; got {value}: {why}")
 
 
 def _takers(option):

@@ -193,6 +193,7 @@ def evaluate_run(model_dir, backend="tensorflow", data_dir=None, test_data=None)
             loading the run's data set (from ``data_dir`` or the run's setting).
     """
     model_dir = pathlib.Path(model_dir)
+    rundir.check_path(model_dir)  # a name the system refuses: one line, not an OSError
     if not (model_dir / names.MANIFEST).is_file():  # create no lock file in a stranger's folder
         raise _not_a_run(model_dir)
     rundir.check_writable(model_dir)

@@ -18,6 +18,7 @@ import numpy as np
 
 from numpy_ref.training import epoch_summary, run_epochs
 from tfmodels import data
+from tfmodels.errors import ConfigError
 from tfmodels.run import backends, cli, names, rundir
 from tfmodels.run.progress import ProgressBar
 
@@ -29,6 +30,19 @@ EVAL_BATCH = 1000  # test batches (evaluation does not depend on the training ba
 def load_datasets(config):
     """((x_train, y_train), (x_test, y_test)) for --dataset, uint8 images."""
     return data.DATASETS[config.dataset].load(config.data_dir)
+
+
+def check_max_train_examples(config, available):
+    """ConfigError naming --max_train_examples unless the training set (of ``available``
+    examples) has that many: a larger limit would train on them all, in a run directory
+    named for a limit that did nothing. Known only once the data is loaded, it is
+    checked before anything is written."""
+    if config.max_train_examples > available:
+        where = f" in {config.data_dir}" if config.data_dir else ""
+        raise ConfigError(f"--max_train_examples={config.max_train_examples} is more than the "
+                          f"{available:,} examples of the {config.dataset} training set"
+                          f"{where}; pass at most {available}, or leave the flag out to "
+                          "train on all of them")
 
 
 def collapsed_class(probabilities, threshold=COLLAPSE_FRACTION):
@@ -67,6 +81,7 @@ def run(config, datasets_override=None):
     rundir.check_writable(model_dir)
     (x_train, y_train), (x_test, y_test) = datasets_override or load_datasets(config)
     if config.max_train_examples:
+        check_max_train_examples(config, len(x_train))
         x_train, y_train = x_train[:config.max_train_examples], y_train[:config.max_train_examples]
     steps = -(-len(x_train) // config.batch_size)  # the last batch may be partial
     # --model_file is read once: the model is built from those bytes, and the run's copy

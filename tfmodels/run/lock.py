@@ -22,14 +22,28 @@ from tfmodels.errors import RunDirError
 from tfmodels.run import names
 
 
+# The most of the lock file read to name its holder: a holder writes a line of a few
+# hundred bytes; anything longer is not its record, and is not read whole.
+HOLDER_BYTES = 4096
+
+
 def _describe_holder(path):
-    """Who holds the lock, in words, from what the holder wrote into the file."""
+    """Who holds the lock, in words, from what the holder wrote into the file (read up to
+    HOLDER_BYTES); whatever else the file holds names no one, and fails nothing."""
     try:
-        holder = json.loads(pathlib.Path(path).read_text())
+        with open(path, "rb") as f:
+            raw = f.read(HOLDER_BYTES)
+    except OSError:
+        raw = b""
+    if not raw.strip():
+        return "another process (it has not written its details yet)"
+    try:
+        holder = json.loads(raw.decode())
         return (f"pid {holder['pid']} on {holder['host']} ({holder['command']}, "
                 f"started {holder['started']})")
-    except (OSError, ValueError, KeyError, TypeError):
-        return "another process (it has not written its details yet)"
+    except (ValueError, KeyError, TypeError, IndexError, RecursionError):
+        return (f"another process ({path} does not hold the details a holder writes, so "
+                "it is not named)")
 
 
 def _holder_record():

@@ -37,8 +37,7 @@ from tfmodels.errors import RunDirError, WeightsFileError
 from tfmodels.run import artifacts, names
 
 FORMAT = 1
-# What a user can do about a run directory that cannot be trusted.
-RETRAIN = "train anew there with --noresume, or use another --model_dir"
+RETRAIN = artifacts.RETRAIN  # what a user can do about a run directory that cannot be trusted
 
 
 def history_digest(epochs):

@@ -56,8 +56,23 @@ from tfmodels.run.config import SESSION, RunConfig, changed_settings, state_diff
 from tfmodels.run.keras_model import save_keras_model
 
 
+def check_path(model_dir):
+    """RunDirError naming ``model_dir`` and the system's reason when the path cannot be
+    looked up at all (a name too long, a loop of links, a folder it cannot search); a
+    path that does not exist yet, or runs into a file, passes (``check_writable`` says
+    more)."""
+    try:
+        os.stat(model_dir)
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    except OSError as e:
+        raise RunDirError(f"--model_dir={model_dir} cannot be used "
+                          f"({e.strerror or e})") from None
+
+
 def check_writable(model_dir):
     """Fails early, creating nothing, when ``model_dir`` cannot hold the run's files."""
+    check_path(model_dir)
     model_dir = pathlib.Path(model_dir)
     existing = model_dir
     while not existing.exists() and existing != existing.parent:
@@ -200,13 +215,24 @@ def checked_checkpoint(model_dir, manifest_, template):
     return arrays
 
 
-def _write_failure(e):
-    """Why ``e`` is a failed write, in words (an OSError, or TensorFlow's
-    multi-line report of a full disk, from its TensorBoard writer); else None."""
+# The system's reasons a write in the run directory fails, as TensorFlow's errors (of
+# its TensorBoard writer) end their lines with them: "<path>; File name too long".
+_WRITE_ERRORS = tuple(os.strerror(code) for code in (
+    errno.ENOSPC, errno.EDQUOT, errno.ENAMETOOLONG, errno.EROFS, errno.EACCES, errno.EIO))
+
+
+def _write_failure(e, model_dir):
+    """Why ``e`` is a failed write, in words (an OSError, or TensorFlow's multi-line
+    report of a full disk, or of another of ``_WRITE_ERRORS`` on a file it names in
+    ``model_dir``, from its TensorBoard writer); else None."""
     if isinstance(e, OSError):
         return e.strerror or str(e)
-    disk_full = os.strerror(errno.ENOSPC)
-    return disk_full if disk_full in str(e) else None
+    disk_full, text = os.strerror(errno.ENOSPC), str(e)
+    if disk_full in text:
+        return disk_full
+    if str(model_dir) not in text:
+        return None
+    return next((reason for reason in _WRITE_ERRORS if f"; {reason}" in text), None)
 
 
 def ways_out(config, path):
@@ -541,7 +567,7 @@ def _locked(config, model_dir, model_file):
         except (Interrupted, KeyboardInterrupt) as e:
             raise Interrupted(getattr(e, "signum", signal.SIGINT), run_dir.interrupted()) from None
         except Exception as e:  # pylint: disable=broad-except
-            reason = None if isinstance(e, RunDirError) else _write_failure(e)
+            reason = None if isinstance(e, RunDirError) else _write_failure(e, model_dir)
             if reason is None:
                 raise
             raise RunDirError(f"could not write in --model_dir={model_dir} ({reason}); "
