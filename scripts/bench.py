@@ -10,9 +10,13 @@ book's SimpleConvNet (numpy_ref against the custom loop, one thread), and the LS
 `--model=lstm` (numpy_ref against the custom loops and the peers, one thread, batch 128).
 
 --output_dir is made and tried before anything is measured: one that cannot take the
-report (or an empty one) fails at once with one line and exit 2. Should a report file
-still fail to be written after measuring (a full disk), the results are printed on stdout
-as the JSON of latest.json, then one line names the file, exit 4 (tfmodels/run/cli.py).
+report (or an empty one) fails at once with one line and exit 2, as does an argument
+that is no flag. MNIST is read from
+--data_dir (or $TFMODELS_DATA_DIR) before anything is measured too: a folder without a
+readable MNIST fails at once with one line and exit 3, an empty --data_dir with exit 2.
+Should a report file still fail to be written after measuring (a full disk), the results
+are printed on stdout as the JSON of latest.json, then one line names the file, exit 4
+(tfmodels/run/cli.py).
 """
 
 import os
@@ -41,13 +45,17 @@ DATA_DIR = flags.DEFINE_string("data_dir", None, "Directory with MNIST (as for "
 
 @cli.guarded
 def main(argv):
-    del argv
+    cli.refuse_arguments(argv)
     logging.set_verbosity(logging.INFO)
-    data_dir = DATA_DIR.value or os.environ.get("TFMODELS_DATA_DIR")
+    data_dir = DATA_DIR.value or os.environ.get("TFMODELS_DATA_DIR") or None
     config = runner.QUICK if QUICK.value else runner.FULL
     if not OUTPUT_DIR.value:
         cli.fail("bench.py", cli.EXIT_USAGE, "--output_dir is empty: give a folder (by "
                                              f"default {runner.REPO_ROOT})")
+    if DATA_DIR.value == "":
+        cli.fail("bench.py", cli.EXIT_USAGE, "--data_dir is empty: give the folder holding "
+                                             "MNIST (by default $TFMODELS_DATA_DIR; without "
+                                             "one, random MNIST-shaped images)")
     try:
         runner.run(config, pathlib.Path(OUTPUT_DIR.value), mnist_dir=data_dir,
                    quick=QUICK.value)

@@ -15,8 +15,10 @@ counts), and compare.json lists the same under "nonfinite". A NaN or inf on one 
 only is a difference: exit 6, naming where.
 
 The model file is a .keras file or a legacy .h5 one (loaded by Keras in safe mode; a
-model holding Python code, such as a Lambda layer, is refused). --num_examples beyond
-the data set's test images is refused (exit 2).
+model holding Python code, such as a Lambda layer, is refused). A model whose inputs or
+outputs do not fit --dataset (its images, its number of classes), --num_examples beyond
+the data set's test images, an empty --output_dir or --data_dir and an argument that
+is no flag are refused (exit 2).
 Other exit codes: tfmodels/run/cli.py.
 """
 
@@ -48,6 +50,12 @@ OUTPUT_DIR = flags.DEFINE_string("output_dir", None,
 DATA_DIR = flags.DEFINE_string("data_dir", None, "Data directory; default $TFMODELS_DATA_DIR.")
 TRAINING = flags.DEFINE_bool("training", False, "Run both in training mode.")
 flags.mark_flag_as_required("model_file")
+flags.register_validator("output_dir", lambda value: value != "",  # else: this folder
+                         message="--output_dir is empty: give a folder for compare.json and "
+                                 "compare.png (by default compare-<model file name>)")
+flags.register_validator("data_dir", lambda value: value != "",  # else: this folder
+                         message="--data_dir is empty: give the folder holding the data set "
+                                 "(by default $TFMODELS_DATA_DIR)")
 
 
 def comparison():
@@ -58,7 +66,7 @@ def comparison():
 
 @cli.guarded
 def main(argv):
-    del argv  # unused
+    cli.refuse_arguments(argv)
     report, files = comparison().compare_model_file(
         MODEL_FILE.value, DATASET.value, NUM_EXAMPLES.value, DTYPE.value, OUTPUT_DIR.value,
         DATA_DIR.value, TRAINING.value)

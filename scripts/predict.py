@@ -20,8 +20,10 @@ Images are made into what the run trained on (tfmodels/run/predict.py):
   resizing; inverted only with --invert=yes).
 
 --backend=tensorflow reads the run's model.keras, --backend=numpy the NumPy twin of
-weights.npz. Exit codes (tfmodels/run/cli.py): 2 bad flags or no image given, 3 an
-image or weights file missing, unreadable or not an image of the run's data set, 4
+weights.npz. Exit codes (tfmodels/run/cli.py): 2 bad flags (an empty --model_dir
+included) or no image given, 3 an image or weights file missing, unreadable or not an
+image of the run's data set (checked before decoding: a picture over 89.5 megapixels, a
+.npy header declaring more data than its file holds, a stack of no images), 4
 --model_dir not a finished run.
 """
 

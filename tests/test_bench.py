@@ -115,6 +115,18 @@ def test_an_output_dir_that_cannot_take_the_report_fails_before_measuring(
     assert message.format(tmp=tmp_path) in str(refused.value)
 
 
+def test_a_data_dir_without_mnist_fails_before_any_worker_or_folder(tmp_path, monkeypatch):
+    """A worker failed on it after ~4 s, its DatasetError a traceback (exit 1)."""
+    monkeypatch.setattr(runner, "_worker", _never_measure)
+    monkeypatch.setattr(runner.machine, "describe", _never_measure)
+    with pytest.raises(data.DatasetError, match=f"{tmp_path / 'nope'}"):
+        runner.run(runner.QUICK, tmp_path / "out", mnist_dir=tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(data.DatasetError, match=f"{tmp_path / 'empty'}"):
+        runner.run(runner.QUICK, tmp_path / "out", mnist_dir=tmp_path / "empty")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]  # no output folder
+
+
 def test_a_usable_output_dir_is_made_and_left_clean(tmp_path):
     runner.check_output_dir(tmp_path / "new" / "out")
     assert [p.relative_to(tmp_path) for p in sorted(tmp_path.rglob("*"))] == [
@@ -161,10 +173,17 @@ def test_bench_refuses_an_unusable_output_dir_at_once(tmp_path):
     for flag, fragments in ((f"--output_dir={tmp_path}/file/x", (
             f"{tmp_path}/file is a file, not a folder", "--output_dir")),
                             ("--output_dir=", ("--output_dir is empty",)),
-                            ("--repeats=3", ("Unknown command line flag 'repeats'",))):
+                            ("--repeats=3", ("Unknown command line flag 'repeats'",)),
+                            ("--data_dir=", ("--data_dir is empty",)),
+                            ("stray", ("unexpected argument stray",))):
         proc = procs.run_script("bench.py", "--quick", flag, cwd=tmp_path, timeout=60)
         procs.assert_fails_with(proc, 2, *fragments)
         assert proc.stdout == ""
+    # A --data_dir without MNIST: exit 3 at once (it was a worker's traceback after ~4 s).
+    proc = procs.run_script("bench.py", "--quick", f"--data_dir={tmp_path}/nope",
+                            f"--output_dir={tmp_path}/out", cwd=tmp_path, timeout=60)
+    procs.assert_fails_with(proc, 3, f"{tmp_path}/nope")
+    assert proc.stdout == ""
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # nothing written
 
 

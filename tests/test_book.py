@@ -10,6 +10,7 @@ and keep every ReLU and max-pooling input farther than 1e-3 from a kink (a diffe
 quotient straddling one is wrong by up to the gradient itself).
 """
 
+import io
 import pickle
 from collections import OrderedDict
 
@@ -650,7 +651,9 @@ def test_safe_pickle_names_the_file_of_a_damaged_pickle(tmp_path):
 
 
 def test_standing_in_for_pickle_covers_the_module_and_is_undone():
+    import _pickle  # pylint: disable=import-outside-toplevel
     originals = pickle.load, pickle.loads, pickle.Unpickler
+    c_originals = _pickle.load, _pickle.loads, _pickle.Unpickler
     data = pickle.dumps({"W1": np.ones(2)})
     with safe_pickle.standing_in_for_pickle():
         from pickle import load, loads, Unpickler  # pylint: disable=import-outside-toplevel
@@ -660,7 +663,18 @@ def test_standing_in_for_pickle_covers_the_module_and_is_undone():
         np.testing.assert_array_equal(pickle.loads(data)["W1"], [1, 1])
         with pytest.raises(safe_pickle.PickleFileError, match="io.open"):
             pickle.loads(pickle.dumps(_Boom("never")))
+        # The C module behind pickle too: the probe's book script imported _pickle and
+        # ran a crafted pickle through _pickle.load.
+        assert (_pickle.load, _pickle.loads, _pickle.Unpickler) == (
+            safe_pickle.load, safe_pickle.loads, safe_pickle.Unpickler)
+        with pytest.raises(safe_pickle.PickleFileError, match="io.open"):
+            _pickle.loads(pickle.dumps(_Boom("never")))
+        with pytest.raises(safe_pickle.PickleFileError, match="io.open"):
+            _pickle.load(io.BytesIO(pickle.dumps(_Boom("never"))))
+        with pytest.raises(safe_pickle.PickleFileError, match="io.open"):
+            _pickle.Unpickler(io.BytesIO(pickle.dumps(_Boom("never")))).load()
     assert (pickle.load, pickle.loads, pickle.Unpickler) == originals
+    assert (_pickle.load, _pickle.loads, _pickle.Unpickler) == c_originals
 
 
 # --- Trainer --------------------------------------------------------------------------

@@ -6,8 +6,9 @@ TensorFlow), on saved models and a tiny MNIST-like data set
 float32), one whose custom layer has a deliberately wrong twin, one with a custom layer
 that has no twin, one with a Lambda layer (refused by safe mode), an output
 directory that is a file, and a bad flag; a legacy .h5 file, a config nested 5,000
-deep, a model whose weights hold NaN (on both sides alike), a missing SVHN file and more
-examples than the test set holds.
+deep, a model whose weights hold NaN (on both sides alike) or inf, a missing SVHN file,
+more examples than the test set holds, a model with 3 outputs for MNIST's 10 classes, and
+empty folder flags.
 """
 
 import concurrent.futures
@@ -70,6 +71,10 @@ def runs(folder, agreeing, tiny_data_dir):
     kernel[0, :3] = np.nan  # NaN in 3 of its 16 outputs for every image (NaN * 0 is NaN)
     with_nan.get_layer("dense_16").kernel.assign(kernel)
     with_nan.save(folder / "nan.keras")
+    kernel[0, :3] = np.inf  # inf * 0 (a black pixel) is NaN: "invalid value" in a matmul
+    with_nan.get_layer("dense_16").kernel.assign(kernel)
+    with_nan.save(folder / "inf.keras")
+    save(folder, "three", keras.layers.Dense(3))
     (folder / "a_file").write_text("not a directory")
     wrapper = folder / "compare_with_wrong_twin.py"
     wrapper.write_text(WRAPPER.format(tests=str(ROOT / "tests"),
@@ -96,6 +101,12 @@ def runs(folder, agreeing, tiny_data_dir):
         "no_svhn": ("compare.py", model("agreeing"), out("no_svhn"), "--dataset=svhn"),
         "too_many": ("compare.py", model("agreeing"), out("too_many"),
                      "--num_examples=100000000"),
+        "inf": ("compare.py", model("inf"), out("inf"), "--num_examples=8"),
+        "three": ("compare.py", model("three"), out("three")),
+        "empty_output_dir": ("compare.py", model("agreeing"), "--output_dir="),
+        "empty_data_dir": ("compare.py", model("agreeing"), out("empty_data_dir"),
+                           "--data_dir="),
+        "stray": ("compare.py", model("agreeing"), out("stray"), "stray"),
     }
 
     def start(program, *args):
@@ -191,6 +202,37 @@ def test_nan_weights_computed_alike_on_both_sides_agree_with_a_warning(runs, fol
     row, = (row for row in saved["layers"] if row["name"] == "dense_16")
     assert row["forward"]["nonfinite"] == 24
     assert list(row["nonfinite_weights"].values()) == [{"nan": 3, "inf": 0}]
+
+
+def test_inf_weights_warn_in_the_report_alone_not_through_numpy(runs, folder):
+    """NumPy's "RuntimeWarning: invalid value encountered in matmul" and its source line
+    came besides the report's own warning lines."""
+    proc = runs["inf"].result()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "warning: dense_16: both compute" in proc.stdout
+    assert "RuntimeWarning" not in proc.stderr and "encountered" not in proc.stderr, (
+        proc.stderr[-3000:])
+
+
+def test_a_model_whose_outputs_are_not_the_data_sets_classes_is_refused(runs, folder):
+    """It was TensorFlow's InvalidArgumentError traceback (labels outside [0, 3)), where
+    train.py refused the same file with this line."""
+    assert_fails_with(runs["three"].result(), 2, f"--model_file={folder / 'three.keras'} "
+                      "has 3 outputs; --dataset=mnist has 10 classes")
+    assert not (folder / "three").exists()
+
+
+def test_empty_folder_flags_are_refused(runs, folder):
+    """--output_dir= wrote into ./compare-agreeing, the default, without a word."""
+    assert_fails_with(runs["empty_output_dir"].result(), 2, "--output_dir is empty")
+    assert_fails_with(runs["empty_data_dir"].result(), 2, "--data_dir is empty")
+    assert not (folder / "empty_data_dir").exists()
+
+
+def test_a_stray_argument_is_refused(runs, folder):
+    """compare.py takes flags only; a word without "--" was dropped without a word."""
+    assert_fails_with(runs["stray"].result(), 2, "unexpected argument stray")
+    assert not (folder / "stray").exists()
 
 
 def test_a_missing_data_file_is_its_own_line_not_the_models(runs, folder):

@@ -235,3 +235,20 @@ def test_predict_script_errors_are_one_line(run_copy, tmp_path):
     assert_fails_with(proc, 3, "notes.png", "not an image")
     proc = procs.run_script("predict.py", f"--model_dir={tmp_path}", tmp_path / "notes.png")
     assert_fails_with(proc, 4, "not a training run")
+
+
+@pytest.mark.integration
+def test_predict_script_refuses_what_a_file_claims_and_empty_folder_flags(run_copy,
+                                                                          tmp_path):
+    """A PNG header claiming 100000x100000 was Pillow's DecompressionBombError traceback
+    (exit 1); the folder flags: an empty --model_dir would be this folder, and predict.py
+    takes no --data_dir (the run's images are the user's files)."""
+    from test_probe_file_side import png_header_only  # pylint: disable=import-outside-toplevel
+    bomb = png_header_only(tmp_path / "bomb.png", 100_000, 100_000)
+    proc = procs.run_script("predict.py", f"--model_dir={run_copy}", bomb, cwd=tmp_path)
+    assert_fails_with(proc, 3, f"{bomb}: a picture of 100000x100000 = 10,000,000,000 pixels")
+    for flags, message in (
+            (["--model_dir="], "--model_dir must name a training run's folder"),
+            ([f"--model_dir={run_copy}", "--data_dir="], "Unknown command line flag 'data_dir'")):
+        proc = procs.run_script("predict.py", *flags, bomb, cwd=tmp_path)
+        assert_fails_with(proc, 2, message)

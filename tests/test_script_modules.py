@@ -45,9 +45,7 @@ def script():
 
 def run_main(module, program, *args):
     """``main`` after absl parsed ``args``, as ``app.run`` calls it."""
-    argv = [program, *map(str, args)]
-    FLAGS(argv)
-    return module.main(argv)
+    return module.main(FLAGS([program, *map(str, args)]))  # what no flag took
 
 
 def test_train_writes_a_run(script, tmp_path, tiny_data_dir):

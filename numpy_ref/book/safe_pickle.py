@@ -12,7 +12,8 @@ allowed for Latin-1 only), before importing or calling it, with a ``PickleFileEr
 the file and the global.
 
 ``scripts/run_book.py`` runs the book's scripts inside ``standing_in_for_pickle()``,
-so their ``pickle.load``, ``pickle.loads`` and ``pickle.Unpickler`` are these.
+so their ``pickle.load``, ``pickle.loads`` and ``pickle.Unpickler`` are these, and so
+are those of the C module ``_pickle`` behind them (for a script importing it).
 """
 
 import contextlib
@@ -21,6 +22,8 @@ import io
 import os
 import pickle
 from collections import OrderedDict
+
+import _pickle
 
 import numpy as np
 
@@ -125,18 +128,25 @@ def loads(data, /, *, fix_imports=True, encoding="ASCII", errors="strict", buffe
 
 _STAND_INS = {"load": load, "loads": loads, "Unpickler": Unpickler,
               "_load": load, "_loads": loads, "_Unpickler": Unpickler}
+# The C module pickle takes them from: a script may import it itself.
+_C_STAND_INS = {"load": load, "loads": loads, "Unpickler": Unpickler}
 
 
 @contextlib.contextmanager
 def standing_in_for_pickle():
     """Within: the ``pickle`` module's ``load``, ``loads`` and ``Unpickler`` (and its
-    pure-Python ``_load``, ``_loads``, ``_Unpickler``) are this module's, for code that
-    imports ``pickle`` or ``from pickle import load`` then; restored on the way out."""
-    saved = {name: getattr(pickle, name) for name in _STAND_INS}
-    for name, stand_in in _STAND_INS.items():
-        setattr(pickle, name, stand_in)
+    pure-Python ``_load``, ``_loads``, ``_Unpickler``), and the C module ``_pickle``'s
+    ``load``, ``loads`` and ``Unpickler``, are this module's, for code that imports
+    ``pickle`` (or ``_pickle``) or ``from pickle import load`` then; restored on the way
+    out."""
+    replaced = [(module, name, stand_in)
+                for module, stand_ins in ((pickle, _STAND_INS), (_pickle, _C_STAND_INS))
+                for name, stand_in in stand_ins.items()]
+    saved = [(module, name, getattr(module, name)) for module, name, _ in replaced]
+    for module, name, stand_in in replaced:
+        setattr(module, name, stand_in)
     try:
         yield
     finally:
-        for name, original in saved.items():
-            setattr(pickle, name, original)
+        for module, name, original in saved:
+            setattr(module, name, original)

@@ -2,7 +2,9 @@
 
 The output folder is made and tried (a file written and removed in it and in its
 `benchmarks/`) before anything is measured: `OutputDirError` if it cannot take the
-report. Each report file is written whole or not at all (`tfmodels.files.atomic_write`);
+report. MNIST's folder, when one is given, is read as the workers will read it, before
+any starts: `tfmodels.errors.DatasetError` (naming the folder or file) if it holds no
+readable MNIST. Each report file is written whole or not at all (`tfmodels.files.atomic_write`);
 should a write still fail after measuring, the results are printed on stdout as the JSON
 of `latest.json` before `ReportWriteError` is raised, so nothing measured is lost.
 """
@@ -20,7 +22,7 @@ import time
 from absl import logging
 
 from benchmarking import gradients, machine, peers, pipeline, report, stats
-from tfmodels import files
+from tfmodels import data, files
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 SCRIPTS_DIR = pathlib.Path(__file__).resolve().parents[1]  # holds this package
@@ -82,6 +84,14 @@ class OutputDirError(Exception):
 class ReportWriteError(Exception):
     """A report file could not be written after measuring (the results were printed on
     stdout); the message names the file and why."""
+
+
+def check_mnist_dir(mnist_dir):
+    """Reads MNIST from `mnist_dir` (None: nothing to check) as each worker does
+    (`tfmodels.data.load_mnist`): a missing folder or file, or a damaged one, raises its
+    `DatasetError` here, before a worker fails on it with a traceback."""
+    if mnist_dir is not None:
+        data.load_mnist(mnist_dir)
 
 
 def report_files(output_dir):
@@ -347,10 +357,12 @@ def run(config, output_dir, mnist_dir=None, quick=False):
 
     Raises:
         OutputDirError: before measuring, `output_dir` cannot take the report.
+        DatasetError: before measuring, `mnist_dir` holds no readable MNIST.
         ReportWriteError: after measuring, a report file could not be written (the
             results were printed on stdout first).
     """
     output_dir = pathlib.Path(output_dir)
+    check_mnist_dir(mnist_dir)  # first: nothing is made for a run that cannot start
     check_output_dir(output_dir)
     started = time.perf_counter()
     results = {"quick": quick, "machine": machine.describe(),

@@ -1,9 +1,12 @@
 """What ``scripts/compare.py`` runs: a user's saved Keras model against its NumPy twin.
 
-``compare_model_file`` loads the model (Keras safe mode), makes a copy in the
+``compare_model_file`` loads the model (Keras safe mode), checks that it takes the
+data set's images and outputs its classes (as train.py does), makes a copy in the
 requested dtype, twins it, runs both on the first test images of a data set
 and writes ``compare.json`` and ``compare.png`` (per-layer differences, log
 scale) into the output directory; it returns the report and those files' paths.
+NumPy's floating-point warnings are silenced while the two run: the report says where
+NaN and inf arise.
 """
 
 import math
@@ -17,7 +20,7 @@ from tfmodels.errors import ConfigError, DatasetError, RunDirError, WeightsFileE
 from tfmodels.files import atomic_write
 from tfmodels.parity import cast, losses, twins
 from tfmodels.run import artifacts
-from tfmodels.run.keras_model import load_model_file
+from tfmodels.run.keras_model import check_fits_dataset, load_model_file
 
 OUTPUT_FILES = ("compare.json", "compare.png")
 
@@ -25,11 +28,12 @@ OUTPUT_FILES = ("compare.json", "compare.png")
 DEFAULT_EXAMPLES = 64  # test images compared when --num_examples is not given
 
 
-def example_batch(model, dataset, data_dir, num_examples, dtype):
+def example_batch(model, dataset, data_dir, num_examples, dtype, test_set=None):
     """The first ``num_examples`` test images of ``dataset`` (None: ``DEFAULT_EXAMPLES``, or
     all of a smaller test set; more than it has is refused), scaled to [0, 1] in ``dtype``
-    and shaped like the model's input; and their integer labels."""
-    _, (x, y) = data.DATASETS[dataset].load(data_dir)
+    and shaped like the model's input; and their integer labels. ``test_set``: the
+    data set's (images, labels), if loaded already."""
+    x, y = test_set if test_set is not None else data.DATASETS[dataset].load(data_dir)[1]
     if num_examples is None:  # not asked for: DEFAULT_EXAMPLES, or all a smaller set has
         num_examples = min(DEFAULT_EXAMPLES, len(x))
     if num_examples > len(x):
@@ -91,6 +95,8 @@ def compare_model_file(model_file, dataset="mnist", num_examples=None, dtype="fl
     """Compares the saved model with its twin; writes the JSON and PNG; returns a
     ``Comparison``."""
     model = load_model_file(pathlib.Path(model_file).expanduser())
+    _, test_set = data.DATASETS[dataset].load(data_dir)  # a missing file: its own line
+    check_fits_dataset(model, model_file, dataset)  # as train.py checks it
     output_dir = pathlib.Path(output_dir or f"compare-{pathlib.Path(model_file).stem}")
     output_dir = output_dir.expanduser()
     if output_dir.exists() and not output_dir.is_dir():
@@ -99,11 +105,12 @@ def compare_model_file(model_file, dataset="mnist", num_examples=None, dtype="fl
         copy = cast.cast_model(model, dtype)
         keras_loss = losses.resolve(model)
         keras_loss = None if keras_loss is None else losses.with_dtype(keras_loss, dtype)
-        x, labels = example_batch(copy, dataset, data_dir, num_examples, dtype)
+        x, labels = example_batch(copy, dataset, data_dir, num_examples, dtype, test_set)
         outputs = twins.symbolic_tensors(copy, "outputs")
         classes = outputs[0].shape[-1] if outputs else None
         y = targets(keras_loss, labels, classes or int(labels.max()) + 1)
-        report = parity.compare(copy, x, y, loss=keras_loss, training=training)
+        with np.errstate(all="ignore"):  # the report names the layers computing NaN, inf
+            report = parity.compare(copy, x, y, loss=keras_loss, training=training)
     except ValueError as e:  # no twin for a layer, an op outside layers, a bad loss ...
         if isinstance(e, (ConfigError, DatasetError, RunDirError, WeightsFileError)):
             raise  # says what is wrong on its own

@@ -12,12 +12,24 @@ A model file is a ``.keras`` archive (a zip of ``config.json``, ``metadata.json`
   (past ``EXPANSION_FLOOR``): a decompression bomb, not a saved model;
 - JSON nested deeper than ``MAX_NESTING``, measured without recursion before
   ``json.loads`` (which recurses, as Keras's deserialization does, per level);
+- an archive member named outside the archive (absolute, or with a ``..`` part): no
+  saved model has one (zipfile would skip it, with a warning per member);
 - Python code in the config (a ``Lambda``'s lambda or a lambda activation, saved as
   marshalled bytecode), which Keras's safe mode refuses: the line names where it is and
-  what to do instead.
+  what to do instead;
+- an object of a module outside Keras (``{"module": "os", "class_name": "system"}``)
+  that is not a registered class (the project's and a user's own classes are saved
+  with the ``registered_name`` "package>Name" of
+  ``@keras.saving.register_keras_serializable``, and load where that registration was
+  imported), a Keras class carrying a registered name that names no registered class,
+  and keys that are Python attribute names (``__class__``, ``__reduce__``): the line
+  names the layer (or where the object is), the module and class. Keras would refuse
+  each too (it imports no module outside its own packages), with a line naming
+  neither.
 
 ``explain`` turns an error Keras raised while loading into such a line where the config
-says why (a Python function Keras cannot find by its name).
+says why (a Python function Keras cannot find by its name), else Keras's first line
+without the full config it appends.
 """
 
 import base64
@@ -49,6 +61,15 @@ HDF5_ATTRIBUTES = ("model_config", "training_config")
 # An HDF5 file starts with this signature, at offset 0 or, after a user block, at 512,
 # 1024, 2048, ... bytes.
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+# The packages whose modules Keras's deserialization imports classes from (a
+# KerasSaveable's module, "keras.src.models.functional"); any other module's classes it
+# finds only registered.
+KERAS_PACKAGES = ("keras", "keras_hub", "keras_cv", "keras_nlp")
+# Keys of the form __name__ a Keras config holds: the legacy (Keras 2) marker of a nested
+# object's config.
+KERAS_DUNDER_KEYS = ("__passive_serialization__",)
+SAFE_MODE = ("safe mode loads only Keras's own classes and those registered "
+             "(@keras.saving.register_keras_serializable) where the model is loaded")
 
 
 def kind(path):
@@ -93,6 +114,7 @@ def checked_config(path, file_kind=None):
     parsed = {name: parse(text, f"{path}: {name}") for name, text in texts.items()}
     for value in parsed.values():
         _refuse_code(path, value)
+    _refuse_foreign(path, parsed[main])
     return parsed[main]
 
 
@@ -110,6 +132,11 @@ def _keras_texts(path):
 
 
 def _check_member(path, info):
+    parts = info.filename.replace("\\", "/").split("/")
+    if info.filename.startswith(("/", "\\")) or ".." in parts or ":" in parts[0]:
+        raise WeightsFileError(
+            f"{path}: refused: its member {info.filename!r} is named outside the archive "
+            "(an absolute or parent-relative path), which no saved Keras model has")
     if info.filename in CONFIG_MEMBERS and info.file_size > MAX_CONFIG_BYTES:
         raise WeightsFileError(
             f"{path}: its {info.filename} declares {_size(info.file_size)}; a .keras "
@@ -254,6 +281,73 @@ def _refuse_code(path, config):
         f"{remedy}, and save the model again")
 
 
+_DUNDER = re.compile(r"^__\w+__$")
+
+
+def _refuse_foreign(path, config):
+    """A one-line refusal naming the first object of the config that is neither Keras's
+    nor registered (a custom class whose registration was not imported included), a
+    Keras class carrying a registered name that names nothing registered, or a key that
+    is a Python attribute's name. A function (``"class_name": "function"``) is left to
+    Keras, which looks it up by name only, and to ``explain``."""
+    for owner, key, value in _walk(config):
+        if not isinstance(value, dict):
+            continue
+        dunders = sorted(k for k in value if isinstance(k, str) and _DUNDER.match(k)
+                         and k not in KERAS_DUNDER_KEYS)
+        if dunders:
+            more = f" (and {', '.join(map(repr, dunders[1:]))})" if dunders[1:] else ""
+            where = "the config" if owner is None else f"{owner[0]!r} ({owner[1]})'s config"
+            raise WeightsFileError(
+                f"{path}: refused: {where} holds the key {dunders[0]!r}{more}: a Python "
+                "attribute's name, which no Keras config holds")
+        module, class_name = value.get("module"), value.get("class_name")
+        if not isinstance(class_name, str) or class_name == "function" or not (
+                module is None or isinstance(module, str)):
+            continue
+        registered = value.get("registered_name")
+        custom = isinstance(registered, str) and ">" in registered
+        keras_own = isinstance(module, str) and module.split(".", 1)[0] in KERAS_PACKAGES
+        if custom and not keras_own:
+            if _is_registered(registered):
+                continue
+            saved_as = f"{module}.{class_name}" if module else f"class {class_name}, no module"
+            what = (f"the custom class {registered!r} ({saved_as}), which is not registered "
+                    "where the model is loaded")
+        elif isinstance(module, str) and not keras_own:
+            what = f"{module}.{class_name}, neither a Keras class nor a registered one"
+        elif keras_own and isinstance(registered, str) and registered not in (
+                class_name, "") and not _is_registered(registered):
+            what = (f"{module}.{class_name} but carries registered_name {registered!r}, "
+                    "which names no registered class (a Keras class has no registered "
+                    "name)")
+        else:
+            continue
+        raise WeightsFileError(f"{path}: refused: {_object_place(owner, key, value)} is "
+                               f"{what}; {SAFE_MODE}")
+
+
+def _object_place(owner, key, value):
+    """"the layer 'hid'" for a layer, "the model 'net'" for the whole config, else where
+    the object is (and its name, if it has one)."""
+    inner = value.get("config")
+    name = inner.get("name") if isinstance(inner, dict) else None
+    if not isinstance(name, str):
+        return (f"a layer of {owner[0]!r} ({owner[1]})" if key == "layers" and owner
+                else _place(owner, key))
+    if key in ("layers", "layer"):
+        return f"the layer {name!r}"
+    return f"the model {name!r}" if owner is None and key is None else (
+        f"{_place(owner, key)} ({name!r})")
+
+
+def _is_registered(name):
+    """Whether ``name`` is registered with Keras (``register_keras_serializable``)."""
+    import keras  # pylint: disable=import-outside-toplevel  # the caller loads it next
+
+    return keras.saving.get_registered_object(name) is not None
+
+
 def explain(path, config, error):
     """The one line for ``error``, which Keras raised while loading the model file at
     ``path`` whose config is ``config``: the Python functions the config names that Keras
@@ -267,6 +361,7 @@ def explain(path, config, error):
                 "(@keras.saving.register_keras_serializable) where the model is loaded: "
                 "replace it by built-in Keras layers or functions, and save the model again")
     first = str(error).splitlines()[0] if str(error) else repr(error)
+    first = first.split(" Full object config: ", 1)[0]  # the object's whole config
     if "safe_mode" in first:
         return (f"{path}: refused by Keras's safe mode, which loads no Python code from a "
                 f"model file ({first})")

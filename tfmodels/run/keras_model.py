@@ -29,7 +29,7 @@ import keras
 from keras.src.legacy.saving import legacy_h5_format
 from keras.src.saving import serialization_lib
 
-from tfmodels import models, optimizers, parity
+from tfmodels import data, models, optimizers, parity
 from tfmodels.errors import ConfigError, WeightsFileError
 from tfmodels.parity import cast, losses, twins
 from tfmodels.run import keras_file, names
@@ -150,20 +150,31 @@ def _users_model(config):
     try:
         if config.dtype != "float32":
             model = _keep_compiled(model, cast.cast_model(model, config.dtype))
+    except ValueError as e:
+        raise WeightsFileError(f"--model_file={path}: {str(e).splitlines()[0]}") from None
+    check_fits_dataset(model, path, config.dataset)
+    return model
+
+
+def check_fits_dataset(model, path, dataset):
+    """A ``ConfigError`` (exit 2) unless the model of the model file ``path`` takes one
+    image of ``dataset`` and outputs one value per class (when its outputs say how many);
+    train.py and compare.py both check a model file so, before using it."""
+    kind = data.DATASETS[dataset]
+    try:
         specs = twins.input_specs(model)
     except ValueError as e:
         raise WeightsFileError(f"--model_file={path}: {str(e).splitlines()[0]}") from None
     if len(specs) != 1 or None in specs[0].shape[1:] or (
-            math.prod(specs[0].shape[1:]) != math.prod(config.input_shape)):
+            math.prod(specs[0].shape[1:]) != math.prod(kind.input_shape)):
         raise ConfigError(f"--model_file={path} takes inputs of shape "
                           f"{[tuple(s.shape[1:]) for s in specs]}, which do not hold a "
-                          f"--dataset={config.dataset} image {config.input_shape}")
+                          f"--dataset={dataset} image {kind.input_shape}")
     outputs = twins.symbolic_tensors(model, "outputs")
     classes = outputs[0].shape[-1] if outputs else None
-    if classes is not None and classes != config.num_classes:
+    if classes is not None and classes != kind.num_classes:
         raise ConfigError(f"--model_file={path} has {classes} outputs; --dataset="
-                          f"{config.dataset} has {config.num_classes} classes")
-    return model
+                          f"{dataset} has {kind.num_classes} classes")
 
 
 def _keep_compiled(original, copy):

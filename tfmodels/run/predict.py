@@ -15,6 +15,12 @@ flattened, or MNIST's with a trailing channel of 1), taken as it is: no resizing
 automatic inversion. uint8 (or integer 0..255) values are pixels; floats in [0, 1] are
 taken as scaled pixels and rounded to the 256 levels training saw.
 
+What a file claims is checked before it is decoded, each refusal one ``DatasetError``
+naming the file: a picture of more than ``MAX_PICTURE_PIXELS`` (Pillow's own default
+limit: a digit never needs a fraction of it; a header may claim 10^10 pixels), a
+``.npy`` header declaring more bytes than the file holds (a 1 KB file may claim 730
+GiB), a stack of no images.
+
 ``predict`` computes the class probabilities with either backend: TensorFlow loads the
 run's model.keras (safe mode; weights.npz into the run's model when there is no
 model.keras), NumPy the twin holding weights.npz, exactly as scripts/evaluate.py does.
@@ -22,6 +28,7 @@ model.keras), NumPy the twin holding weights.npz, exactly as scripts/evaluate.py
 
 import contextlib
 import dataclasses
+import math
 import os
 import pathlib
 
@@ -38,6 +45,14 @@ from tfmodels.run.keras_model import load_keras_model
 
 INVERT_CHOICES = catalog.INVERT_CHOICES  # --invert's values (the flag reads them there)
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg")
+# The most pixels a picture may have: Pillow's default MAX_IMAGE_PIXELS (past it Pillow
+# warns, past twice it refuses), 89.5 megapixels: a photo of a digit is a few, MNIST's
+# 784 and SVHN's 1,024. Checked on the size the file's header declares, before decoding.
+MAX_PICTURE_PIXELS = 1024 * 1024 * 1024 // 4 // 3
+# .npy format versions read: 1.0 and 2.0 (a longer header); NumPy writes 3.0 only for
+# structured arrays with non-Latin-1 field names, which are no pixels.
+NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
+                      (2, 0): np.lib.format.read_array_header_2_0}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,19 +110,48 @@ def has_light_border(pixels):
 
 def read_picture(path, shape):
     """The picture file at ``path`` as uint8 pixels of ``shape`` ((H, W) grey or (H, W, 3)
-    RGB), read by Pillow (matplotlib's own image reader)."""
+    RGB), read by Pillow (matplotlib's own image reader); one of more than
+    ``MAX_PICTURE_PIXELS`` is refused before it is decoded."""
+    with _unreadable_picture(path):
+        picture = _open_picture(path)  # the header only
+    width, height = picture.size
+    if width * height > MAX_PICTURE_PIXELS:
+        picture.close()
+        raise DatasetError(f"{path}: a picture of {width}x{height} = {width * height:,} "
+                           f"pixels; at most {MAX_PICTURE_PIXELS:,} are read (a digit "
+                           "needs a few thousand), and it was not decoded")
+    with _unreadable_picture(path), picture:
+        picture.load()
+        picture = _eight_bit(picture)
+        if "A" in picture.getbands() or "transparency" in picture.info:
+            white = PILImage.new("RGBA", picture.size, (255, 255, 255, 255))
+            picture = PILImage.alpha_composite(white, picture.convert("RGBA"))
+        picture = picture.convert("L" if len(shape) == 2 else "RGB")
+        if picture.size != (shape[1], shape[0]):
+            picture = picture.resize((shape[1], shape[0]), PILImage.Resampling.BILINEAR)
+        return np.asarray(picture, np.uint8).copy()
+
+
+def _open_picture(path):
+    """``PILImage.open(path)``: the header read, nothing decoded. Pillow's own size check,
+    made while opening, is off for it (it raises its DecompressionBombError naming no
+    file): ``read_picture`` checks the size."""
+    limit = PILImage.MAX_IMAGE_PIXELS
+    PILImage.MAX_IMAGE_PIXELS = None
     try:
-        with PILImage.open(path) as picture:
-            picture.load()
-            picture = _eight_bit(picture)
-            if "A" in picture.getbands() or "transparency" in picture.info:
-                white = PILImage.new("RGBA", picture.size, (255, 255, 255, 255))
-                picture = PILImage.alpha_composite(white, picture.convert("RGBA"))
-            picture = picture.convert("L" if len(shape) == 2 else "RGB")
-            if picture.size != (shape[1], shape[0]):
-                picture = picture.resize((shape[1], shape[0]), PILImage.Resampling.BILINEAR)
-            return np.asarray(picture, np.uint8).copy()
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        return PILImage.open(path)
+    finally:
+        PILImage.MAX_IMAGE_PIXELS = limit
+
+
+@contextlib.contextmanager
+def _unreadable_picture(path):
+    """Pillow's errors (a frame larger than its header says included), as one
+    ``DatasetError`` naming the file."""
+    try:
+        yield
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError,
+            PILImage.DecompressionBombError) as e:
         what = ("" if path.suffix.lower() in PICTURE_SUFFIXES
                 else f" (expected {', '.join(PICTURE_SUFFIXES)} or .npy)")
         raise DatasetError(f"{path}: not an image that can be read{what}: "
@@ -126,7 +170,8 @@ def _eight_bit(picture):
 
 def read_array(path, shape):
     """The ``Image``s of a ``.npy`` file: one image of ``shape`` (or flattened, or grey
-    with a trailing 1) or a stack of them."""
+    with a trailing 1) or a stack of them (at least one)."""
+    _check_npy_size(path)
     try:
         array = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
@@ -136,12 +181,40 @@ def read_array(path, shape):
     if array.shape in one:
         stack, names_ = array.reshape(1, *shape), [str(path)]
     elif array.ndim > 1 and array.shape[1:] in one:
+        if not len(array):
+            raise DatasetError(f"{path}: a stack of no images (shape {array.shape}); "
+                               "expected at least one")
         stack = array.reshape(len(array), *shape)
         names_ = [f"{path}[{i}]" for i in range(len(array))]
     else:
         raise DatasetError(f"{path}: an array of shape {array.shape}; expected one image of "
                            f"shape {' or '.join(map(str, sorted(one)))}, or a stack of them")
     return [Image(name, pixels) for name, pixels in zip(names_, _pixels(path, stack))]
+
+
+def _check_npy_size(path):
+    """A ``DatasetError`` if the ``.npy`` header of ``path`` declares more data than the
+    file holds (NumPy allocates the declared size first: a 1 KB file may claim 730 GiB).
+    A header it cannot read is left to ``np.load``, which says what is wrong."""
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = NPY_HEADER_READERS.get(version)
+            if read_header is not None:
+                shape, _, dtype = read_header(f)
+                held = os.fstat(f.fileno()).st_size - f.tell()
+    except (ValueError, OSError, EOFError):
+        return
+    if read_header is None:
+        readable = " and ".join(".".join(map(str, v)) for v in NPY_HEADER_READERS)
+        raise DatasetError(f"{path}: a .npy file of format version "
+                           f"{'.'.join(map(str, version))}; pixels are read from versions "
+                           f"{readable}")
+    declared = math.prod(shape) * dtype.itemsize
+    if not dtype.hasobject and declared > held:
+        raise DatasetError(f"{path}: its header declares an array of shape {shape} "
+                           f"{dtype} ({declared:,} bytes), but the file holds {held:,} "
+                           "bytes of data: truncated or damaged")
 
 
 def _pixels(path, array):
@@ -174,9 +247,9 @@ def finished_run(model_dir):
 
 def predict(model_dir, images, backend="tensorflow"):
     """(class probabilities (N, C) as the model outputs them, the file they come from) of
-    the finished run at ``model_dir`` for ``images`` (``Image``s), with ``backend``. Holds
-    the run's lock when the folder is writable, so a run train.py is changing is never
-    read."""
+    the finished run at ``model_dir`` for ``images`` (``Image``s, at least one), with
+    ``backend``. Holds the run's lock when the folder is writable, so a run train.py is
+    changing is never read."""
     model_dir = pathlib.Path(model_dir)
     finished_run(model_dir)
     held = (lock.held(model_dir) if os.access(model_dir, os.W_OK | os.X_OK)
