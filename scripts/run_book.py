@@ -14,7 +14,7 @@ A chapter network the script's folder lacks (``simple_convnet``) comes from
 
 Pickles: the book keeps weights in pickles of a dict of NumPy arrays (ch03's
 ``sample_weight.pkl``, the ``params.pkl`` its ``save_params`` writes). While the script
-runs, ``pickle.load``, ``pickle.loads`` and ``pickle.Unpickler`` are
+runs, ``pickle.load``, ``pickle.loads`` and ``pickle.Unpickler`` (and ``_pickle``'s) are
 ``numpy_ref.book.safe_pickle``'s: they unpickle arrays, dtypes, dicts, lists, tuples,
 strings and numbers, and refuse a pickle that names any other global (a crafted file
 would run it) before anything it names is imported or run.
