@@ -160,7 +160,8 @@ class Walk:
 
     def check_evaluate(self, words, output):
         model_dir = next(w.split("=", 1)[1] for w in words if w.startswith("--model_dir="))
-        found = re.search(r"test images: loss [\d.]+, accuracy ([\d.]+)%", output)
+        found = re.search(r"test images, the weights of epoch \d+: loss [\d.]+, accuracy ([\d.]+)%",
+                          output)
         assert found, output
         assert "Per-class accuracy" in output, output
         # The other backend from the same weights: equal but for an argmax on a tie.
