@@ -41,6 +41,10 @@ OUTPUT_DIR = flags.DEFINE_string("output_dir", str(runner.REPO_ROOT),
 DATA_DIR = flags.DEFINE_string("data_dir", None, "Directory with MNIST (as for "
                                "scripts/train.py); default $TFMODELS_DATA_DIR. Without one, "
                                "the throughput runs on random MNIST-shaped images.")
+cli.refuse_empty("output_dir", f"--output_dir is empty: give a folder (by default "
+                 f"{runner.REPO_ROOT})")
+cli.refuse_empty("data_dir", "--data_dir is empty: give the folder holding MNIST (by default "
+                 "$TFMODELS_DATA_DIR; without one, random MNIST-shaped images)")
 
 
 @cli.guarded
@@ -49,13 +53,6 @@ def main(argv):
     logging.set_verbosity(logging.INFO)
     data_dir = DATA_DIR.value or os.environ.get("TFMODELS_DATA_DIR") or None
     config = runner.QUICK if QUICK.value else runner.FULL
-    if not OUTPUT_DIR.value:
-        cli.fail("bench.py", cli.EXIT_USAGE, "--output_dir is empty: give a folder (by "
-                                             f"default {runner.REPO_ROOT})")
-    if DATA_DIR.value == "":
-        cli.fail("bench.py", cli.EXIT_USAGE, "--data_dir is empty: give the folder holding "
-                                             "MNIST (by default $TFMODELS_DATA_DIR; without "
-                                             "one, random MNIST-shaped images)")
     try:
         runner.run(config, pathlib.Path(OUTPUT_DIR.value), mnist_dir=data_dir,
                    quick=QUICK.value)

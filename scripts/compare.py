@@ -50,12 +50,10 @@ OUTPUT_DIR = flags.DEFINE_string("output_dir", None,
 DATA_DIR = flags.DEFINE_string("data_dir", None, "Data directory; default $TFMODELS_DATA_DIR.")
 TRAINING = flags.DEFINE_bool("training", False, "Run both in training mode.")
 flags.mark_flag_as_required("model_file")
-flags.register_validator("output_dir", lambda value: value != "",  # else: this folder
-                         message="--output_dir is empty: give a folder for compare.json and "
-                                 "compare.png (by default compare-<model file name>)")
-flags.register_validator("data_dir", lambda value: value != "",  # else: this folder
-                         message="--data_dir is empty: give the folder holding the data set "
-                                 "(by default $TFMODELS_DATA_DIR)")
+cli.refuse_empty("output_dir", "--output_dir is empty: give a folder for compare.json and "
+                 "compare.png (by default compare-<model file name>)")
+cli.refuse_empty("data_dir", "--data_dir is empty: give the folder holding the data set (by "
+                 "default $TFMODELS_DATA_DIR)")
 
 
 def comparison():

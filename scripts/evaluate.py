@@ -25,11 +25,9 @@ BACKEND = flags.DEFINE_enum("backend", "tensorflow", catalog.BACKEND_NAMES,
 DATA_DIR = flags.DEFINE_string("data_dir", None,
                                "Data directory; default: the run's, else $TFMODELS_DATA_DIR.")
 flags.mark_flag_as_required("model_dir")
-flags.register_validator("model_dir", lambda value: value != "",  # else: this folder
-                         message="--model_dir must name a training run's folder, not be empty")
-flags.register_validator("data_dir", lambda value: value != "",  # else: this folder
-                         message="--data_dir must name a folder, not be empty (leave the flag "
-                         "out for the run's own, else $TFMODELS_DATA_DIR)")
+cli.refuse_empty("model_dir", "--model_dir must name a training run's folder, not be empty")
+cli.refuse_empty("data_dir", "--data_dir must name a folder, not be empty (leave the flag out "
+                 "for the run's own, else $TFMODELS_DATA_DIR)")
 
 
 def evaluation():

@@ -49,8 +49,7 @@ INVERT = flags.DEFINE_enum("invert", "auto", catalog.INVERT_CHOICES,
                            "Invert the pixels (255 - x): auto inverts MNIST pictures with a "
                            "light border (dark ink on white); yes every image; no none.")
 flags.mark_flag_as_required("model_dir")
-flags.register_validator("model_dir", lambda value: value != "",  # else: this folder
-                         message="--model_dir must name a training run's folder, not be empty")
+cli.refuse_empty("model_dir", "--model_dir must name a training run's folder, not be empty")
 
 
 def predictor():

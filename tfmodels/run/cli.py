@@ -79,6 +79,12 @@ def parse_flags(argv):
     return remaining
 
 
+def refuse_empty(name, message):
+    """Registers a check that the folder flag ``--name`` is not given empty (``--name=``),
+    which would otherwise mean the current folder: parsing fails with ``message``, exit 2."""
+    flags.register_validator(name, lambda value: value != "", message=message)
+
+
 def refuse_arguments(argv):
     """ConfigError (exit 2) naming them if ``argv`` (what ``app.run`` hands ``main``: the
     program, then what no flag took) holds arguments: a script that takes flags only would
